@@ -1,0 +1,32 @@
+"""crossrank: cross-encoder reranking for RAG pipelines.
+
+Example:
+    >>> from crossrank import CrossEncoderScorer
+    >>> scorer = CrossEncoderScorer()  # CROSSRANK_MODEL or cross-encoder/ms-marco-MiniLM-L6-v2
+    >>> hits = scorer.rank("query", ["text one", "text two"], top_k=1)
+"""
+
+from crossrank._version import __version__
+from crossrank.errors import (
+    CrossrankError,
+    HubUnreachableError,
+    ModelLoadError,
+    ModelNotFoundError,
+    UnsupportedModelError,
+)
+from crossrank.scorer import DEFAULT_MODEL, CrossEncoderScorer, ScoreDetails
+from crossrank.selection import Hit, select
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "CrossEncoderScorer",
+    "CrossrankError",
+    "Hit",
+    "HubUnreachableError",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "ScoreDetails",
+    "UnsupportedModelError",
+    "__version__",
+    "select",
+]

@@ -1,0 +1,46 @@
+"""Exceptions raised by crossrank.
+
+Every model-loading failure is a :class:`ModelLoadError` carrying the model that was
+asked for (``model``) and what to do about it (``hint``), so callers can catch one type.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CrossrankError",
+    "HubUnreachableError",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "UnsupportedModelError",
+]
+
+
+class CrossrankError(Exception):
+    """Base class of every error crossrank raises on purpose."""
+
+
+class ModelLoadError(CrossrankError):
+    """A cross-encoder could not be loaded.
+
+    Attributes:
+        model: The model id or folder that was asked for.
+        hint: What to do instead.
+    """
+
+    def __init__(self, model: str, reason: str, hint: str) -> None:
+        self.model = model
+        self.reason = reason
+        self.hint = hint
+        super().__init__(f"Could not load cross-encoder {model!r}: {reason}. {hint}")
+
+
+class ModelNotFoundError(ModelLoadError):
+    """The model is neither an existing local folder nor a model id on the Hub."""
+
+
+class HubUnreachableError(ModelLoadError):
+    """The Hugging Face Hub could not be reached and the model is not in the local cache."""
+
+
+class UnsupportedModelError(ModelLoadError):
+    """The files load, but they are not a cross-encoder crossrank can score with."""

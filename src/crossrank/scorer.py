@@ -1,0 +1,336 @@
+"""The core scorer: reads each (query, text) pair jointly and scores it.
+
+Every adapter (Haystack, LangChain, LlamaIndex) calls this class; no scoring logic
+lives anywhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from crossrank.batching import plan_batches
+from crossrank.loading import LoadedModel, load_model
+from crossrank.selection import Hit, select
+from crossrank.validation import (
+    check_positive_int,
+    check_query,
+    check_score_threshold,
+    check_texts,
+    check_top_k,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["DEFAULT_MODEL", "CrossEncoderScorer", "ScoreDetails"]
+
+logger = logging.getLogger("crossrank")
+
+#: Used when neither ``model`` nor the ``CROSSRANK_MODEL`` environment variable is set.
+DEFAULT_MODEL = "cross-encoder/ms-marco-MiniLM-L6-v2"
+
+Activation = Literal["sigmoid", "raw"]
+_ACTIVATIONS: tuple[str, ...] = ("sigmoid", "raw")
+
+# Documents are tokenized and scored in groups of this many, so host memory for token
+# ids stays bounded whatever the number of candidates.
+_GROUP_SIZE = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreDetails:
+    """Scores plus what happened on the way.
+
+    Attributes:
+        scores: One Python float per text, in input order.
+        truncated: For each text, whether it was longer than the model reads and was cut
+            (document side only).
+        pairs: Number of (query, text) pairs the model scored.
+    """
+
+    scores: list[float]
+    truncated: list[bool]
+    pairs: int
+
+    @property
+    def num_truncated(self) -> int:
+        """How many texts were truncated."""
+        return sum(self.truncated)
+
+
+class CrossEncoderScorer:
+    """Score (query, text) pairs with a cross-encoder.
+
+    The model is loaded lazily, once, on first use or on :meth:`warm_up`; loading and
+    scoring are safe to call from several threads at once.
+
+    Example:
+        >>> from crossrank import CrossEncoderScorer
+        >>> scorer = CrossEncoderScorer("cross-encoder/ms-marco-MiniLM-L6-v2")
+        >>> scorer.score("what is a cross-encoder?", ["A cross-encoder reads both texts.", "Bananas."])
+        [0.97..., 0.00...]
+        >>> [hit.index for hit in scorer.rank("capital of France", ["Berlin", "Paris"], top_k=1)]
+        [1]
+
+    Args:
+        model: A Hugging Face model id or a local folder. Defaults to the environment
+            variable ``CROSSRANK_MODEL``, else ``cross-encoder/ms-marco-MiniLM-L6-v2``.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or a ``torch.device``.
+            Default: CUDA when available, else CPU.
+        batch_size: Most pairs per forward pass.
+        max_tokens_per_batch: Optional cap on padded tokens per forward pass
+            (``pairs x longest pair``); with it, memory is bounded by the budget.
+        max_length: Tokens per pair the model reads (query + document + special
+            tokens). Default: the model's own limit. Longer pairs are truncated on the
+            document side, and this is reported (:meth:`score_details`, a log warning).
+        activation: ``"sigmoid"`` (default) gives scores in (0, 1); ``"raw"`` gives the
+            logit. Two-logit models score the positive class: ``raw`` is its log-odds,
+            ``sigmoid`` its softmax probability.
+        token: Hugging Face token for private models (default: the ``HF_TOKEN`` setting).
+        cache_dir: Folder for downloaded models (default: the Hugging Face cache).
+        revision: Model revision (branch, tag or commit) on the Hub.
+        local_files_only: Never contact the Hub; load from ``cache_dir`` or a folder.
+        trust_remote_code: Allow models that ship their own modelling code.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        *,
+        device: str | torch.device | None = None,
+        batch_size: int = 32,
+        max_tokens_per_batch: int | None = None,
+        max_length: int | None = None,
+        activation: Activation = "sigmoid",
+        token: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        revision: str | None = None,
+        local_files_only: bool = False,
+        trust_remote_code: bool = False,
+    ) -> None:
+        if model is None:
+            model = os.environ.get("CROSSRANK_MODEL") or DEFAULT_MODEL
+        if isinstance(model, os.PathLike):
+            model = os.fspath(model)
+        if not isinstance(model, str) or not model.strip():
+            raise TypeError(f"model must be a model id or a folder path, got {model!r}")
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {activation!r}")
+        self.model_name: str = model
+        self.device = device
+        self.batch_size: int = check_positive_int(batch_size, name="batch_size")  # type: ignore[assignment]
+        self.max_tokens_per_batch = check_positive_int(
+            max_tokens_per_batch, name="max_tokens_per_batch", allow_none=True
+        )
+        self._requested_max_length = check_positive_int(
+            max_length, name="max_length", allow_none=True
+        )
+        self.activation: Activation = activation
+        self.token = token
+        self.cache_dir = None if cache_dir is None else str(Path(cache_dir).expanduser())
+        self.revision = revision
+        self.local_files_only = local_files_only
+        self.trust_remote_code = trust_remote_code
+        self._loaded: LoadedModel | None = None
+        self._load_lock = threading.Lock()
+        # Fast tokenizers are not safe to call from several threads at once
+        # ("Already borrowed"): every tokenizer call goes through this lock.
+        self._tokenizer_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        state = "loaded" if self.is_loaded else "not loaded"
+        return f"CrossEncoderScorer(model={self.model_name!r}, {state})"
+
+    # ------------------------------------------------------------------ loading
+
+    @property
+    def is_loaded(self) -> bool:
+        """Whether the model is in memory."""
+        return self._loaded is not None
+
+    def warm_up(self) -> None:
+        """Load the model now rather than on first use. Safe to call repeatedly."""
+        self._model()
+
+    def _model(self) -> LoadedModel:
+        loaded = self._loaded
+        if loaded is not None:
+            return loaded
+        with self._load_lock:
+            if self._loaded is None:
+                # Assign only once fully loaded: a failure leaves nothing half-loaded.
+                self._loaded = load_model(
+                    self.model_name,
+                    device=self.device,
+                    max_length=self._requested_max_length,
+                    token=self.token,
+                    cache_dir=self.cache_dir,
+                    revision=self.revision,
+                    local_files_only=self.local_files_only,
+                    trust_remote_code=self.trust_remote_code,
+                )
+                logger.info(
+                    "crossrank: loaded %s on %s (max_length=%d, %d label(s))",
+                    self.model_name,
+                    self._loaded.device,
+                    self._loaded.max_length,
+                    self._loaded.num_labels,
+                )
+            return self._loaded
+
+    @property
+    def max_length(self) -> int:
+        """Tokens per pair the model reads (loads the model if needed)."""
+        return self._model().max_length
+
+    # ------------------------------------------------------------------ scoring
+
+    def score(self, query: str, texts: Sequence[str]) -> list[float]:
+        """Score each text against the query.
+
+        Returns:
+            One Python float per text, in input order. ``[]`` for no texts (the model is
+            not loaded).
+        """
+        return self.score_details(query, texts).scores
+
+    def score_details(self, query: str, texts: Sequence[str]) -> ScoreDetails:
+        """Like :meth:`score`, and also report which texts were truncated."""
+        query = check_query(query)
+        texts = check_texts(texts)
+        if not texts:
+            return ScoreDetails(scores=[], truncated=[], pairs=0)
+        loaded = self._model()
+        query = self._fit_query(loaded, query)
+        scores: list[float] = []
+        truncated: list[bool] = []
+        pairs = 0
+        for start in range(0, len(texts), _GROUP_SIZE):
+            group_scores, group_truncated = self._score_group(
+                loaded, query, texts[start : start + _GROUP_SIZE]
+            )
+            scores.extend(group_scores)
+            truncated.extend(group_truncated)
+            pairs += len(group_scores)
+        n_cut = sum(truncated)
+        if n_cut:
+            logger.warning(
+                "crossrank: %d of %d texts were longer than max_length=%d tokens and were "
+                "truncated (document side); the model did not read their ends",
+                n_cut,
+                len(texts),
+                loaded.max_length,
+            )
+        return ScoreDetails(scores=scores, truncated=truncated, pairs=pairs)
+
+    def rank(
+        self,
+        query: str,
+        texts: Sequence[str],
+        *,
+        top_k: int | None = None,
+        score_threshold: float | None = None,
+    ) -> list[Hit]:
+        """Score the texts and return the kept ones, best first.
+
+        Order of application: sort by score (ties keep input order), drop scores below
+        ``score_threshold``, keep the first ``top_k``.
+
+        Returns:
+            :class:`Hit` objects (``index`` into ``texts``, ``score``, ``truncated``).
+        """
+        top_k = check_top_k(top_k)
+        score_threshold = check_score_threshold(score_threshold)
+        details = self.score_details(query, texts)
+        kept = select(details.scores, top_k=top_k, score_threshold=score_threshold)
+        return [Hit(i, details.scores[i], details.truncated[i]) for i in kept]
+
+    # ------------------------------------------------------------------ internals
+
+    def _fit_query(self, loaded: LoadedModel, query: str) -> str:
+        """Cut a query that would leave the document less than half of max_length."""
+        limit = (loaded.max_length - loaded.special_tokens) // 2
+        with self._tokenizer_lock:
+            enc = loaded.tokenizer(
+                query, add_special_tokens=False, return_offsets_mapping=True, truncation=False
+            )
+        offsets = enc["offset_mapping"]
+        if len(offsets) <= limit:
+            return query
+        logger.warning(
+            "crossrank: the query has %d tokens; it was cut to %d so documents keep half of "
+            "max_length=%d",
+            len(offsets),
+            limit,
+            loaded.max_length,
+        )
+        return query[: offsets[limit - 1][1]]
+
+    def _score_group(
+        self, loaded: LoadedModel, query: str, texts: list[str]
+    ) -> tuple[list[float], list[bool]]:
+        with self._tokenizer_lock:
+            enc = loaded.tokenizer(
+                [query] * len(texts),
+                texts,
+                truncation="only_second",
+                max_length=loaded.max_length,
+                return_overflowing_tokens=True,
+                padding=False,
+            )
+        # One row per window; the first window of each text is what truncate mode reads.
+        sample_of_row: list[int] = enc["overflow_to_sample_mapping"]
+        first_row = [-1] * len(texts)
+        windows = [0] * len(texts)
+        for row, sample in enumerate(sample_of_row):
+            if first_row[sample] < 0:
+                first_row[sample] = row
+            windows[sample] += 1
+        keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
+        rows = {k: [enc[k][r] for r in first_row] for k in keys}
+        lengths = [len(ids) for ids in rows["input_ids"]]
+        raw = np.empty(len(texts), dtype=np.float64)
+        for batch in plan_batches(lengths, self.batch_size, self.max_tokens_per_batch):
+            arrays = _pad(
+                {k: [rows[k][i] for i in batch] for k in keys},
+                loaded.pad_token_id,
+                left=loaded.padding_side == "left",
+            )
+            raw[batch] = loaded.forward(arrays)
+        scores = _activate(raw, self.activation)
+        return [float(s) for s in scores], [w > 1 for w in windows]
+
+
+def _pad(
+    features: dict[str, list[list[int]]], pad_token_id: int, *, left: bool
+) -> dict[str, np.ndarray]:
+    """Pad token rows to the longest in the batch."""
+    n = len(features["input_ids"])
+    width = max(len(r) for r in features["input_ids"])
+    out: dict[str, np.ndarray] = {}
+    for key, rows in features.items():
+        fill = pad_token_id if key == "input_ids" else 0
+        arr = np.full((n, width), fill, dtype=np.int64)
+        for i, r in enumerate(rows):
+            if left:
+                arr[i, width - len(r) :] = r
+            else:
+                arr[i, : len(r)] = r
+        out[key] = arr
+    return out
+
+
+def _activate(raw: np.ndarray, activation: str) -> np.ndarray:
+    if activation == "raw":
+        return raw
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-raw))
+

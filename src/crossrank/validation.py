@@ -1,0 +1,80 @@
+"""Argument checks shared by the core and every adapter.
+
+Each check raises with what must hold, what was received and, where it helps, what to do.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["check_query", "check_score_threshold", "check_texts", "check_top_k"]
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def check_query(query: Any) -> str:
+    """Return ``query`` if it is a non-blank string; raise otherwise."""
+    if not isinstance(query, str):
+        raise TypeError(f"query must be a string, got {_describe(query)}")
+    if not query.strip():
+        raise ValueError(f"query must contain non-whitespace text, got {query!r}")
+    return query
+
+
+def check_texts(texts: Any, *, name: str = "texts") -> list[str]:
+    """Return ``texts`` as a list if it is a sequence of strings; raise otherwise.
+
+    Empty strings are allowed (they are scored as they are); ``None`` is not.
+    """
+    if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
+        raise TypeError(
+            f"{name} must be a list of strings, got {_describe(texts)}; "
+            "wrap a single text in a list"
+        )
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(
+                f"{name}[{i}] must be a string, got {_describe(text)}; "
+                "drop or replace missing texts before scoring"
+            )
+    return list(texts)
+
+
+def check_top_k(top_k: Any, *, name: str = "top_k") -> int | None:
+    """Return ``top_k`` if it is None or an int >= 1; raise otherwise."""
+    if top_k is None:
+        return None
+    if isinstance(top_k, bool) or not isinstance(top_k, int):
+        raise TypeError(f"{name} must be an int >= 1 or None, got {_describe(top_k)}")
+    if top_k < 1:
+        raise ValueError(f"{name} must be >= 1, got {top_k}")
+    return top_k
+
+
+def check_score_threshold(threshold: Any, *, name: str = "score_threshold") -> float | None:
+    """Return ``threshold`` as a float if it is None or a non-NaN number; raise otherwise."""
+    if threshold is None:
+        return None
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        raise TypeError(f"{name} must be a number or None, got {_describe(threshold)}")
+    if math.isnan(threshold):
+        raise ValueError(f"{name} must be a number, got NaN")
+    return float(threshold)
+
+
+def check_positive_int(value: Any, *, name: str, allow_none: bool = False) -> int | None:
+    """Return ``value`` if it is an int >= 1 (or None when allowed); raise otherwise."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int >= 1, got {_describe(value)}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return value

@@ -1,0 +1,152 @@
+"""Shared fixtures.
+
+- ``tiny_model_dir`` / ``tiny_two_logit_dir`` / ``tiny_bi_encoder_dir``: small random BERT
+  models built once per session (no downloads), for fast offline unit tests.
+- ``shared_model_dir``, ``shared_bi_encoder_dir``, ``scifact_dir``: the real assets in
+  ``../shared`` (or ``CROSSRANK_TEST_MODEL`` / ``CROSSRANK_TEST_DATA``). Missing assets skip
+  the test with a reason locally and fail it in CI (``CI=true``).
+- ``scifact_candidates``: 20 SciFact test queries with BM25 (bm25s) top-20 candidates,
+  built once, for integration tests that compare crossrank paths with each other.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CROSSRANK_SHARED", ROOT.parent / "shared"))
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+_WORDS = (
+    "the a an of and or in on to is are was what which who how why capital city france "
+    "germany paris berlin cat dog cell cells protein gene genes cancer risk study studies "
+    "patients treatment effect increase decrease blood brain heart drug dose"
+).split()
+
+
+def _vocab() -> dict[str, int]:
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    chars = "abcdefghijklmnopqrstuvwxyz0123456789"
+    tokens += list(chars) + list(".,;:!?-'\"()[]/%") + ["##" + c for c in chars] + _WORDS
+    return {t: i for i, t in enumerate(dict.fromkeys(tokens))}
+
+
+def build_tiny_model(folder: Path, *, num_labels: int = 1, head: bool = True, seed: int = 0) -> Path:
+    """Save a random 2-layer BERT cross-encoder (or a bare encoder) with a tiny vocabulary."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizer
+
+    torch.manual_seed(seed)
+    vocab = _vocab()
+    tokenizer = BertTokenizer(vocab=vocab, model_max_length=128)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=num_labels,
+    )
+    model = BertForSequenceClassification(config) if head else BertModel(config)
+    model.eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-ce"))
+
+
+@pytest.fixture(scope="session")
+def tiny_two_logit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-ce-2"), num_labels=2, seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_bi_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-bi"), head=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_scorer(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
+    """A loaded scorer on the tiny model, shared by the session (it is thread-safe)."""
+    from crossrank import CrossEncoderScorer
+
+    scorer = CrossEncoderScorer(tiny_model_dir, device="cpu")
+    scorer.warm_up()
+    return scorer
+
+
+def _shared(path: Path, env: str | None = None) -> Path:
+    if env and os.environ.get(env):
+        path = Path(os.environ[env])
+    if not path.exists():
+        message = f"shared asset {path} is missing (see ../shared/README.md)"
+        if IN_CI:
+            pytest.fail(f"{message}; in CI (CI=true) the shared assets are required")
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_model_dir() -> Path:
+    return _shared(SHARED / "models" / "crossrank-minilm-l6-scifact", "CROSSRANK_TEST_MODEL")
+
+
+@pytest.fixture(scope="session")
+def shared_bi_encoder_dir() -> Path:
+    return _shared(SHARED / "models" / "all-MiniLM-L6-v2")
+
+
+@pytest.fixture(scope="session")
+def scifact_dir() -> Path:
+    return _shared(SHARED / "data" / "scifact", "CROSSRANK_TEST_DATA")
+
+
+@pytest.fixture(scope="session")
+def shared_scorer(shared_model_dir: Path):  # type: ignore[no-untyped-def]
+    """The real shared cross-encoder through the core, fp32 on CPU, loaded once."""
+    from crossrank import CrossEncoderScorer
+
+    scorer = CrossEncoderScorer(shared_model_dir, device="cpu")
+    scorer.warm_up()
+    return scorer
+
+
+@pytest.fixture(scope="session")
+def scifact(scifact_dir: Path):  # type: ignore[no-untyped-def]
+    """SciFact test split in BEIR layout, loaded once."""
+    from crossrank.eval.data import load_beir
+
+    return load_beir(scifact_dir, split="test")
+
+
+@pytest.fixture(scope="session")
+def scifact_candidates(scifact):  # type: ignore[no-untyped-def]
+    """20 SciFact test queries, each with its BM25 (bm25s) top-20 candidate doc ids."""
+    from crossrank.eval.first_stage import BM25Retriever
+
+    query_ids = sorted(scifact.qrels)[:20]
+    retriever = BM25Retriever(scifact.corpus)
+    return {qid: retriever.search(scifact.queries[qid], k=20) for qid in query_ids}
+
+
+@pytest.fixture(scope="session")
+def scifact_core_run(scifact, scifact_candidates, shared_scorer):  # type: ignore[no-untyped-def]
+    """The core's scores for ``scifact_candidates``: {qid: {doc_id: score}}.
+
+    Adapters' end-to-end tests compare against this: the adapter must lose nothing.
+    """
+    run: dict[str, dict[str, float]] = {}
+    for qid, hits in scifact_candidates.items():
+        ids = [doc_id for doc_id, _ in hits]
+        texts = [scifact.doc_text(doc_id) for doc_id in ids]
+        run[qid] = dict(zip(ids, shared_scorer.score(scifact.queries[qid], texts)))
+    return run
