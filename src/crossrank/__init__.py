@@ -14,7 +14,7 @@ from crossrank.errors import (
     ModelNotFoundError,
     UnsupportedModelError,
 )
-from crossrank.scorer import DEFAULT_MODEL, CrossEncoderScorer, ScoreDetails
+from crossrank.scorer import DEFAULT_MODEL, CrossEncoderScorer, Reranked, ScoreDetails
 from crossrank.selection import Hit, select
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "HubUnreachableError",
     "ModelLoadError",
     "ModelNotFoundError",
+    "Reranked",
     "ScoreDetails",
     "UnsupportedModelError",
     "__version__",

@@ -6,6 +6,7 @@ lives anywhere else.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -30,7 +31,7 @@ from crossrank.validation import (
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DEFAULT_MODEL", "CrossEncoderScorer", "ScoreDetails"]
+__all__ = ["DEFAULT_MODEL", "CrossEncoderScorer", "Reranked", "ScoreDetails"]
 
 logger = logging.getLogger("crossrank")
 
@@ -64,6 +65,22 @@ class ScoreDetails:
     def num_truncated(self) -> int:
         """How many texts were truncated."""
         return sum(self.truncated)
+
+
+@dataclass(frozen=True, slots=True)
+class Reranked:
+    """What :meth:`CrossEncoderScorer.rerank` returns.
+
+    Attributes:
+        hits: The kept candidates, best first.
+        skipped: Indices of candidates with no text (None, empty or whitespace), which were
+            not scored and are not in ``hits``.
+        pairs: Number of (query, text) pairs the model scored.
+    """
+
+    hits: list[Hit]
+    skipped: list[int]
+    pairs: int
 
 
 class CrossEncoderScorer:
@@ -252,6 +269,79 @@ class CrossEncoderScorer:
         details = self.score_details(query, texts)
         kept = select(details.scores, top_k=top_k, score_threshold=score_threshold)
         return [Hit(i, details.scores[i], details.truncated[i]) for i in kept]
+
+    def rerank(
+        self,
+        query: str,
+        texts: Sequence[str | None],
+        *,
+        top_k: int | None = None,
+        score_threshold: float | None = None,
+    ) -> Reranked:
+        """The adapters' entry point: like :meth:`rank`, but candidates may lack text.
+
+        A candidate whose text is None, empty or whitespace cannot be relevant to the
+        query: it is not scored, not returned, and reported in ``skipped`` (and in a log
+        warning). Every other candidate is scored; the kept ones are in ``hits``.
+        """
+        top_k = check_top_k(top_k)
+        score_threshold = check_score_threshold(score_threshold)
+        check_query(query)
+        if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
+            check_texts(texts)  # raises the standard message
+        scorable: list[int] = []
+        skipped: list[int] = []
+        for i, text in enumerate(texts):
+            if text is None or (isinstance(text, str) and not text.strip()):
+                skipped.append(i)
+            else:
+                scorable.append(i)
+        if skipped:
+            logger.warning(
+                "crossrank: %d of %d candidates have no text and were not scored or returned",
+                len(skipped),
+                len(texts),
+            )
+        details = self.score_details(query, check_texts([texts[i] for i in scorable]))
+        kept = select(details.scores, top_k=top_k, score_threshold=score_threshold)
+        hits = [Hit(scorable[i], details.scores[i], details.truncated[i]) for i in kept]
+        return Reranked(hits=hits, skipped=skipped, pairs=details.pairs)
+
+    # ------------------------------------------------------------------ async
+
+    async def ascore(self, query: str, texts: Sequence[str]) -> list[float]:
+        """:meth:`score` in a worker thread, so the event loop keeps running."""
+        return await asyncio.to_thread(self.score, query, texts)
+
+    async def arank(
+        self,
+        query: str,
+        texts: Sequence[str],
+        *,
+        top_k: int | None = None,
+        score_threshold: float | None = None,
+    ) -> list[Hit]:
+        """:meth:`rank` in a worker thread, so the event loop keeps running."""
+        return await asyncio.to_thread(
+            self.rank, query, texts, top_k=top_k, score_threshold=score_threshold
+        )
+
+    async def arerank(
+        self,
+        query: str,
+        texts: Sequence[str | None],
+        *,
+        top_k: int | None = None,
+        score_threshold: float | None = None,
+    ) -> Reranked:
+        """:meth:`rerank` in a worker thread, so the event loop keeps running."""
+        return await asyncio.to_thread(
+            self.rerank, query, texts, top_k=top_k, score_threshold=score_threshold
+        )
+
+    async def awarm_up(self) -> None:
+        """:meth:`warm_up` in a worker thread."""
+        await asyncio.to_thread(self.warm_up)
 
     # ------------------------------------------------------------------ internals
 
