@@ -5,7 +5,7 @@
 - ``shared_model_dir``, ``shared_bi_encoder_dir``, ``scifact_dir``: the real assets in
   ``../shared`` (or ``CROSSRANK_TEST_MODEL`` / ``CROSSRANK_TEST_DATA``). Missing assets skip
   the test with a reason locally and fail it in CI (``CI=true``).
-- ``scifact_candidates``: 20 SciFact test queries with BM25 (bm25s) top-20 candidates,
+- ``scifact_candidates``: 30 SciFact test queries with BM25 (bm25s) top-20 candidates,
   built once, for integration tests that compare crossrank paths with each other.
 """
 
@@ -130,10 +130,10 @@ def scifact(scifact_dir: Path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def scifact_candidates(scifact):  # type: ignore[no-untyped-def]
-    """20 SciFact test queries, each with its BM25 (bm25s) top-20 candidate doc ids."""
+    """30 SciFact test queries, each with its BM25 (bm25s) top-20 candidates ``[(doc_id, bm25)]``."""
     from crossrank.eval.first_stage import BM25Retriever
 
-    query_ids = sorted(scifact.qrels)[:20]
+    query_ids = sorted(scifact.qrels)[:30]
     retriever = BM25Retriever(scifact.corpus)
     return {qid: retriever.search(scifact.queries[qid], k=20) for qid in query_ids}
 

@@ -6,14 +6,11 @@ __all__ = ["missing_extra"]
 
 
 def missing_extra(feature: str, extra: str, error: ImportError) -> ImportError:
-    """Build the ImportError raised when ``feature`` needs ``crossrank[extra]``.
+    """Build the ImportError raised when ``feature`` needs the optional extra ``extra``.
 
-    Raise it ``from`` the original error so the real cause stays visible::
-
-        try:
-            import haystack
-        except ImportError as e:
-            raise missing_extra("The Haystack ranker", "haystack", e) from e
+    Adapters call it in the ``except ImportError as e`` branch around their framework
+    import and raise the result ``from e``, so the real cause stays visible. The message
+    names the exact install command, quoted for every shell.
     """
     message = (
         f"{feature} needs an optional dependency that is not installed "

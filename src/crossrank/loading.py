@@ -93,18 +93,19 @@ def _exception_names(error: BaseException) -> set[str]:
 
 def _wrap_hub_error(model: str, error: Exception) -> ModelLoadError:
     names = _exception_names(error)
-    if names & set(_NOT_FOUND):
-        return ModelNotFoundError(
-            model,
-            "no such model on the Hugging Face Hub (or it is private)",
-            "Check the id, pass token=... for a private model, or pass a local folder.",
-        )
+    # Checked first: LocalEntryNotFoundError is also an EntryNotFoundError.
     if names & set(_UNREACHABLE) or "offline" in str(error).lower():
         return HubUnreachableError(
             model,
             "the Hugging Face Hub could not be reached and the model is not in the local cache",
             "Download it once where the Hub is reachable (it is then cached), "
             "or pass the path of a local model folder.",
+        )
+    if names & set(_NOT_FOUND):
+        return ModelNotFoundError(
+            model,
+            "no such model on the Hugging Face Hub (or it is private)",
+            "Check the id, pass token=... for a private model, or pass a local folder.",
         )
     return ModelLoadError(
         model,
@@ -213,7 +214,7 @@ def load_model(
         net, info = AutoModelForSequenceClassification.from_pretrained(
             source, config=config, output_loading_info=True, **hub_kwargs
         )
-    except (OSError, ValueError, RuntimeError) as e:
+    except Exception as e:  # safetensors, torch and transformers each raise their own types
         if is_local:
             raise ModelLoadError(
                 model,

@@ -1,0 +1,90 @@
+"""Packaging: extras named in messages exist, namespace packages stay open, typed leaves."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+import crossrank
+from crossrank._optional import missing_extra
+
+ROOT = Path(__file__).resolve().parents[1]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+EXTRAS = set(PYPROJECT["project"]["optional-dependencies"])
+
+LEAVES = {
+    "crossrank": ROOT / "src" / "crossrank",
+    "haystack": ROOT / "integrations/haystack/src/haystack_integrations/components/rankers/crossrank",
+    "langchain": ROOT / "integrations/langchain/src/langchain_crossrank",
+    "llama_index": ROOT / "integrations/llama_index/src/llama_index/postprocessor/crossrank_rerank",
+}
+NAMESPACE_LEVELS = [
+    ROOT / "integrations/haystack/src/haystack_integrations",
+    ROOT / "integrations/haystack/src/haystack_integrations/components",
+    ROOT / "integrations/haystack/src/haystack_integrations/components/rankers",
+    ROOT / "integrations/llama_index/src/llama_index",
+    ROOT / "integrations/llama_index/src/llama_index/postprocessor",
+]
+
+
+def _sources() -> list[Path]:
+    return [
+        p for base in ("src", "integrations", "docs", "examples") for p in (ROOT / base).rglob("*")
+        if p.suffix in (".py", ".md") and p.is_file()
+    ] + [ROOT / "README.md"]
+
+
+def test_every_extra_named_anywhere_exists() -> None:
+    named: set[tuple[str, str]] = set()
+    for path in _sources():
+        for extra_list in re.findall(r'crossrank\[([a-z0-9_,\- ]+)\]', path.read_text()):
+            for extra in extra_list.split(","):
+                named.add((extra.strip(), str(path.relative_to(ROOT))))
+    assert named, "expected install hints in the sources"
+    unknown = sorted((e, p) for e, p in named if e not in EXTRAS)
+    assert not unknown, f"extras named but not defined in pyproject: {unknown}"
+
+
+def test_extras_cover_each_framework() -> None:
+    assert {"haystack", "langchain", "llama-index", "all", "test"} <= EXTRAS
+
+
+def test_missing_extra_message_is_quoted_and_chained() -> None:
+    original = ImportError("No module named 'haystack'", name="haystack")
+    error = missing_extra("The Haystack ranker", "haystack", original)
+    assert 'pip install "crossrank[haystack]"' in str(error)
+    assert error.name == "haystack"
+
+
+@pytest.mark.parametrize("leaf", sorted(LEAVES))
+def test_each_leaf_package_is_typed(leaf: str) -> None:
+    assert (LEAVES[leaf] / "py.typed").is_file()
+    assert (LEAVES[leaf] / "__init__.py").is_file()
+
+
+@pytest.mark.parametrize("level", NAMESPACE_LEVELS, ids=lambda p: p.name)
+def test_shared_levels_are_namespace_packages(level: Path) -> None:
+    assert level.is_dir()
+    assert not (level / "__init__.py").exists(), f"{level} must stay a namespace package"
+
+
+def test_core_never_imports_a_framework() -> None:
+    pattern = re.compile(r"^\s*(from|import)\s+(haystack|langchain|llama_index)\b", re.M)
+    offenders = [
+        str(p.relative_to(ROOT)) for p in (ROOT / "src" / "crossrank").rglob("*.py")
+        if pattern.search(p.read_text())
+    ]
+    assert offenders == []
+
+
+def test_version_flag() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "crossrank", "--version"], capture_output=True, text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == f"crossrank {crossrank.__version__}"
