@@ -1,0 +1,79 @@
+"""The core against sentence-transformers on the real shared model and SciFact.
+
+The shared model is small and ranks below BM25 on SciFact; these tests compare crossrank's
+path with the direct sentence-transformers path, never this model with BM25.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from crossrank import CrossEncoderScorer
+from crossrank.eval.metrics import evaluate
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def st_run(scifact, scifact_candidates, shared_model_dir):  # type: ignore[no-untyped-def]
+    """sentence-transformers CrossEncoder.predict (fp32) on the same candidates."""
+    from sentence_transformers import CrossEncoder
+
+    model = CrossEncoder(str(shared_model_dir), device="cpu")
+    run = {}
+    for qid, hits in scifact_candidates.items():
+        ids = [d for d, _ in hits]
+        pairs = [(scifact.queries[qid], scifact.doc_text(d)) for d in ids]
+        run[qid] = dict(zip(ids, (float(s) for s in model.predict(pairs, batch_size=32))))
+    return run
+
+
+def test_scores_match_sentence_transformers(scifact_core_run, st_run) -> None:  # type: ignore[no-untyped-def]
+    assert scifact_core_run.keys() == st_run.keys()
+    diffs = [
+        abs(scifact_core_run[q][d] - st_run[q][d]) for q in st_run for d in st_run[q]
+    ]
+    assert len(diffs) == 30 * 20
+    assert max(diffs) < 1e-5
+
+
+def test_reranked_ndcg_equals_sentence_transformers(scifact, scifact_core_run, st_run) -> None:  # type: ignore[no-untyped-def]
+    qrels = {q: scifact.qrels[q] for q in scifact_core_run}
+    metrics = ["ndcg@10", "mrr@10", "recall@10"]
+    core = evaluate(scifact_core_run, qrels, metrics)
+    st = evaluate(st_run, qrels, metrics)
+    for m in metrics:
+        assert core[m] == pytest.approx(st[m], abs=1e-12)
+    # Same top-10 per query, not only the same mean.
+    for q in scifact_core_run:
+        top = lambda run: sorted(run[q], key=lambda d: -run[q][d])[:10]  # noqa: E731
+        assert top(scifact_core_run) == top(st_run)
+
+
+def test_reranking_beats_a_random_order(scifact, scifact_candidates, scifact_core_run) -> None:  # type: ignore[no-untyped-def]
+    rng = random.Random(0)
+    random_run = {}
+    for q, hits in scifact_candidates.items():
+        ids = [d for d, _ in hits]
+        rng.shuffle(ids)
+        random_run[q] = {d: float(len(ids) - i) for i, d in enumerate(ids)}
+    qrels = {q: scifact.qrels[q] for q in scifact_candidates}
+    reranked = evaluate(scifact_core_run, qrels, ["ndcg@10"])["ndcg@10"]
+    shuffled = evaluate(random_run, qrels, ["ndcg@10"])["ndcg@10"]
+    assert reranked > shuffled + 0.1
+
+
+def test_truncation_is_reported_on_real_long_documents(scifact, shared_scorer: CrossEncoderScorer) -> None:
+    texts = [scifact.doc_text(d) for d in sorted(scifact.corpus)[:200]]
+    lengths = [len(shared_scorer._model().tokenizer(t)["input_ids"]) for t in texts]
+    query = "a claim about cells"
+    q_len = len(shared_scorer._model().tokenizer(query, add_special_tokens=False)["input_ids"])
+    long_ones = [i for i, n in enumerate(lengths) if n - 2 + q_len + 3 > 512]
+    assert long_ones, "expected some SciFact abstracts longer than 512 tokens with the query"
+    sample = long_ones[:3] + [i for i in range(len(texts)) if i not in long_ones][:3]
+    details = shared_scorer.score_details(query, [texts[i] for i in sample])
+    assert details.truncated == [True] * 3 + [False] * 3
+    assert np.isfinite(details.scores).all()
