@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Dataset", "Qrels", "load_beir", "read_jsonl"]
+__all__ = ["Dataset", "Qrels", "load_beir", "load_qrels", "load_trec_run", "read_jsonl"]
 
 #: {query_id: {doc_id: relevance}}
 Qrels = dict[str, dict[str, int]]
@@ -75,10 +76,24 @@ def load_qrels(path: Path) -> Qrels:
     return qrels
 
 
-def load_beir(folder: str | Path, split: str = "test") -> Dataset:
-    """Load a BEIR folder; keep the queries judged in ``split``."""
+def load_beir(
+    folder: str | Path, split: str = "test", *, qrels_path: str | Path | None = None
+) -> Dataset:
+    """Load a BEIR folder; keep the queries judged in ``split``.
+
+    Args:
+        folder: Holds ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv``.
+        split: Which qrels file to read.
+        qrels_path: Read the judgments from this file (BEIR TSV or TREC qrels) instead of
+            ``qrels/<split>.tsv``, which then need not exist.
+    """
     folder = Path(folder)
-    for name in ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv"):
+    names = ["corpus.jsonl", "queries.jsonl"]
+    if qrels_path is None:
+        names.append(f"qrels/{split}.tsv")
+    elif not Path(qrels_path).is_file():
+        raise FileNotFoundError(f"qrels file {qrels_path} not found")
+    for name in names:
         if not (folder / name).is_file():
             raise FileNotFoundError(
                 f"{folder / name} not found: a BEIR folder holds corpus.jsonl, queries.jsonl "
@@ -92,7 +107,8 @@ def load_beir(folder: str | Path, split: str = "test") -> Dataset:
             "title": str(rec.get("title") or ""),
             "text": str(rec.get("text") or ""),
         }
-    qrels = load_qrels(folder / "qrels" / f"{split}.tsv")
+    qrels_file = Path(qrels_path) if qrels_path is not None else folder / "qrels" / f"{split}.tsv"
+    qrels = load_qrels(qrels_file)
     queries: dict[str, str] = {}
     for number, rec in read_jsonl(folder / "queries.jsonl"):
         if "_id" not in rec:
@@ -102,5 +118,50 @@ def load_beir(folder: str | Path, split: str = "test") -> Dataset:
             queries[qid] = str(rec.get("text") or "")
     missing = sorted(set(qrels) - set(queries))
     if missing:
-        raise ValueError(f"qrels/{split}.tsv judges queries not in queries.jsonl: {missing[:5]}")
+        raise ValueError(f"{qrels_file} judges queries not in queries.jsonl: {missing[:5]}")
     return Dataset(corpus=corpus, queries=queries, qrels=qrels)
+
+
+def load_trec_run(path: str | Path) -> dict[str, dict[str, float]]:
+    """Read a TREC run file: ``qid Q0 docid rank score tag``, whitespace separated.
+
+    As in trec_eval, the rank column is ignored: documents are ranked by score (ties by doc
+    id descending, see :func:`crossrank.eval.metrics.ranked_ids`).
+
+    Returns:
+        ``{query_id: {doc_id: score}}``.
+
+    Raises:
+        ValueError: On a line without 6 columns, a score that is not a number, or a document
+            listed twice for the same query; the message names the file and line.
+    """
+    path = Path(path)
+    run: dict[str, dict[str, float]] = {}
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            row = line.split()
+            if not row:
+                continue
+            if len(row) != 6:
+                raise ValueError(
+                    f"{path}:{number}: a TREC run line has 6 columns "
+                    f"(qid Q0 docid rank score tag), got {len(row)}: {line.strip()!r:.80}"
+                )
+            qid, _, doc_id, _, score, _ = row
+            try:
+                value = float(score)
+            except ValueError as e:
+                raise ValueError(
+                    f"{path}:{number}: the score (5th column) must be a number, got {score!r}"
+                ) from e
+            if not math.isfinite(value):
+                raise ValueError(f"{path}:{number}: the score must be finite, got {score!r}")
+            docs = run.setdefault(qid, {})
+            if doc_id in docs:
+                raise ValueError(
+                    f"{path}:{number}: document {doc_id!r} is listed twice for query {qid!r}"
+                )
+            docs[doc_id] = value
+    if not run:
+        raise ValueError(f"{path}: the run file is empty")
+    return run

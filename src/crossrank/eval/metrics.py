@@ -58,7 +58,7 @@ def evaluate(
     """Mean of each metric (names like ``"ndcg@10"``, ``"mrr@10"``, ``"recall@50"``) over the
     queries of ``qrels`` that have a relevant document."""
     parsed = []
-    for name in metrics:
+    for name in dict.fromkeys(metrics):  # a name given twice is computed once
         base, _, cut = name.partition("@")
         if base not in _METRICS or not cut.isdigit() or int(cut) < 1:
             raise ValueError(

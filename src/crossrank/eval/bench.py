@@ -1,0 +1,568 @@
+"""``crossrank bench``: time reranking N candidates for one query with every backend
+crossrank offers and with sentence-transformers' ``CrossEncoder.predict`` (the engine under
+most peer rerankers), in one process.
+
+Method (see ``docs/evaluation.md``):
+
+- **Timing**, in this process: every variant is loaded and warmed up (one untimed call on
+  the same candidates), then the variants take turns, one call each per repeat, the
+  starting variant rotating between repeats (so none is always first). Median and p95 of
+  the per-call seconds; ``ratio_vs_sentence_transformers`` is the reference's median over
+  the variant's (> 1 means faster than sentence-transformers).
+- **Cold start and peak memory**, one fresh child process per variant, run one after
+  another before the timing: from before ``import`` to a loaded model (``cold_start_s``),
+  the first call on the candidates (``first_score_s``) and the child's peak resident set
+  size (``getrusage(RUSAGE_SELF).ru_maxrss``).
+
+Variants are registered in :data:`VARIANTS` (name -> :class:`Variant`); a new backend adds
+one with :func:`register_variant` at import time of this module, and every bench then
+includes it.
+
+The CLI wires it as::
+
+    sub = subparsers.add_parser("bench")
+    add_bench_arguments(sub)
+    sub.set_defaults(func=run_bench)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from crossrank.eval.harness import (
+    align_table,
+    hf_progress_bars,
+    machine_info,
+    positive_int,
+    progress_bar,
+    quiet_truncation_warnings,
+    write_json,
+)
+
+__all__ = [
+    "REFERENCE",
+    "VARIANTS",
+    "BenchConfig",
+    "ScorerLike",
+    "Variant",
+    "add_bench_arguments",
+    "benchmark",
+    "format_bench_table",
+    "register_variant",
+    "run_bench",
+    "synthetic_texts",
+]
+
+
+class ScorerLike(Protocol):
+    """What a bench variant must offer: one score per text, in order."""
+
+    def score(self, query: str, texts: Sequence[str]) -> Sequence[float]:
+        """Score each text against the query."""
+        ...
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What a variant factory receives.
+
+    Attributes:
+        model: Model id or folder.
+        batch_size: Pairs per forward pass.
+        device: Torch device string.
+    """
+
+    model: str
+    batch_size: int
+    device: str
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of scoring, timed by the bench.
+
+    Attributes:
+        name: Short unique name, used in tables and JSON.
+        description: One line: engine, precision, device handling.
+        factory: Builds a loaded :class:`ScorerLike` (imports its heavy modules inside, so
+            the cold-start figure includes them).
+    """
+
+    name: str
+    description: str
+    factory: Callable[[BenchConfig], ScorerLike]
+
+
+def _crossrank_torch_fp32(config: BenchConfig) -> ScorerLike:
+    from crossrank.scorer import CrossEncoderScorer
+
+    scorer = CrossEncoderScorer(config.model, device=config.device, batch_size=config.batch_size)
+    scorer.warm_up()
+    return scorer
+
+
+class _SentenceTransformersScorer:
+    """sentence-transformers ``CrossEncoder.predict`` in fp32, as the peers call it."""
+
+    def __init__(self, config: BenchConfig) -> None:
+        from sentence_transformers import CrossEncoder
+
+        self._model = CrossEncoder(config.model, device=config.device)
+        self._batch_size = config.batch_size
+
+    def score(self, query: str, texts: Sequence[str]) -> list[float]:
+        scores = self._model.predict(
+            [(query, t) for t in texts], batch_size=self._batch_size, show_progress_bar=False
+        )
+        return [float(s) for s in scores]
+
+
+#: Name of the reference variant that ratios are computed against.
+REFERENCE = "sentence-transformers-fp32"
+
+#: Every variant the bench times, in table order (the reference last).
+VARIANTS: dict[str, Variant] = {}
+
+
+def register_variant(variant: Variant) -> None:
+    """Add a variant to :data:`VARIANTS` (before the reference); its name must be new."""
+    if variant.name in VARIANTS:
+        raise ValueError(f"a bench variant named {variant.name!r} is already registered")
+    reference = VARIANTS.pop(REFERENCE, None)
+    VARIANTS[variant.name] = variant
+    if reference is not None:
+        VARIANTS[REFERENCE] = reference
+
+
+register_variant(
+    Variant(
+        "crossrank-torch-fp32",
+        "crossrank core (CrossEncoderScorer), PyTorch fp32",
+        _crossrank_torch_fp32,
+    )
+)
+register_variant(
+    Variant(
+        REFERENCE, "sentence-transformers CrossEncoder.predict, fp32", _SentenceTransformersScorer
+    )
+)
+
+
+# ---------------------------------------------------------------------- candidates
+
+#: Plain English words for synthetic documents (every one is at least one token).
+_WORDS = (
+    "the a of and to in is was for on that with as by at from are this be which or an "
+    "it were has not have their also its these between after been more than other both "
+    "cell cells protein gene genes expression patients study studies risk cancer effect "
+    "increase decrease blood brain heart drug dose treatment clinical trial mice human "
+    "levels activity function response disease therapy tissue tumor growth signal pathway "
+    "receptor binding mutation infection immune virus bacteria muscle liver kidney lung "
+    "sample data analysis model results evidence association higher lower significant "
+    "reduced increased observed measured compared during within across population age "
+    "women men children years week day time rate change role factor mechanism process"
+).split()
+
+_SYNTHETIC_QUERY = "what is the effect of the drug dose on blood cells in patients with cancer"
+
+
+def _token_count(tokenizer: Any, text: str) -> int:
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _trim(tokenizer: Any, text: str, n_tokens: int) -> str:
+    """Cut ``text`` after its first ``n_tokens`` tokens (at a token boundary)."""
+    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)[
+        "offset_mapping"
+    ]
+    if len(offsets) <= n_tokens:
+        return text
+    return text[: offsets[n_tokens - 1][1]]
+
+
+def synthetic_texts(tokenizer: Any, n: int, n_tokens: int, *, seed: int = 0) -> list[str]:
+    """``n`` deterministic documents of exactly ``n_tokens`` tokens each (for ``tokenizer``).
+
+    Words are drawn with ``random.Random(seed)`` from a fixed list; each document is cut at
+    a token boundary after ``n_tokens`` tokens.
+    """
+    rng = random.Random(seed)
+    return [
+        _trim(tokenizer, " ".join(rng.choice(_WORDS) for _ in range(n_tokens)), n_tokens)
+        for _ in range(n)
+    ]
+
+
+def _corpus_texts(
+    data: str | os.PathLike[str], split: str, tokenizer: Any, n: int, n_tokens: int
+) -> tuple[str, list[str]]:
+    """The first judged query (by id) and the first ``n`` corpus documents that reach
+    ``n_tokens`` tokens (then shorter ones, in corpus order), each cut to ``n_tokens``."""
+    from crossrank.eval.data import load_beir
+
+    dataset = load_beir(Path(data), split)
+    query = dataset.queries[sorted(dataset.queries)[0]]
+    long_enough: list[str] = []
+    short: list[str] = []
+    for doc_id in dataset.corpus:
+        text = _trim(tokenizer, dataset.doc_text(doc_id), n_tokens)
+        if not text.strip():
+            continue
+        (long_enough if _token_count(tokenizer, text) >= n_tokens else short).append(text)
+        if len(long_enough) >= n:
+            break
+    return query, (long_enough + short)[:n]
+
+
+# ---------------------------------------------------------------------- measuring
+
+
+def _stats(seconds: Sequence[float], pairs: int) -> dict[str, Any]:
+    arr = np.asarray(seconds, dtype=np.float64)
+    median = float(np.median(arr))
+    return {
+        "median_s": median,
+        "p95_s": float(np.percentile(arr, 95)),
+        "mean_s": float(arr.mean()),
+        "min_s": float(arr.min()),
+        "pairs_per_second": pairs / median if median > 0 else None,
+        "times_s": [float(s) for s in arr],
+    }
+
+
+_CHILD_CODE = (
+    "import time; _t0 = time.perf_counter()\n"
+    "import sys\n"
+    "from crossrank.eval.bench import _child_main\n"
+    "_child_main(_t0, sys.argv[1])\n"
+)
+_CHILD_MARK = "CROSSRANK_BENCH_CHILD "
+
+
+def _child_main(t0: float, job_path: str) -> None:
+    """In a fresh process: load one variant, score once, print cold start and peak RSS."""
+    import resource
+
+    job = json.loads(Path(job_path).read_text(encoding="utf-8"))
+    config = BenchConfig(**job["config"])
+    scorer = VARIANTS[job["variant"]].factory(config)
+    loaded = time.perf_counter()
+    with quiet_truncation_warnings():
+        scorer.score(job["query"], job["texts"])
+    done = time.perf_counter()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_bytes = rss if sys.platform == "darwin" else rss * 1024  # Linux reports KiB
+    result = {
+        "cold_start_s": loaded - t0,
+        "first_score_s": done - loaded,
+        "peak_rss_mb": rss_bytes / 2**20,
+    }
+    print(_CHILD_MARK + json.dumps(result), flush=True)
+
+
+def _measure_in_child(
+    variant: str, config: BenchConfig, query: str, texts: list[str], folder: Path
+) -> dict[str, Any]:
+    job = folder / f"{variant}.json"
+    job.write_text(
+        json.dumps({"variant": variant, "config": vars(config), "query": query, "texts": texts}),
+        encoding="utf-8",
+    )
+    env = {**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD_CODE, str(job)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(_CHILD_MARK):
+            result: dict[str, Any] = json.loads(line[len(_CHILD_MARK) :])
+            return result
+    raise RuntimeError(
+        f"the cold-start/memory child process for {variant!r} failed "
+        f"(exit code {proc.returncode}):\n{proc.stderr[-2000:]}"
+    )
+
+
+def benchmark(
+    model: str | None = None,
+    *,
+    candidates: int = 100,
+    doc_tokens: int = 256,
+    repeats: int = 10,
+    data: str | os.PathLike[str] | None = None,
+    split: str = "test",
+    batch_size: int = 32,
+    device: str = "cpu",
+    variants: Sequence[str] | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Time reranking ``candidates`` texts for one query with every variant.
+
+    Example:
+        >>> from crossrank.eval.bench import benchmark, format_bench_table
+        >>> print(format_bench_table(benchmark("cross-encoder/ms-marco-MiniLM-L6-v2")))
+
+    Args:
+        model: Cross-encoder id or folder (default: ``CROSSRANK_MODEL``, else the core's).
+        candidates: Texts scored per call.
+        doc_tokens: Tokens per text (synthetic texts have exactly this many; corpus texts
+            are cut to it).
+        repeats: Timed calls per variant.
+        data: A BEIR folder to take the query and texts from instead of synthetic text.
+        split: The qrels split whose first query (by id) is used with ``data``.
+        batch_size: Pairs per forward pass, for every variant.
+        device: Torch device for every variant.
+        variants: Names from :data:`VARIANTS` to time (default: all); the reference is
+            always included.
+        seed: Seed of the synthetic text.
+        progress: Show a progress bar on stderr.
+
+    Returns:
+        The report: ``settings``, ``machine``, ``input``, ``reference`` and ``variants``
+        (one entry each, see ``docs/evaluation.md``).
+
+    Raises:
+        ValueError: On bad settings, an unknown variant, or texts that would not fit the
+            model's ``max_length`` beside the query.
+    """
+    from transformers import AutoTokenizer
+
+    from crossrank.scorer import DEFAULT_MODEL, CrossEncoderScorer
+
+    for name, value in (
+        ("candidates", candidates),
+        ("doc_tokens", doc_tokens),
+        ("repeats", repeats),
+        ("batch_size", batch_size),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    names = list(VARIANTS) if not variants else list(dict.fromkeys([*variants, REFERENCE]))
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown bench variant(s) {unknown}; known: {list(VARIANTS)}")
+    model = model or os.environ.get("CROSSRANK_MODEL") or DEFAULT_MODEL
+
+    # The model's pair limit, through the core (its errors name the model and what to do).
+    probe = CrossEncoderScorer(model, device="cpu")
+    limit = probe.max_length
+    del probe
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    if data is None:
+        query = _SYNTHETIC_QUERY
+        texts = synthetic_texts(tokenizer, candidates, doc_tokens, seed=seed)
+    else:
+        query, texts = _corpus_texts(data, split, tokenizer, candidates, doc_tokens)
+    query_tokens = _token_count(tokenizer, query)
+    special = int(tokenizer.num_special_tokens_to_add(pair=True))
+    lengths = [_token_count(tokenizer, t) for t in texts]
+    if query_tokens + max(lengths) + special > limit:
+        raise ValueError(
+            f"doc_tokens must leave the pair within the model's {limit} tokens: the query has "
+            f"{query_tokens} tokens and there are {special} special tokens, so use "
+            f"--doc-tokens <= {limit - query_tokens - special}, got {doc_tokens}"
+        )
+    config = BenchConfig(model=model, batch_size=batch_size, device=device)
+
+    # Cold start and peak RSS, one fresh process per variant, before any timing.
+    cold: dict[str, dict[str, Any]] = {}
+    bar = progress_bar(len(names), "cold start", enabled=progress)
+    with tempfile.TemporaryDirectory(prefix="crossrank-bench-") as tmp, bar:
+        for name in names:
+            cold[name] = _measure_in_child(name, config, query, texts, Path(tmp))
+            bar.update(1)
+
+    # Interleaved timing in this process, after an untimed warm-up call per variant.
+    scorers = {name: VARIANTS[name].factory(config) for name in names}
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    scores: dict[str, list[float]] = {}
+    bar = progress_bar(repeats * len(names), "timing", enabled=progress)
+    with quiet_truncation_warnings(), bar:
+        for name in names:
+            scores[name] = [float(s) for s in scorers[name].score(query, texts)]
+        for r in range(repeats):
+            shift = r % len(names)
+            for name in names[shift:] + names[:shift]:
+                t = time.perf_counter()
+                scorers[name].score(query, texts)
+                seconds[name].append(time.perf_counter() - t)
+                bar.update(1)
+    del scorers
+
+    rows = []
+    reference = _stats(seconds[REFERENCE], len(texts))
+    for name in names:
+        stats = _stats(seconds[name], len(texts))
+        diff = float(np.max(np.abs(np.subtract(scores[name], scores[REFERENCE]))))
+        rows.append(
+            {
+                "name": name,
+                "description": VARIANTS[name].description,
+                **stats,
+                "ratio_vs_sentence_transformers": reference["median_s"] / stats["median_s"],
+                **cold[name],
+                "max_abs_score_diff_vs_reference": diff,
+            }
+        )
+    return {
+        "command": "bench",
+        "settings": {
+            "model": model,
+            "candidates": candidates,
+            "doc_tokens": doc_tokens,
+            "repeats": repeats,
+            "batch_size": batch_size,
+            "device": device,
+            "data": None if data is None else str(data),
+            "split": split if data is not None else None,
+            "seed": seed,
+        },
+        "machine": machine_info(device),
+        "input": {
+            "source": "synthetic" if data is None else "corpus",
+            "query": query,
+            "query_tokens": query_tokens,
+            "num_texts": len(texts),
+            "text_tokens_min": min(lengths),
+            "text_tokens_mean": sum(lengths) / len(lengths),
+            "text_tokens_max": max(lengths),
+            "model_max_length": limit,
+        },
+        "reference": REFERENCE,
+        "variants": rows,
+    }
+
+
+# ---------------------------------------------------------------------- output and CLI
+
+
+def format_bench_table(report: Mapping[str, Any]) -> str:
+    """The report's variants as an aligned plain-text table."""
+    header = [
+        "variant",
+        "median ms",
+        "p95 ms",
+        "pairs/s",
+        "vs ST",
+        "cold start s",
+        "peak RSS MB",
+    ]
+    lines = [header]
+    for row in report["variants"]:
+        pps = row["pairs_per_second"]
+        lines.append(
+            [
+                row["name"],
+                f"{row['median_s'] * 1000:.1f}",
+                f"{row['p95_s'] * 1000:.1f}",
+                "-" if pps is None else f"{pps:.1f}",
+                f"{row['ratio_vs_sentence_transformers']:.2f}x",
+                f"{row['cold_start_s']:.2f}",
+                f"{row['peak_rss_mb']:.0f}",
+            ]
+        )
+    s, i = report["settings"], report["input"]
+    return align_table(
+        lines,
+        f"{i['num_texts']} {i['source']} texts of ~{i['text_tokens_mean']:.0f} tokens, one "
+        f"query of {i['query_tokens']}; {s['repeats']} interleaved repeats on {s['device']}, "
+        f"batch {s['batch_size']}. vs ST > 1 means faster than sentence-transformers.",
+    )
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the ``crossrank bench`` flags to ``parser`` (a subparser) and return it."""
+    parser.description = parser.description or (
+        "Time reranking N candidates for one query with each crossrank backend and with "
+        "sentence-transformers, interleaved in one process; cold start and peak memory "
+        "per backend in a fresh process."
+    )
+    parser.add_argument(
+        "--model",
+        metavar="M",
+        help="cross-encoder id or folder (default: $CROSSRANK_MODEL or the core default)",
+    )
+    parser.add_argument(
+        "--candidates",
+        type=positive_int,
+        default=100,
+        metavar="N",
+        help="texts scored per call (100)",
+    )
+    parser.add_argument(
+        "--doc-tokens",
+        type=positive_int,
+        default=256,
+        metavar="T",
+        help="tokens per text (256)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=positive_int,
+        default=10,
+        metavar="R",
+        help="timed calls per variant (10)",
+    )
+    parser.add_argument(
+        "--data",
+        metavar="DIR",
+        help="take the query and texts from this BEIR folder instead of synthetic text",
+    )
+    parser.add_argument("--split", default="test", help="qrels split used with --data (test)")
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=32,
+        metavar="N",
+        help="pairs per forward pass (32)",
+    )
+    parser.add_argument("--device", default="cpu", help="torch device for every variant (cpu)")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        choices=list(VARIANTS),
+        metavar="NAME",
+        help=f"time only these variants (repeatable; the reference is always timed): "
+        f"{', '.join(VARIANTS)}",
+    )
+    parser.add_argument("--out", metavar="FILE", help="write the report as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """Run ``crossrank bench`` from parsed arguments; print the table; return an exit code."""
+    with hf_progress_bars(not args.quiet):
+        report = benchmark(
+            args.model,
+            candidates=args.candidates,
+            doc_tokens=args.doc_tokens,
+            repeats=args.repeats,
+            data=args.data,
+            split=args.split,
+            batch_size=args.batch_size,
+            device=args.device,
+            variants=args.variant,
+            progress=not args.quiet,
+        )
+    print(format_bench_table(report))
+    if args.out:
+        print(f"wrote {write_json(report, args.out)}")
+    return 0

@@ -1,0 +1,606 @@
+"""``crossrank eval``: rerank a first stage with one or more cross-encoders and measure
+quality (nDCG@10, MRR@10, Recall@10, Recall@K) and latency, beside the first stage itself.
+
+The CLI wires it as::
+
+    sub = subparsers.add_parser("eval")
+    add_eval_arguments(sub)
+    sub.set_defaults(func=run_eval)
+
+and the same work is available from Python through :func:`evaluate_models`.
+
+How latency is measured (see ``docs/evaluation.md``): for each model, every query's top
+``max(K)`` candidates are scored once, one timed ``score`` call per query; that gives the
+scores for every K (a document's score does not depend on the other candidates, so the
+ranking at a smaller K is the order of the first K first-stage candidates by that score)
+and the latency at ``max(K)``. For each smaller K the call on exactly K candidates is timed
+again on the first ``latency_queries`` queries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crossrank._optional import missing_extra
+from crossrank._version import __version__
+from crossrank.eval.data import Dataset, load_beir, load_trec_run
+from crossrank.eval.metrics import evaluate, ranked_ids
+
+__all__ = [
+    "CUTOFF",
+    "DEFAULT_KS",
+    "add_eval_arguments",
+    "evaluate_models",
+    "format_eval_table",
+    "machine_info",
+    "parse_ks",
+    "run_eval",
+    "write_json",
+]
+
+#: Candidate counts evaluated when ``--k`` is not given.
+DEFAULT_KS: tuple[int, ...] = (20, 50, 100)
+#: The fixed cut-off of nDCG, MRR and the first Recall column.
+CUTOFF = 10
+_DEFAULT_LATENCY_QUERIES = 20
+_DOCUMENT_TEXT = "title + '. ' + text (just text when there is no title)"
+
+logger = logging.getLogger("crossrank")
+
+
+# ---------------------------------------------------------------------- small helpers
+
+
+def parse_ks(value: str | Sequence[int]) -> list[int]:
+    """Parse ``"20,50,100"`` (or a list of ints) into sorted, distinct candidate counts.
+
+    Raises:
+        ValueError: If a value is not an integer >= 1, or there is none.
+    """
+    items: list[Any] = value.split(",") if isinstance(value, str) else list(value)
+    ks: set[int] = set()
+    for item in items:
+        text = str(item).strip()
+        if not text.isdigit() or int(text) < 1:
+            raise ValueError(f"K must be a comma-separated list of integers >= 1, got {value!r}")
+        ks.add(int(text))
+    if not ks:
+        raise ValueError(f"K must name at least one candidate count, got {value!r}")
+    return sorted(ks)
+
+
+def machine_info(device: str | None = None) -> dict[str, Any]:
+    """Platform, CPU count, Python and torch versions, torch threads, and the device used."""
+    import torch
+
+    from crossrank.loading import resolve_device
+
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or None,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch_version": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "device": str(resolve_device(device)),
+        "crossrank_version": __version__,
+    }
+
+
+def latency_stats(seconds: Sequence[float], pairs: int) -> dict[str, Any]:
+    """p50 and p95 (linear interpolation) in milliseconds, and pairs per second."""
+    if not seconds:
+        return {"latency_p50_ms": None, "latency_p95_ms": None, "pairs_per_second": None}
+    arr = np.asarray(seconds, dtype=np.float64)
+    total = float(arr.sum())
+    return {
+        "latency_p50_ms": float(np.percentile(arr, 50)) * 1000.0,
+        "latency_p95_ms": float(np.percentile(arr, 95)) * 1000.0,
+        "pairs_per_second": pairs / total if total > 0 else None,
+    }
+
+
+def write_json(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Write ``report`` as indented JSON, creating the parent folder."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return out
+
+
+def model_labels(models: Sequence[str]) -> list[str]:
+    """Short display names: a local folder's name, else the id; full strings if that clashes."""
+    short = [Path(m).name if Path(m).expanduser().exists() else m for m in models]
+    return short if len(set(short)) == len(short) else list(models)
+
+
+def progress_bar(total: int, desc: str, *, enabled: bool) -> Any:
+    """A tqdm bar on stderr (a no-op one when ``enabled`` is False)."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError as e:  # pragma: no cover - tqdm comes with transformers
+        raise missing_extra("The progress bar of crossrank eval/bench", "eval", e) from e
+    return tqdm(total=total, desc=desc, file=sys.stderr, disable=not enabled, leave=False)
+
+
+class _DropTruncationWarnings(logging.Filter):
+    """Drop the core's per-call truncation warning; eval reports truncation in aggregate."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "were truncated" not in str(record.msg)
+
+
+@contextmanager
+def quiet_truncation_warnings() -> Iterator[None]:
+    """Silence the per-call truncation warning of the ``crossrank`` logger for a while."""
+    flt = _DropTruncationWarnings()
+    logger.addFilter(flt)
+    try:
+        yield
+    finally:
+        logger.removeFilter(flt)
+
+
+@contextmanager
+def hf_progress_bars(enabled: bool) -> Iterator[None]:
+    """Turn off transformers' own progress bars ("Loading weights") while not ``enabled``."""
+    from transformers.utils import logging as hf_logging
+
+    switch = not enabled and hf_logging.is_progress_bar_enabled()
+    if switch:
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    try:
+        yield
+    finally:
+        if switch:
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
+
+
+# ---------------------------------------------------------------------- first stage
+
+
+def _dense_model(first_stage: str) -> str | None:
+    """None for ``"bm25"``, MODEL for ``"dense:MODEL"``; ValueError for anything else."""
+    if first_stage == "bm25":
+        return None
+    model = first_stage[len("dense:") :].strip() if first_stage.startswith("dense:") else ""
+    if not model:
+        raise ValueError(
+            "first stage must be 'bm25' or 'dense:MODEL' (a sentence-transformers model), "
+            f"got {first_stage!r}"
+        )
+    return model
+
+
+def _first_stage(
+    dataset: Dataset,
+    query_ids: list[str],
+    *,
+    first_stage: str,
+    run_path: str | os.PathLike[str] | None,
+    depth: int,
+) -> tuple[str, dict[str, dict[str, float]]]:
+    """Return (label, {qid: {doc_id: first-stage score}}) holding each query's top ``depth``."""
+    if run_path is not None:
+        run = load_trec_run(Path(run_path))
+        scores = {q: dict(run.get(q, {})) for q in query_ids}
+        missing_queries = [q for q in query_ids if not scores[q]]
+        if missing_queries:
+            logger.warning(
+                "crossrank eval: %d of %d evaluated queries are not in %s; they score 0",
+                len(missing_queries),
+                len(query_ids),
+                run_path,
+            )
+        unknown = sorted({d for q in query_ids for d in scores[q] if d not in dataset.corpus})
+        if unknown:
+            raise ValueError(
+                f"the run file {run_path} names {len(unknown)} document(s) that are not in "
+                f"corpus.jsonl (e.g. {unknown[:5]}); the reranker needs each candidate's text. "
+                "Use the corpus the run was made from."
+            )
+        return f"run:{Path(run_path).name}", scores
+
+    retriever: Any
+    dense_model = _dense_model(first_stage)
+    if dense_model is None:
+        from crossrank.eval.first_stage import BM25Retriever
+
+        retriever = BM25Retriever(dataset.corpus)
+    else:
+        from crossrank.eval.first_stage import DenseRetriever
+
+        retriever = DenseRetriever(dataset.corpus, dense_model)
+    hits = retriever.search_many([dataset.queries[q] for q in query_ids], depth)
+    return first_stage, {q: dict(h) for q, h in zip(query_ids, hits, strict=True)}
+
+
+def _metrics(
+    run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]], k: int
+) -> dict[str, float]:
+    names = [f"ndcg@{CUTOFF}", f"mrr@{CUTOFF}", f"recall@{CUTOFF}", f"recall@{k}"]
+    values = evaluate(run, qrels, list(dict.fromkeys(names)))
+    return {
+        f"ndcg@{CUTOFF}": values[names[0]],
+        f"mrr@{CUTOFF}": values[names[1]],
+        f"recall@{CUTOFF}": values[names[2]],
+        "recall@k": values[names[3]],
+    }
+
+
+# ---------------------------------------------------------------------- the evaluation
+
+
+def evaluate_models(
+    data: str | os.PathLike[str],
+    models: Sequence[str] | None = None,
+    *,
+    first_stage: str = "bm25",
+    ks: Sequence[int] | str = DEFAULT_KS,
+    split: str = "test",
+    qrels: str | os.PathLike[str] | None = None,
+    run: str | os.PathLike[str] | None = None,
+    limit_queries: int | None = None,
+    batch_size: int = 32,
+    max_length: int | None = None,
+    device: str | None = None,
+    latency_queries: int = _DEFAULT_LATENCY_QUERIES,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a first stage and each model reranking its top K, for every K.
+
+    Example:
+        >>> from crossrank.eval.harness import evaluate_models, format_eval_table
+        >>> report = evaluate_models("scifact/", ["cross-encoder/ms-marco-MiniLM-L6-v2"], ks=[50])
+        >>> print(format_eval_table(report))
+
+    Args:
+        data: A BEIR folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``).
+        models: Cross-encoders to compare (ids or folders). Default: ``CROSSRANK_MODEL``,
+            else the core's default model.
+        first_stage: ``"bm25"`` or ``"dense:MODEL"`` (a sentence-transformers bi-encoder).
+            Ignored when ``run`` is given.
+        ks: Candidate counts to rerank, e.g. ``[20, 50, 100]`` or ``"20,50,100"``.
+        split: The qrels split of the BEIR folder.
+        qrels: Read judgments from this file (BEIR TSV or TREC) instead of the split's.
+        run: A TREC run file (``qid Q0 docid rank score tag``) to rerank instead of
+            retrieving; its documents must be in the corpus.
+        limit_queries: Evaluate only the first N judged queries (by sorted query id).
+        batch_size: Pairs per forward pass.
+        max_length: Tokens per pair the models read (default: each model's limit).
+        device: ``"cpu"``, ``"cuda"`` ... (default: CUDA when available, else CPU).
+        latency_queries: Queries on which the rerank call is timed for each K below the
+            largest (the largest is timed on every query).
+        progress: Show a progress bar on stderr.
+
+    Returns:
+        The report: ``settings``, ``machine``, ``timings`` and ``rows`` (one per first stage
+        x K and per model x K; see ``docs/evaluation.md``). Pass it to
+        :func:`format_eval_table`, :func:`write_json` or
+        :func:`crossrank.eval.plot.plot_tradeoff`.
+
+    Raises:
+        ValueError: On bad settings, or a run file naming documents not in the corpus.
+        FileNotFoundError: When the data files are missing.
+    """
+    from crossrank.scorer import DEFAULT_MODEL, CrossEncoderScorer
+
+    k_list = parse_ks(ks)
+    max_k = k_list[-1]
+    if limit_queries is not None and limit_queries < 1:
+        raise ValueError(f"limit_queries must be >= 1 or None, got {limit_queries}")
+    if latency_queries < 1:
+        raise ValueError(f"latency_queries must be >= 1, got {latency_queries}")
+    if run is None:
+        _dense_model(first_stage)  # fail before loading any data
+    model_list = list(models) if models else [os.environ.get("CROSSRANK_MODEL") or DEFAULT_MODEL]
+
+    dataset = load_beir(Path(data), split, qrels_path=None if qrels is None else Path(qrels))
+    query_ids = [q for q in sorted(dataset.qrels) if any(r > 0 for r in dataset.qrels[q].values())]
+    if limit_queries is not None:
+        query_ids = query_ids[:limit_queries]
+    if not query_ids:
+        raise ValueError("no query has a relevant document in the qrels; nothing to evaluate")
+    qrels_used = {q: dataset.qrels[q] for q in query_ids}
+
+    started = time.perf_counter()
+    fs_label, fs_scores = _first_stage(
+        dataset, query_ids, first_stage=first_stage, run_path=run, depth=max_k
+    )
+    first_stage_seconds = time.perf_counter() - started
+    candidates = {q: ranked_ids(fs_scores[q])[:max_k] for q in query_ids}
+    texts = {q: [dataset.doc_text(d) for d in candidates[q]] for q in query_ids}
+
+    fs_rows: dict[int, dict[str, Any]] = {}
+    for k in k_list:
+        run_k = {q: {d: fs_scores[q][d] for d in candidates[q][:k]} for q in query_ids}
+        fs_rows[k] = {
+            "system": fs_label,
+            "stage": "first_stage",
+            "model": None,
+            "k": k,
+            **_metrics(run_k, qrels_used, k),
+            "latency_p50_ms": None,
+            "latency_p95_ms": None,
+            "pairs_per_second": None,
+            "latency_queries": None,
+            "truncated_fraction": None,
+        }
+
+    labels = model_labels(model_list)
+    model_rows: dict[tuple[int, int], dict[str, Any]] = {}
+    load_seconds: dict[str, float] = {}
+    scored = [q for q in query_ids if texts[q]]
+    sample = scored[:latency_queries]
+    for m, (model, label) in enumerate(zip(model_list, labels, strict=True)):
+        scorer = CrossEncoderScorer(
+            model, device=device, batch_size=batch_size, max_length=max_length
+        )
+        t0 = time.perf_counter()
+        scorer.warm_up()
+        load_seconds[label] = time.perf_counter() - t0
+        scores: dict[str, list[float]] = {}
+        cut: dict[str, list[bool]] = {}
+        seconds: dict[int, list[float]] = {k: [] for k in k_list}
+        pairs: dict[int, int] = dict.fromkeys(k_list, 0)
+        smaller = [k for k in k_list if k < max_k]
+        bar = progress_bar(
+            len(scored) + len(sample) * len(smaller), f"rerank {label}", enabled=progress
+        )
+        with quiet_truncation_warnings(), bar:
+            if scored:  # warm-up: one full batch, untimed
+                q0 = scored[0]
+                scorer.score(dataset.queries[q0], texts[q0][: min(batch_size, max_k)])
+            for q in scored:
+                t = time.perf_counter()
+                details = scorer.score_details(dataset.queries[q], texts[q])
+                seconds[max_k].append(time.perf_counter() - t)
+                pairs[max_k] += details.pairs
+                scores[q] = details.scores
+                cut[q] = details.truncated
+                bar.update(1)
+            for k in smaller:
+                for q in sample:
+                    t = time.perf_counter()
+                    details = scorer.score_details(dataset.queries[q], texts[q][:k])
+                    seconds[k].append(time.perf_counter() - t)
+                    pairs[k] += details.pairs
+                    bar.update(1)
+        for k in k_list:
+            run_k = {q: dict(zip(candidates[q][:k], scores[q][:k], strict=True)) for q in scored}
+            n_pairs = sum(len(cut[q][:k]) for q in scored)
+            n_cut = sum(sum(cut[q][:k]) for q in scored)
+            model_rows[(k, m)] = {
+                "system": label,
+                "stage": "reranked",
+                "model": model,
+                "k": k,
+                **_metrics(run_k, qrels_used, k),
+                **latency_stats(seconds[k], pairs[k]),
+                "latency_queries": len(seconds[k]),
+                "truncated_fraction": n_cut / n_pairs if n_pairs else 0.0,
+            }
+        del scorer
+        gc.collect()
+
+    rows: list[dict[str, Any]] = []
+    for k in k_list:
+        rows.append(fs_rows[k])
+        rows.extend(model_rows[(k, m)] for m in range(len(model_list)))
+    return {
+        "command": "eval",
+        "settings": {
+            "data": str(data),
+            "split": split,
+            "qrels": None if qrels is None else str(qrels),
+            "run": None if run is None else str(run),
+            "first_stage": fs_label,
+            "models": model_list,
+            "ks": k_list,
+            "cutoff": CUTOFF,
+            "num_queries": len(query_ids),
+            "limit_queries": limit_queries,
+            "batch_size": batch_size,
+            "max_length": max_length,
+            "device": device,
+            "latency_queries": latency_queries,
+            "document_text": _DOCUMENT_TEXT,
+        },
+        "machine": machine_info(device),
+        "timings": {
+            "first_stage_seconds": first_stage_seconds,
+            "model_load_seconds": load_seconds,
+        },
+        "rows": rows,
+    }
+
+
+# ---------------------------------------------------------------------- output
+
+
+def align_table(lines: Sequence[Sequence[str]], footer: str = "") -> str:
+    """Align rows of cells (the first row the header): first column left, the rest right,
+    a rule under the header, then ``footer`` after a blank line."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    out = []
+    for n, line in enumerate(lines):
+        cells = [line[0].ljust(widths[0])]
+        cells += [c.rjust(w) for c, w in zip(line[1:], widths[1:], strict=True)]
+        out.append("  ".join(cells).rstrip())
+        if n == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join([*out, "", footer] if footer else out)
+
+
+def _cell(value: Any, digits: int) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def format_eval_table(report: Mapping[str, Any]) -> str:
+    """The report's rows as an aligned plain-text table (one line per system x K)."""
+    header = ["system", "K", "NDCG@10", "MRR@10", "R@10", "R@K", "p50 ms", "p95 ms", "pairs/s"]
+    lines = [header]
+    for row in report["rows"]:
+        lines.append(
+            [
+                str(row["system"]),
+                str(row["k"]),
+                _cell(row[f"ndcg@{CUTOFF}"], 4),
+                _cell(row[f"mrr@{CUTOFF}"], 4),
+                _cell(row[f"recall@{CUTOFF}"], 4),
+                _cell(row["recall@k"], 4),
+                _cell(row["latency_p50_ms"], 1),
+                _cell(row["latency_p95_ms"], 1),
+                _cell(row["pairs_per_second"], 1),
+            ]
+        )
+    settings = report["settings"]
+    return align_table(
+        lines,
+        f"{settings['num_queries']} queries, first stage {settings['first_stage']}; "
+        f"latency = one rerank call on K candidates (p95 over {settings['latency_queries']} "
+        f"queries below the largest K, over all queries at it)",
+    )
+
+
+# ---------------------------------------------------------------------- CLI
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the ``crossrank eval`` flags to ``parser`` (a subparser) and return it."""
+    parser.description = parser.description or (
+        "Rerank a first stage (BM25, a dense retriever or your TREC run) with one or more "
+        "cross-encoders; report NDCG@10, MRR@10, Recall@10, Recall@K and latency."
+    )
+    parser.add_argument(
+        "--data",
+        required=True,
+        metavar="DIR",
+        help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv",
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        metavar="M",
+        help="cross-encoder id or folder; repeat to compare several "
+        "(default: $CROSSRANK_MODEL or the core default)",
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--first-stage",
+        default=None,  # not "bm25": argparse would not see "--run R --first-stage bm25" clash
+        metavar="bm25|dense:MODEL",
+        help="first-stage retriever (default: bm25)",
+    )
+    source.add_argument(
+        "--run",
+        metavar="FILE",
+        help="rerank this TREC run file (qid Q0 docid rank score tag) instead of retrieving",
+    )
+    parser.add_argument(
+        "--k",
+        default=",".join(map(str, DEFAULT_KS)),
+        type=_ks_type,
+        metavar="K[,K...]",
+        help="candidate counts to rerank (default: 20,50,100)",
+    )
+    parser.add_argument(
+        "--limit-queries",
+        type=positive_int,
+        metavar="N",
+        help="evaluate only the first N judged queries (sorted by id)",
+    )
+    parser.add_argument("--split", default="test", help="qrels split (default: test)")
+    parser.add_argument(
+        "--qrels",
+        metavar="FILE",
+        help="judgments file (BEIR TSV or TREC qid 0 docid rel) instead of qrels/<split>.tsv",
+    )
+    parser.add_argument("--out", metavar="FILE", help="write the report as JSON")
+    parser.add_argument("--plot", metavar="FILE", help="write a PNG of NDCG@10 against p95 latency")
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=32,
+        metavar="N",
+        help="pairs per forward pass (32)",
+    )
+    parser.add_argument(
+        "--max-length",
+        type=positive_int,
+        metavar="N",
+        help="tokens per pair the model reads (default: the model's limit)",
+    )
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: cuda if available)")
+    parser.add_argument(
+        "--latency-queries",
+        type=positive_int,
+        default=_DEFAULT_LATENCY_QUERIES,
+        metavar="N",
+        help="queries timed for each K below the largest (default: 20)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """Run ``crossrank eval`` from parsed arguments; print the table; return an exit code."""
+    with hf_progress_bars(not args.quiet):
+        report = evaluate_models(
+            args.data,
+            args.model,
+            first_stage=args.first_stage or "bm25",
+            ks=args.k,
+            split=args.split,
+            qrels=args.qrels,
+            run=args.run,
+            limit_queries=args.limit_queries,
+            batch_size=args.batch_size,
+            max_length=args.max_length,
+            device=args.device,
+            latency_queries=args.latency_queries,
+            progress=not args.quiet,
+        )
+    print(format_eval_table(report))
+    if args.out:
+        print(f"wrote {write_json(report, args.out)}")
+    if args.plot:
+        from crossrank.eval.plot import plot_tradeoff
+
+        print(f"wrote {plot_tradeoff(report, args.plot)}")
+    return 0
+
+
+def positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value!r}")
+    return number
+
+
+def _ks_type(value: str) -> list[int]:
+    try:
+        return parse_ks(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e

@@ -1,0 +1,116 @@
+"""``crossrank bench`` (crossrank.eval.bench) on the tiny model: structure, not speed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from transformers import AutoTokenizer
+
+from crossrank.cli import main as cli_main
+from crossrank.eval import bench
+from crossrank.eval.bench import (
+    REFERENCE,
+    VARIANTS,
+    Variant,
+    benchmark,
+    register_variant,
+    synthetic_texts,
+)
+
+
+def test_bench_cli_tiny(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "bench.json"
+    code = cli_main(
+        [
+            "bench", "--model", str(tiny_model_dir), "--candidates", "8", "--doc-tokens", "16",
+            "--repeats", "2", "--batch-size", "4", "--out", str(out), "--quiet",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr()
+    assert "vs ST" in printed.out and REFERENCE in printed.out
+    assert "timing" not in printed.err  # --quiet: no progress bar
+
+    report = json.loads(out.read_text())
+    assert report["command"] == "bench"
+    assert report["settings"]["candidates"] == 8 and report["settings"]["repeats"] == 2
+    assert report["reference"] == REFERENCE
+    for key in ("platform", "cpu_count", "torch_version", "device"):
+        assert key in report["machine"]
+    given = report["input"]
+    assert given["source"] == "synthetic" and given["num_texts"] == 8
+    assert given["text_tokens_min"] == given["text_tokens_max"] == 16
+
+    rows = {row["name"]: row for row in report["variants"]}
+    assert list(rows) == list(VARIANTS)  # every variant, reference last
+    reference = rows[REFERENCE]
+    for row in rows.values():
+        assert len(row["times_s"]) == 2
+        assert row["p95_s"] >= row["median_s"] >= row["min_s"] > 0
+        assert row["ratio_vs_sentence_transformers"] == pytest.approx(
+            reference["median_s"] / row["median_s"]
+        )
+        assert row["pairs_per_second"] == pytest.approx(8 / row["median_s"])
+        assert row["peak_rss_mb"] > 0
+        assert row["cold_start_s"] > 0 and row["first_score_s"] > 0
+        # Every backend computes the same scores as sentence-transformers (fp32 here).
+        assert row["max_abs_score_diff_vs_reference"] < 1e-4
+    assert reference["ratio_vs_sentence_transformers"] == 1.0
+
+
+def test_synthetic_texts_have_exactly_the_requested_tokens(tiny_model_dir: Path) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    texts = synthetic_texts(tokenizer, 5, 24, seed=3)
+    assert len(texts) == 5 and len(set(texts)) == 5
+    for text in texts:
+        assert len(tokenizer(text, add_special_tokens=False)["input_ids"]) == 24
+    assert synthetic_texts(tokenizer, 5, 24, seed=3) == texts  # deterministic
+    assert synthetic_texts(tokenizer, 5, 24, seed=4) != texts
+
+
+def test_corpus_texts_prefer_documents_long_enough(tiny_model_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "qrels").mkdir()
+    docs = [
+        {"_id": "short", "title": "", "text": "cell"},
+        {"_id": "long1", "title": "Gene", "text": "cancer risk " * 20},
+        {"_id": "long2", "title": "", "text": "blood brain heart " * 20},
+    ]
+    (tmp_path / "corpus.jsonl").write_text("\n".join(map(json.dumps, docs)) + "\n")
+    (tmp_path / "queries.jsonl").write_text(
+        '{"_id": "b", "text": "second"}\n{"_id": "a", "text": "drug dose"}\n'
+    )
+    (tmp_path / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\na\tlong1\t1\nb\tx\t1\n"
+    )
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    query, texts = bench._corpus_texts(tmp_path, "test", tokenizer, 3, 10)
+    assert query == "drug dose"  # the first judged query by id
+    assert texts[0].startswith("Gene. cancer") and texts[1].startswith("blood")
+    assert texts[2] == "cell"  # shorter documents only fill up
+    assert [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts] == [10, 10, 1]
+
+
+def test_bench_rejects_texts_longer_than_the_model_reads(tiny_model_dir: Path) -> None:
+    # The tiny model reads 128 tokens per pair.
+    with pytest.raises(ValueError, match=r"--doc-tokens <= \d+, got 200"):
+        benchmark(str(tiny_model_dir), candidates=2, doc_tokens=200, repeats=1, progress=False)
+
+
+def test_bench_rejects_bad_settings(tiny_model_dir: Path) -> None:
+    with pytest.raises(ValueError, match="unknown bench variant"):
+        benchmark(str(tiny_model_dir), variants=["onnx-int3"], progress=False)
+    with pytest.raises(ValueError, match="repeats must be an integer >= 1, got 0"):
+        benchmark(str(tiny_model_dir), repeats=0, progress=False)
+
+
+def test_register_variant_keeps_the_reference_last(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bench, "VARIANTS", dict(VARIANTS))
+    extra = Variant("crossrank-test-variant", "test", bench._crossrank_torch_fp32)
+    register_variant(extra)
+    assert list(bench.VARIANTS)[-2:] == ["crossrank-test-variant", REFERENCE]
+    with pytest.raises(ValueError, match="already registered"):
+        register_variant(extra)
