@@ -1,0 +1,511 @@
+"""Unit tests for the Haystack ranker, on the tiny random model (offline, fast)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import importlib
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import haystack_integrations.components.rankers.crossrank as package
+import pytest
+from haystack import Document, Pipeline
+from haystack.utils import ComponentDevice, Secret
+from haystack.utils.device import Device, DeviceMap
+from haystack_integrations.components.rankers.crossrank import CrossEncoderRanker
+
+from crossrank import CrossEncoderScorer
+
+TYPE_PATH = "haystack_integrations.components.rankers.crossrank.ranker.CrossEncoderRanker"
+CPU = ComponentDevice.from_str("cpu")
+QUERY = "what is the capital of france"
+TEXTS = [
+    "berlin is the capital of germany",
+    "paris is the capital of france",
+    "the cat and the dog",
+    "cells and genes in cancer studies",
+    "paris",
+    "a study of blood and brain",
+]
+
+
+def _docs(texts: list[str] = TEXTS) -> list[Document]:
+    return [Document(id=f"d{i}", content=t, meta={"n": i}) for i, t in enumerate(texts)]
+
+
+def _ranker(tiny_model_dir: Path, **kwargs: Any) -> CrossEncoderRanker:
+    kwargs.setdefault("device", CPU)
+    return CrossEncoderRanker(model=str(tiny_model_dir), **kwargs)
+
+
+def _ids_scores(docs: list[Document]) -> list[tuple[str, float | None]]:
+    return [(d.id, d.score) for d in docs]
+
+
+# ---------------------------------------------------------------------- public surface
+
+
+def test_all_is_pinned() -> None:
+    assert package.__all__ == ["CrossEncoderRanker"]
+
+
+def test_type_path_is_pinned(tiny_model_dir: Path) -> None:
+    # Saved pipelines store this path: it is public API.
+    assert _ranker(tiny_model_dir).to_dict()["type"] == TYPE_PATH
+
+
+def test_sockets(tiny_model_dir: Path) -> None:
+    ranker = _ranker(tiny_model_dir)
+    inputs = ranker.__haystack_input__._sockets_dict  # type: ignore[attr-defined]
+    assert list(inputs) == ["query", "documents", "top_k", "score_threshold"]
+    assert list(ranker.__haystack_output__._sockets_dict) == ["documents"]  # type: ignore[attr-defined]
+    assert ranker.__haystack_supports_async__  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"top_k": 0}, ValueError, "top_k must be >= 1, got 0"),
+        ({"top_k": "3"}, TypeError, "top_k must be an int >= 1 or None, got str '3'"),
+        (
+            {"score_threshold": float("nan")},
+            ValueError,
+            "score_threshold must be a number, got NaN",
+        ),
+        (
+            {"score_threshold": "0.5"},
+            TypeError,
+            "score_threshold must be a number or None, got str",
+        ),
+        ({"batch_size": 0}, ValueError, "batch_size must be >= 1, got 0"),
+        ({"max_length": -1}, ValueError, "max_length must be >= 1, got -1"),
+        ({"max_tokens_per_batch": 1.5}, TypeError, "max_tokens_per_batch must be an int >= 1"),
+        (
+            {"activation": "softmax"},
+            ValueError,
+            "activation must be one of ('sigmoid', 'raw'), got 'softmax'",
+        ),
+        (
+            {"scale_score": "yes"},
+            TypeError,
+            "scale_score must be True, False or None, got str 'yes'",
+        ),
+        ({"scale_score": True, "activation": "raw"}, ValueError, "pass only one of them"),
+        (
+            {"device": "cpu"},
+            TypeError,
+            "device must be a haystack ComponentDevice or None, got str 'cpu'",
+        ),
+        (
+            {"meta_fields_to_embed": "title"},
+            TypeError,
+            "meta_fields_to_embed must be a list of strings",
+        ),
+        (
+            {"meta_fields_to_embed": ["title", 3]},
+            TypeError,
+            "meta_fields_to_embed[1] must be a string, got int 3",
+        ),
+        (
+            {"embedding_separator": None},
+            TypeError,
+            "embedding_separator must be a string, got NoneType None",
+        ),
+        ({"query_prefix": 1}, TypeError, "query_prefix must be a string, got int 1"),
+        ({"document_prefix": b"x"}, TypeError, "document_prefix must be a string, got bytes"),
+        (
+            {"local_files_only": "no"},
+            TypeError,
+            "local_files_only must be True or False, got str 'no'",
+        ),
+        ({"trust_remote_code": 1}, TypeError, "trust_remote_code must be True or False, got int 1"),
+        ({"cache_dir": 3}, TypeError, "cache_dir must be a folder path or None, got int 3"),
+        ({"model": "  "}, TypeError, "model must be a model id or a folder path, got '  '"),
+    ],
+)
+def test_init_validation(kwargs: dict[str, Any], error: type[Exception], message: str) -> None:
+    kwargs.setdefault("model", "some/model")
+    with pytest.raises(error) as info:
+        CrossEncoderRanker(**kwargs)
+    assert message in str(info.value)
+
+
+def test_device_map_is_refused() -> None:
+    device_map = DeviceMap({"layer": Device.cpu()})
+    with pytest.raises(ValueError, match="device must be a single device, got the device map"):
+        CrossEncoderRanker(model="m", device=ComponentDevice.from_multiple(device_map))
+
+
+def test_token_message_does_not_echo_the_token() -> None:
+    with pytest.raises(TypeError, match="token must be a haystack Secret or None, got str") as info:
+        CrossEncoderRanker(model="m", token="hf_secret_value")  # type: ignore[arg-type]
+    assert "hf_secret_value" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"query": ""}, ValueError, "query must contain non-whitespace text, got ''"),
+        ({"query": None}, TypeError, "query must be a string, got NoneType None"),
+        (
+            {"documents": "a text"},
+            TypeError,
+            "documents must be a list of haystack Documents, got str",
+        ),
+        ({"documents": ["a text"]}, TypeError, "documents[0] must be a haystack Document, got str"),
+        ({"top_k": 0}, ValueError, "top_k must be >= 1, got 0"),
+        ({"score_threshold": "high"}, TypeError, "score_threshold must be a number or None"),
+    ],
+)
+def test_run_validation(
+    tiny_model_dir: Path, kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    ranker = _ranker(tiny_model_dir)
+    call = {"query": QUERY, "documents": _docs(), **kwargs}
+    with pytest.raises(error) as info:
+        ranker.run(**call)
+    assert message in str(info.value)
+    assert not ranker._scorer.is_loaded
+
+
+def test_scale_score_is_the_peers_name_for_activation() -> None:
+    assert CrossEncoderRanker(model="m", scale_score=True).activation == "sigmoid"
+    assert CrossEncoderRanker(model="m", scale_score=False).activation == "raw"
+    assert CrossEncoderRanker(model="m").activation == "sigmoid"
+
+
+def test_model_defaults_to_env_then_core_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CROSSRANK_MODEL", raising=False)
+    assert CrossEncoderRanker().model == "cross-encoder/ms-marco-MiniLM-L6-v2"
+    monkeypatch.setenv("CROSSRANK_MODEL", "my/model")
+    assert CrossEncoderRanker().model == "my/model"
+
+
+# ---------------------------------------------------------------------- loading
+
+
+def test_construction_and_empty_input_do_not_load(tiny_model_dir: Path) -> None:
+    ranker = _ranker(tiny_model_dir)
+    assert ranker.run(query=QUERY, documents=[]) == {"documents": []}
+    assert not ranker._scorer.is_loaded
+
+
+async def _run_async_empty(ranker: CrossEncoderRanker) -> dict[str, list[Document]]:
+    return await ranker.run_async(query=QUERY, documents=[])
+
+
+def test_run_async_empty_input_does_not_load(tiny_model_dir: Path) -> None:
+    ranker = _ranker(tiny_model_dir)
+    assert asyncio.run(_run_async_empty(ranker)) == {"documents": []}
+    assert not ranker._scorer.is_loaded
+
+
+def test_run_warms_up_by_itself(tiny_model_dir: Path) -> None:
+    ranker = _ranker(tiny_model_dir)
+    ranker.run(query=QUERY, documents=_docs())
+    assert ranker._scorer.is_loaded
+
+
+def test_warm_up_is_idempotent(tiny_model_dir: Path) -> None:
+    ranker = _ranker(tiny_model_dir)
+    ranker.warm_up()
+    loaded = ranker._scorer._loaded
+    ranker.warm_up()
+    assert ranker._scorer._loaded is loaded
+
+
+@pytest.mark.asyncio
+async def test_warm_up_async(tiny_model_dir: Path) -> None:
+    ranker = _ranker(tiny_model_dir)
+    await ranker.warm_up_async()
+    assert ranker._scorer.is_loaded
+
+
+def test_token_is_resolved_when_loading(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CROSSRANK_TEST_TOKEN", "hf_abc")
+    ranker = _ranker(tiny_model_dir, token=Secret.from_env_var("CROSSRANK_TEST_TOKEN"))
+    assert ranker._scorer.token is None  # not read at construction
+    ranker.warm_up()
+    assert ranker._scorer.token == "hf_abc"
+
+
+# ---------------------------------------------------------------------- scoring
+
+
+def test_order_and_scores_equal_the_core(
+    tiny_model_dir: Path, tiny_scorer: CrossEncoderScorer
+) -> None:
+    ranker = _ranker(tiny_model_dir, top_k=None)
+    out = ranker.run(query=QUERY, documents=_docs())["documents"]
+    hits = tiny_scorer.rank(QUERY, TEXTS)
+    assert _ids_scores(out) == [(f"d{h.index}", h.score) for h in hits]
+    assert all(type(d.score) is float for d in out)
+
+
+def test_raw_activation_equals_the_core(tiny_model_dir: Path) -> None:
+    ranker = _ranker(tiny_model_dir, top_k=None, scale_score=False)
+    out = ranker.run(query=QUERY, documents=_docs())["documents"]
+    core = CrossEncoderScorer(tiny_model_dir, device="cpu", activation="raw")
+    assert _ids_scores(out) == [(f"d{h.index}", h.score) for h in core.rank(QUERY, TEXTS)]
+
+
+def test_prefixes_and_meta_fields_build_the_scored_text(
+    tiny_model_dir: Path, tiny_scorer: CrossEncoderScorer
+) -> None:
+    ranker = _ranker(
+        tiny_model_dir,
+        top_k=None,
+        meta_fields_to_embed=["title", "year", "empty", "absent"],
+        embedding_separator=" | ",
+        query_prefix="q: ",
+        document_prefix="d: ",
+    )
+    docs = [
+        Document(
+            id="a", content="paris is a city", meta={"title": "france", "year": 2020, "empty": ""}
+        ),
+        Document(id="b", content="the dog", meta={"title": "pets"}),
+    ]
+    out = ranker.run(query=QUERY, documents=docs)["documents"]
+    expected_texts = ["d: france | 2020 | paris is a city", "d: pets | the dog"]
+    scores = tiny_scorer.score("q: " + QUERY, expected_texts)
+    assert {d.id: d.score for d in out} == {"a": scores[0], "b": scores[1]}
+    assert [d.content for d in out if d.id == "a"] == ["paris is a city"]
+
+
+def test_top_k_and_threshold_per_call_override_init(tiny_model_dir: Path) -> None:
+    ranker = _ranker(tiny_model_dir, top_k=2)
+    docs = _docs()
+    assert len(ranker.run(query=QUERY, documents=docs)["documents"]) == 2
+    assert len(ranker.run(query=QUERY, documents=docs, top_k=4)["documents"]) == 4
+
+    everything = ranker.run(query=QUERY, documents=docs, top_k=len(docs))["documents"]
+    scores = [d.score for d in everything]
+    cut = scores[2]  # keeps exactly three
+    assert [
+        d.score
+        for d in ranker.run(query=QUERY, documents=docs, top_k=6, score_threshold=cut)["documents"]
+    ] == scores[:3]
+
+    strict = _ranker(tiny_model_dir, top_k=None, score_threshold=2.0)  # sigmoid never reaches 2
+    assert strict.run(query=QUERY, documents=docs)["documents"] == []
+    assert len(strict.run(query=QUERY, documents=docs, score_threshold=0.0)["documents"]) == len(
+        docs
+    )
+    # A per-call threshold of 0.0 is a real value, not "use the default".
+    assert (
+        len(strict.run(query=QUERY, documents=docs, score_threshold=0.0, top_k=1)["documents"]) == 1
+    )
+
+
+def test_inputs_are_not_changed(tiny_model_dir: Path) -> None:
+    docs = [
+        Document(id=f"d{i}", content=t, meta={"n": i, "tags": ["x"]}, score=0.5)
+        for i, t in enumerate(TEXTS)
+    ]
+    docs.append(Document(id="empty", content=None, score=0.1))
+    before = copy.deepcopy(docs)
+    out = _ranker(tiny_model_dir, top_k=None).run(query=QUERY, documents=docs)["documents"]
+    assert docs == before
+    assert all(d.score == 0.5 for d in docs[:-1])
+    assert not any(o is d for o in out for d in docs)
+    # The copies carry everything but the score.
+    originals = {d.id: d for d in docs}
+    for o in out:
+        assert o.content == originals[o.id].content and o.meta == originals[o.id].meta
+
+
+def test_documents_without_content_are_skipped_and_reported(
+    tiny_model_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ranker = _ranker(
+        tiny_model_dir, top_k=None, meta_fields_to_embed=["title"], document_prefix="d: "
+    )
+    docs = [
+        Document(id="none", content=None, meta={"title": "paris"}),
+        Document(id="empty", content=""),
+        Document(id="blank", content="  \n "),
+        Document(id="ok", content="paris is the capital of france"),
+    ]
+    with caplog.at_level(logging.WARNING, logger="crossrank"):
+        out = ranker.run(query=QUERY, documents=docs)["documents"]
+    assert [d.id for d in out] == ["ok"]
+    assert "3 of 4 candidates have no text" in caplog.text
+
+
+def test_only_empty_documents_return_nothing_without_loading(tiny_model_dir: Path) -> None:
+    ranker = _ranker(tiny_model_dir)
+    out = ranker.run(query=QUERY, documents=[Document(id="x", content=""), Document(id="y")])
+    assert out == {"documents": []}
+    assert not ranker._scorer.is_loaded
+
+
+def test_duplicate_ids_keep_the_higher_incoming_score(
+    tiny_model_dir: Path, tiny_scorer: CrossEncoderScorer
+) -> None:
+    docs = [
+        Document(id="a", content="the cat and the dog", score=0.2),
+        Document(id="b", content="berlin is the capital of germany"),
+        Document(id="a", content="paris is the capital of france", score=0.9),
+        Document(id="b", content="cells and genes", score=None),  # a tie (None): first kept
+        Document(id="a", content="blood and brain", score=0.5),
+    ]
+    out = _ranker(tiny_model_dir, top_k=None).run(query=QUERY, documents=docs)["documents"]
+    assert sorted(d.id for d in out) == ["a", "b"]
+    contents = {d.id: d.content for d in out}
+    assert contents == {
+        "a": "paris is the capital of france",
+        "b": "berlin is the capital of germany",
+    }
+    expected = tiny_scorer.score(QUERY, [contents["a"], contents["b"]])
+    assert {d.id: d.score for d in out} == {"a": expected[0], "b": expected[1]}
+
+
+# ---------------------------------------------------------------------- serialization
+
+
+def test_to_dict(tiny_model_dir: Path) -> None:
+    ranker = _ranker(tiny_model_dir, top_k=3, meta_fields_to_embed=["title"], max_length=64)
+    assert ranker.to_dict() == {
+        "type": TYPE_PATH,
+        "init_parameters": {
+            "model": str(tiny_model_dir),
+            "device": {"type": "single", "device": "cpu"},
+            "token": {"type": "env_var", "env_vars": ["HF_API_TOKEN", "HF_TOKEN"], "strict": False},
+            "top_k": 3,
+            "score_threshold": None,
+            "activation": "sigmoid",
+            "meta_fields_to_embed": ["title"],
+            "embedding_separator": "\n",
+            "query_prefix": "",
+            "document_prefix": "",
+            "batch_size": 32,
+            "max_length": 64,
+            "max_tokens_per_batch": None,
+            "cache_dir": None,
+            "local_files_only": False,
+            "trust_remote_code": False,
+        },
+    }
+
+
+def test_to_dict_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CROSSRANK_MODEL", raising=False)
+    params = CrossEncoderRanker(token=None, scale_score=False, cache_dir=Path("/tmp/m")).to_dict()[
+        "init_parameters"
+    ]
+    assert params["model"] == "cross-encoder/ms-marco-MiniLM-L6-v2"
+    assert params["device"] is None
+    assert params["token"] is None
+    assert params["activation"] == "raw"
+    assert params["cache_dir"] == "/tmp/m"
+    assert "scale_score" not in params
+
+
+def test_from_dict_round_trip(tiny_model_dir: Path) -> None:
+    ranker = _ranker(
+        tiny_model_dir,
+        top_k=4,
+        score_threshold=0.1,
+        token=Secret.from_env_var("SOME_TOKEN", strict=False),
+        meta_fields_to_embed=["title"],
+        query_prefix="q: ",
+        activation="raw",
+        batch_size=2,
+        max_length=48,
+        max_tokens_per_batch=256,
+        local_files_only=True,
+    )
+    data = ranker.to_dict()
+    frozen = copy.deepcopy(data)
+    again = CrossEncoderRanker.from_dict(data)
+    assert data == frozen  # from_dict leaves its input alone
+    assert again.to_dict() == data
+    assert again.device == CPU
+    assert again.token == Secret.from_env_var("SOME_TOKEN", strict=False)
+    docs = _docs()
+    assert _ids_scores(again.run(query=QUERY, documents=docs)["documents"]) == _ids_scores(
+        ranker.run(query=QUERY, documents=docs)["documents"]
+    )
+
+
+def test_from_dict_with_minimal_data() -> None:
+    ranker = CrossEncoderRanker.from_dict({"type": TYPE_PATH, "init_parameters": {"model": "m"}})
+    assert ranker.model == "m"
+    assert ranker.device is None
+    assert ranker.top_k == 10
+
+
+def test_pipeline_yaml_round_trip(tiny_model_dir: Path) -> None:
+    pipeline = Pipeline()
+    pipeline.add_component("ranker", _ranker(tiny_model_dir, top_k=3))
+    yaml_text = pipeline.dumps()
+    assert TYPE_PATH in yaml_text
+    loaded = Pipeline.loads(yaml_text)
+    docs = _docs()
+    first = pipeline.run({"ranker": {"query": QUERY, "documents": docs}})["ranker"]["documents"]
+    second = loaded.run({"ranker": {"query": QUERY, "documents": docs}})["ranker"]["documents"]
+    assert len(first) == 3
+    assert _ids_scores(first) == _ids_scores(second)
+
+
+# ---------------------------------------------------------------------- async
+
+
+@pytest.mark.asyncio
+async def test_run_async_equals_run(tiny_model_dir: Path) -> None:
+    ranker = _ranker(tiny_model_dir, top_k=4)
+    docs = _docs()
+    expected = ranker.run(query=QUERY, documents=docs, score_threshold=0.0)
+    got = await ranker.run_async(query=QUERY, documents=docs, score_threshold=0.0)
+    assert _ids_scores(got["documents"]) == _ids_scores(expected["documents"])
+
+
+@pytest.mark.asyncio
+async def test_concurrent_run_async_equals_sequential(tiny_model_dir: Path) -> None:
+    ranker = _ranker(tiny_model_dir, top_k=None, batch_size=2)  # several batches per call
+    queries = [
+        f"{QUERY} {word}"
+        for word in (
+            "cat",
+            "dog",
+            "cell",
+            "gene",
+            "blood",
+            "brain",
+            "heart",
+            "drug",
+            "dose",
+            "risk",
+        )
+    ]
+    sequential = [ranker.run(query=q, documents=_docs())["documents"] for q in queries]
+    concurrent = await asyncio.gather(
+        *(ranker.run_async(query=q, documents=_docs()) for q in queries)
+    )
+    assert [_ids_scores(r["documents"]) for r in concurrent] == [_ids_scores(r) for r in sequential]
+
+
+# ---------------------------------------------------------------------- missing extra
+
+
+def test_missing_haystack_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [
+        m for m in sys.modules if m.startswith("haystack_integrations.components.rankers.crossrank")
+    ]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "haystack", None)  # makes `import haystack` fail
+    with pytest.raises(ImportError) as info:
+        importlib.import_module("haystack_integrations.components.rankers.crossrank")
+    assert 'pip install "crossrank[haystack]"' in str(info.value)
+    assert "The Haystack ranker" in str(info.value)
+    assert info.value.name == "haystack"
+    assert isinstance(info.value.__cause__, ImportError)
