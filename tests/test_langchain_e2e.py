@@ -1,0 +1,188 @@
+"""End to end: the LangChain compressor behind a real BM25 retriever over SciFact, real model.
+
+The compressor must lose nothing against the core: same scores, same order, same NDCG@10.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_classic.retrievers import ContextualCompressionRetriever
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from langchain_crossrank import CrossEncoderRerank
+from pydantic import ConfigDict
+
+from crossrank import CrossEncoderScorer
+from crossrank.eval.first_stage import BM25Retriever
+from crossrank.eval.metrics import evaluate
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "integrations" / "langchain" / "examples" / "rerank_retriever.py"
+CANDIDATES = 20
+TOP_N = 10
+MAX_LENGTH = 256
+
+
+class SciFactBM25Retriever(BaseRetriever):
+    """BM25 (bm25s) top-k over the SciFact corpus, as LangChain Documents."""
+
+    bm25: BM25Retriever
+    dataset: Any
+    k: int = CANDIDATES
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        return [
+            Document(page_content=self.dataset.doc_text(doc_id), metadata={"id": doc_id})
+            for doc_id, _ in self.bm25.search(query, k=self.k)
+        ]
+
+
+@pytest.fixture(scope="module")
+def query_ids(scifact: Any) -> list[str]:
+    return sorted(scifact.qrels)[:10]
+
+
+@pytest.fixture(scope="module")
+def qrels(scifact: Any, query_ids: list[str]) -> dict[str, dict[str, int]]:
+    return {qid: scifact.qrels[qid] for qid in query_ids}
+
+
+@pytest.fixture(scope="module")
+def base_retriever(scifact: Any) -> SciFactBM25Retriever:
+    return SciFactBM25Retriever(bm25=BM25Retriever(scifact.corpus), dataset=scifact)
+
+
+@pytest.fixture(scope="module")
+def candidates(
+    scifact: Any, query_ids: list[str], base_retriever: SciFactBM25Retriever
+) -> dict[str, list[Document]]:
+    return {qid: base_retriever.invoke(scifact.queries[qid]) for qid in query_ids}
+
+
+@pytest.fixture(scope="module")
+def retriever(
+    shared_model_dir: Path, base_retriever: SciFactBM25Retriever
+) -> ContextualCompressionRetriever:
+    reranker = CrossEncoderRerank(
+        model=shared_model_dir, top_n=TOP_N, device="cpu", max_length=MAX_LENGTH
+    )
+    return ContextualCompressionRetriever(base_compressor=reranker, base_retriever=base_retriever)
+
+
+@pytest.fixture(scope="module")
+def langchain_results(
+    scifact: Any, query_ids: list[str], retriever: ContextualCompressionRetriever
+) -> dict[str, list[Document]]:
+    return {qid: retriever.invoke(scifact.queries[qid]) for qid in query_ids}
+
+
+@pytest.fixture(scope="module")
+def core_results(
+    scifact: Any, shared_model_dir: Path, candidates: dict[str, list[Document]]
+) -> dict[str, list[tuple[str, float]]]:
+    scorer = CrossEncoderScorer(shared_model_dir, device="cpu", max_length=MAX_LENGTH)
+    out = {}
+    for qid, docs in candidates.items():
+        hits = scorer.rank(scifact.queries[qid], [d.page_content for d in docs], top_k=TOP_N)
+        out[qid] = [(docs[h.index].metadata["id"], h.score) for h in hits]
+    return out
+
+
+def as_pairs(docs: list[Document]) -> list[tuple[str, float]]:
+    return [(d.metadata["id"], d.metadata["relevance_score"]) for d in docs]
+
+
+def as_run(results: dict[str, list[tuple[str, float]]]) -> dict[str, dict[str, float]]:
+    return {qid: dict(pairs) for qid, pairs in results.items()}
+
+
+def test_retriever_returns_scored_copies(
+    scifact: Any,
+    candidates: dict[str, list[Document]],
+    langchain_results: dict[str, list[Document]],
+) -> None:
+    for qid, docs in langchain_results.items():
+        assert len(candidates[qid]) == CANDIDATES
+        assert len(docs) == TOP_N
+        candidate_ids = {d.metadata["id"] for d in candidates[qid]}
+        for doc in docs:
+            assert doc.metadata["id"] in candidate_ids
+            assert doc.page_content == scifact.doc_text(doc.metadata["id"])
+            assert type(doc.metadata["relevance_score"]) is float
+        scores = [d.metadata["relevance_score"] for d in docs]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_ndcg_equals_core_and_beats_random(
+    qrels: dict[str, dict[str, int]],
+    candidates: dict[str, list[Document]],
+    langchain_results: dict[str, list[Document]],
+    core_results: dict[str, list[tuple[str, float]]],
+) -> None:
+    langchain_pairs = {qid: as_pairs(docs) for qid, docs in langchain_results.items()}
+    for qid, pairs in langchain_pairs.items():
+        assert [d for d, _ in pairs] == [d for d, _ in core_results[qid]], qid
+        for (_, ours), (_, core) in zip(pairs, core_results[qid], strict=True):
+            assert abs(ours - core) < 1e-9
+
+    ndcg = evaluate(as_run(langchain_pairs), qrels, ["ndcg@10"])["ndcg@10"]
+    core_ndcg = evaluate(as_run(core_results), qrels, ["ndcg@10"])["ndcg@10"]
+    assert abs(ndcg - core_ndcg) < 1e-9
+
+    rng = random.Random(0)
+    random_run = {
+        qid: {d.metadata["id"]: rng.random() for d in docs} for qid, docs in candidates.items()
+    }
+    random_ndcg = evaluate(random_run, qrels, ["ndcg@10"])["ndcg@10"]
+    assert ndcg > random_ndcg
+
+
+def test_async_path_gives_the_same(
+    scifact: Any,
+    query_ids: list[str],
+    retriever: ContextualCompressionRetriever,
+    langchain_results: dict[str, list[Document]],
+) -> None:
+    async def run_all() -> list[list[Document]]:
+        return await asyncio.gather(*(retriever.ainvoke(scifact.queries[q]) for q in query_ids))
+
+    results = asyncio.run(run_all())
+    for qid, docs in zip(query_ids, results, strict=True):
+        assert as_pairs(docs) == as_pairs(langchain_results[qid])
+
+
+def test_example_runs(shared_model_dir: Path) -> None:
+    env = {**os.environ, "CROSSRANK_MODEL": str(shared_model_dir), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLE)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    retriever_part = lines[
+        lines.index("ContextualCompressionRetriever:") + 1 : lines.index("LCEL:")
+    ]
+    lcel_part = lines[lines.index("LCEL:") + 1 :]
+    assert len(retriever_part) == 3
+    assert retriever_part == lcel_part
+    assert retriever_part[0].split()[1] == "aspirin-platelets"
+    assert "empty" not in result.stdout
