@@ -1,0 +1,334 @@
+"""``CrossEncoderRerank``: a LlamaIndex node postprocessor backed by crossrank's core scorer.
+
+The adapter only converts: nodes -> (query, texts) -> :meth:`CrossEncoderScorer.rerank`
+-> new ``NodeWithScore`` objects. All scoring, selection and validation live in the core.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+try:
+    from llama_index.core.bridge.pydantic import Field, PrivateAttr
+    from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
+    from llama_index.core.callbacks.base import EventContext
+    from llama_index.core.instrumentation import get_dispatcher
+    from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
+    from llama_index.core.postprocessor.types import BaseNodePostprocessor
+    from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
+except ImportError as e:
+    from crossrank._optional import missing_extra
+
+    raise missing_extra("The LlamaIndex postprocessor", "llama-index", e) from e
+
+from crossrank.scorer import Activation, CrossEncoderScorer
+from crossrank.selection import Hit
+from crossrank.validation import check_query, check_score_threshold, check_top_k
+
+__all__ = ["CrossEncoderRerank"]
+
+dispatcher = get_dispatcher(__name__)
+
+#: Metadata key that holds the first-stage score when ``keep_retrieval_score=True``.
+RETRIEVAL_SCORE_KEY = "retrieval_score"
+
+# Settings that configure the core scorer; with a ready ``scorer`` they must stay unset.
+_SCORER_DEFAULTS: dict[str, Any] = {
+    "model": None,
+    "activation": "sigmoid",
+    "batch_size": 32,
+    "max_length": None,
+    "max_tokens_per_batch": None,
+    "device": None,
+    "cache_dir": None,
+    "local_files_only": False,
+}
+
+
+class CrossEncoderRerank(BaseNodePostprocessor):
+    """Rerank retrieved nodes with a cross-encoder, through crossrank's core scorer.
+
+    The model is loaded on first use (or ``rerank.scorer.warm_up()``), not in the
+    constructor. The caller's nodes are never changed: the result holds new
+    ``NodeWithScore`` objects wrapping copies of the kept nodes, best first, with the
+    cross-encoder score as a Python ``float``. The text scored for each node is
+    ``node.get_content(metadata_mode=metadata_mode)``; nodes whose own content is empty
+    or whitespace are not scored and not returned, whatever their metadata (a log warning
+    from the core says how many). The model settings are fixed when the postprocessor
+    is built; ``top_n``, ``score_threshold``, ``keep_retrieval_score`` and
+    ``metadata_mode`` are read on each call.
+
+    Example:
+        ```python
+        from llama_index.core.query_engine import RetrieverQueryEngine
+        from llama_index.postprocessor.crossrank_rerank import CrossEncoderRerank
+
+        rerank = CrossEncoderRerank(top_n=5)  # CROSSRANK_MODEL or the core default
+        engine = RetrieverQueryEngine.from_args(retriever, node_postprocessors=[rerank])
+        for hit in engine.query("what is a cross-encoder?").source_nodes:
+            print(hit.node.node_id, hit.score)  # best first; score is a Python float
+        ```
+
+    Args:
+        model: A Hugging Face model id or a local folder. Default (None): the environment
+            variable ``CROSSRANK_MODEL``, else ``cross-encoder/ms-marco-MiniLM-L6-v2``.
+        scorer: A ready :class:`crossrank.CrossEncoderScorer` to use instead of building
+            one (share one loaded model between components). Not serialized. With it,
+            leave the model settings (``model`` ... ``local_files_only``) unset.
+        top_n: Most nodes returned.
+        score_threshold: Drop nodes scoring below this (applied before ``top_n``).
+        keep_retrieval_score: Keep each node's first-stage score in the copy's metadata
+            under ``"retrieval_score"``, excluded from the LLM's and the embedder's text.
+        activation: ``"sigmoid"`` (scores in (0, 1)) or ``"raw"`` (logits).
+        metadata_mode: Which metadata goes into the scored text (default
+            ``MetadataMode.EMBED``, as LlamaIndex's own rerankers).
+        batch_size: Most pairs per forward pass.
+        max_length: Tokens per (query, text) pair the model reads. Default: the model's
+            own limit. Longer texts are truncated and a warning is logged.
+        max_tokens_per_batch: Optional cap on padded tokens per forward pass.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``. Default: CUDA if available.
+        cache_dir: Folder for downloaded models (default: the Hugging Face cache).
+        local_files_only: Never contact the Hugging Face Hub.
+        callback_manager: LlamaIndex callback manager (query engines set their own).
+    """
+
+    model: str | None = Field(
+        default=None,
+        description="Cross-encoder model id or folder; None: CROSSRANK_MODEL, else the "
+        "crossrank default.",
+    )
+    top_n: int = Field(default=5, description="Most nodes returned.")
+    score_threshold: float | None = Field(
+        default=None, description="Drop nodes scoring below this (before top_n)."
+    )
+    keep_retrieval_score: bool = Field(
+        default=False,
+        description="Keep the first-stage score in metadata['retrieval_score'] (hidden from "
+        "the LLM and embedder text).",
+    )
+    activation: Activation = Field(
+        default="sigmoid", description="'sigmoid' (0..1) or 'raw' (logits)."
+    )
+    metadata_mode: MetadataMode = Field(
+        default=MetadataMode.EMBED,
+        description="Text scored: node.get_content(metadata_mode=metadata_mode).",
+    )
+    batch_size: int = Field(default=32, description="Most pairs per forward pass.")
+    max_length: int | None = Field(
+        default=None, description="Tokens per pair the model reads; None: the model's limit."
+    )
+    max_tokens_per_batch: int | None = Field(
+        default=None, description="Optional cap on padded tokens per forward pass."
+    )
+    device: str | None = Field(default=None, description="Torch device; None: CUDA if available.")
+    cache_dir: str | None = Field(default=None, description="Folder for downloaded models.")
+    local_files_only: bool = Field(default=False, description="Never contact the Hub.")
+
+    _scorer: CrossEncoderScorer = PrivateAttr()
+
+    def __init__(
+        self,
+        *,
+        model: str | os.PathLike[str] | None = None,
+        scorer: CrossEncoderScorer | None = None,
+        top_n: int = 5,
+        score_threshold: float | None = None,
+        keep_retrieval_score: bool = False,
+        activation: Activation = "sigmoid",
+        metadata_mode: MetadataMode = MetadataMode.EMBED,
+        batch_size: int = 32,
+        max_length: int | None = None,
+        max_tokens_per_batch: int | None = None,
+        device: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        local_files_only: bool = False,
+        callback_manager: CallbackManager | None = None,
+    ) -> None:
+        _check_top_n(top_n)
+        check_score_threshold(score_threshold)
+        settings: dict[str, Any] = {
+            "model": None if model is None else os.fspath(model),
+            "activation": activation,
+            "batch_size": batch_size,
+            "max_length": max_length,
+            "max_tokens_per_batch": max_tokens_per_batch,
+            "device": device,
+            "cache_dir": None if cache_dir is None else os.fspath(cache_dir),
+            "local_files_only": local_files_only,
+        }
+        if scorer is None:
+            # Building the scorer validates every setting; it loads nothing.
+            scorer = CrossEncoderScorer(**settings)
+        else:
+            settings = _settings_of(scorer, settings)
+        fields: dict[str, Any] = {
+            "top_n": top_n,
+            "score_threshold": score_threshold,
+            "keep_retrieval_score": keep_retrieval_score,
+            "metadata_mode": metadata_mode,
+            **settings,
+        }
+        if callback_manager is not None:
+            fields["callback_manager"] = callback_manager
+        super().__init__(**fields)
+        self._scorer = scorer
+
+    @classmethod
+    def class_name(cls) -> str:
+        """Name stored by LlamaIndex serialization."""
+        return "CrossEncoderRerank"
+
+    @property
+    def scorer(self) -> CrossEncoderScorer:
+        """The core scorer (``rerank.scorer.warm_up()`` loads the model now)."""
+        return self._scorer
+
+    # ------------------------------------------------------------------ hooks
+
+    @dispatcher.span
+    def _postprocess_nodes(
+        self,
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None = None,
+    ) -> list[NodeWithScore]:
+        query = self._start(nodes, query_bundle)
+        if not nodes:
+            return self._end(nodes, [], None)
+        with self._event(nodes, query) as event:
+            reranked = self._scorer.rerank(
+                query, self._texts(nodes), top_k=self.top_n, score_threshold=self.score_threshold
+            )
+            return self._end(nodes, reranked.hits, event)
+
+    @dispatcher.span
+    async def _apostprocess_nodes(
+        self,
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None = None,
+    ) -> list[NodeWithScore]:
+        query = self._start(nodes, query_bundle)
+        if not nodes:
+            return self._end(nodes, [], None)
+        with self._event(nodes, query) as event:
+            # The core scores in a worker thread; the event loop keeps running.
+            reranked = await self._scorer.arerank(
+                query, self._texts(nodes), top_k=self.top_n, score_threshold=self.score_threshold
+            )
+            return self._end(nodes, reranked.hits, event)
+
+    # ------------------------------------------------------------------ conversion
+
+    def _start(self, nodes: Sequence[NodeWithScore], query_bundle: QueryBundle | None) -> str:
+        """Check the inputs, emit ``ReRankStartEvent`` and return the query string."""
+        top_n = _check_top_n(self.top_n)
+        if isinstance(nodes, (str, bytes)) or not isinstance(nodes, Sequence):
+            raise TypeError(f"nodes must be a list of NodeWithScore, got {type(nodes).__name__}")
+        for i, item in enumerate(nodes):
+            if not isinstance(item, NodeWithScore):
+                raise TypeError(
+                    f"nodes[{i}] must be a NodeWithScore, got {type(item).__name__}; "
+                    "wrap bare nodes as NodeWithScore(node=node)"
+                )
+        dispatcher.event(
+            ReRankStartEvent(
+                query=query_bundle,
+                nodes=list(nodes),
+                top_n=top_n,
+                model_name=self._scorer.model_name,
+            )
+        )
+        if query_bundle is None:
+            raise ValueError(
+                "CrossEncoderRerank needs the query, got query_bundle=None; call "
+                "postprocess_nodes(nodes, query_bundle=QueryBundle(query)) or "
+                "postprocess_nodes(nodes, query_str=query)"
+            )
+        if not isinstance(query_bundle, QueryBundle):
+            raise TypeError(
+                f"query_bundle must be a QueryBundle, got {type(query_bundle).__name__}; "
+                "pass a string as query_str=..."
+            )
+        return check_query(query_bundle.query_str)
+
+    def _texts(self, nodes: Sequence[NodeWithScore]) -> list[str | None]:
+        """The text scored for each node; None (not scored) when the node has no content.
+
+        A node whose own content is blank has nothing to match the query, whatever its
+        metadata: it is skipped rather than scored on its metadata alone.
+        """
+        texts: list[str | None] = []
+        for item in nodes:
+            if not item.node.get_content(metadata_mode=MetadataMode.NONE).strip():
+                texts.append(None)
+            else:
+                texts.append(item.node.get_content(metadata_mode=self.metadata_mode))
+        return texts
+
+    def _event(
+        self, nodes: Sequence[NodeWithScore], query: str
+    ) -> AbstractContextManager[EventContext]:
+        """The ``CBEventType.RERANKING`` callback event around scoring."""
+        return self.callback_manager.event(
+            CBEventType.RERANKING,
+            payload={
+                EventPayload.NODES: list(nodes),
+                EventPayload.MODEL_NAME: self._scorer.model_name,
+                EventPayload.QUERY_STR: query,
+                EventPayload.TOP_K: self.top_n,
+            },
+        )
+
+    def _end(
+        self, nodes: Sequence[NodeWithScore], hits: list[Hit], event: EventContext | None
+    ) -> list[NodeWithScore]:
+        """New NodeWithScore objects for the kept hits (the inputs stay as they were);
+        close the callback event and emit ``ReRankEndEvent``."""
+        out: list[NodeWithScore] = []
+        for hit in hits:
+            original = nodes[hit.index]
+            node = original.node.model_copy(deep=True)
+            if self.keep_retrieval_score:
+                old = original.score
+                node.metadata[RETRIEVAL_SCORE_KEY] = None if old is None else float(old)
+                for hidden in (node.excluded_llm_metadata_keys, node.excluded_embed_metadata_keys):
+                    if RETRIEVAL_SCORE_KEY not in hidden:
+                        hidden.append(RETRIEVAL_SCORE_KEY)
+            out.append(NodeWithScore(node=node, score=hit.score))
+        if event is not None:
+            event.on_end(payload={EventPayload.NODES: out})
+        dispatcher.event(ReRankEndEvent(nodes=out))
+        return out
+
+
+def _check_top_n(top_n: Any) -> int:
+    if top_n is None:  # the core's None means "all"; a postprocessor always cuts
+        raise TypeError("top_n must be an int >= 1, got None; use a large top_n to keep all")
+    return check_top_k(top_n, name="top_n")  # type: ignore[return-value]
+
+
+def _settings_of(scorer: CrossEncoderScorer, given: dict[str, Any]) -> dict[str, Any]:
+    """The serializable settings of a ready scorer; reject settings passed beside it."""
+    if not isinstance(scorer, CrossEncoderScorer):
+        raise TypeError(
+            f"scorer must be a crossrank.CrossEncoderScorer, got {type(scorer).__name__}"
+        )
+    clashing = [name for name, value in given.items() if value != _SCORER_DEFAULTS[name]]
+    if clashing:
+        raise ValueError(
+            f"pass either scorer or the model settings, not both; got scorer and {clashing}. "
+            "Configure the CrossEncoderScorer instead"
+        )
+    return {
+        "model": scorer.model_name,
+        "activation": scorer.activation,
+        "batch_size": scorer.batch_size,
+        # The core does not expose the requested max_length without loading the model.
+        "max_length": None,
+        "max_tokens_per_batch": scorer.max_tokens_per_batch,
+        "device": None if scorer.device is None else str(scorer.device),
+        "cache_dir": scorer.cache_dir,
+        "local_files_only": scorer.local_files_only,
+    }
