@@ -59,6 +59,12 @@ def build_tiny_model(folder: Path, *, num_labels: int = 1, head: bool = True, se
     return folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _onnx_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Exported ONNX files go to a temporary folder, never the user's ~/.cache."""
+    os.environ["CROSSRANK_CACHE"] = str(tmp_path_factory.mktemp("crossrank-cache"))
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-ce"))

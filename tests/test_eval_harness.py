@@ -313,3 +313,28 @@ def test_eval_scifact_subset(
         random_ndcg.append(evaluate(shuffled, qrels, ["ndcg@10"])["ndcg@10"])
     assert reranked["ndcg@10"] > sum(random_ndcg) / len(random_ndcg) + 0.05
     assert reranked["recall@k"] == pytest.approx(first["recall@k"])
+
+
+def test_eval_compares_backends(tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    """One model, two backends: one row each, labelled by backend; onnx fp32 equals torch."""
+    from crossrank.eval.harness import evaluate_models
+
+    report = evaluate_models(
+        tiny_beir,
+        [str(tiny_model_dir)],
+        ks=[8],
+        backends=["torch", "onnx"],
+        device="cpu",
+        progress=False,
+    )
+    rows = _rows(report, "reranked", 8)
+    assert [r["system"] for r in rows] == [
+        f"{tiny_model_dir.name} [torch]",
+        f"{tiny_model_dir.name} [onnx]",
+    ]
+    assert [r["backend"] for r in rows] == ["torch", "onnx"]
+    assert report["settings"]["backends"] == ["torch", "onnx"]
+    for key in METRIC_KEYS:
+        assert rows[0][key] == pytest.approx(rows[1][key], abs=1e-9), key
+    with pytest.raises(ValueError, match="backend must be one of"):
+        evaluate_models(tiny_beir, [str(tiny_model_dir)], backends=["tpu"], progress=False)

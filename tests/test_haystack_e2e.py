@@ -18,10 +18,10 @@ from haystack import Document, Pipeline
 from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
 from haystack.document_stores.in_memory import InMemoryDocumentStore
 from haystack.utils import ComponentDevice
-from haystack_integrations.components.rankers.crossrank import CrossEncoderRanker
 
 from crossrank import CrossEncoderScorer
 from crossrank.eval.metrics import evaluate
+from haystack_integrations.components.rankers.crossrank import CrossEncoderRanker
 
 pytestmark = pytest.mark.integration
 

@@ -10,14 +10,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import haystack_integrations.components.rankers.crossrank as package
 import pytest
 from haystack import Document, Pipeline
 from haystack.utils import ComponentDevice, Secret
 from haystack.utils.device import Device, DeviceMap
-from haystack_integrations.components.rankers.crossrank import CrossEncoderRanker
 
+import haystack_integrations.components.rankers.crossrank as package
 from crossrank import CrossEncoderScorer
+from haystack_integrations.components.rankers.crossrank import CrossEncoderRanker
 
 TYPE_PATH = "haystack_integrations.components.rankers.crossrank.ranker.CrossEncoderRanker"
 CPU = ComponentDevice.from_str("cpu")
@@ -390,6 +390,8 @@ def test_to_dict(tiny_model_dir: Path) -> None:
             "batch_size": 32,
             "max_length": 64,
             "max_tokens_per_batch": None,
+            "backend": "torch",
+            "onnx_cache_dir": None,
             "cache_dir": None,
             "local_files_only": False,
             "trust_remote_code": False,

@@ -12,17 +12,17 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import langchain_crossrank
 import pytest
 from langchain_classic.retrievers import ContextualCompressionRetriever
 from langchain_core.callbacks import BaseCallbackHandler, CallbackManagerForRetrieverRun
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableLambda, RunnableParallel, RunnablePassthrough
-from langchain_crossrank import CrossEncoderRerank
 from pydantic import PrivateAttr
 
+import langchain_crossrank
 from crossrank import DEFAULT_MODEL, CrossEncoderScorer
+from langchain_crossrank import CrossEncoderRerank
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERY = "what is the capital of france"

@@ -18,12 +18,12 @@ from langchain_classic.retrievers import ContextualCompressionRetriever
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from langchain_crossrank import CrossEncoderRerank
 from pydantic import ConfigDict
 
 from crossrank import CrossEncoderScorer
 from crossrank.eval.first_stage import BM25Retriever
 from crossrank.eval.metrics import evaluate
+from langchain_crossrank import CrossEncoderRerank
 
 pytestmark = pytest.mark.integration
 

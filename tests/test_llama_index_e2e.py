@@ -14,18 +14,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import llama_index.postprocessor.crossrank_rerank as package
 import pytest
 from llama_index.core.llms import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
-from llama_index.postprocessor.crossrank_rerank import CrossEncoderRerank
 
+import llama_index.postprocessor.crossrank_rerank as package
 from crossrank import CrossEncoderScorer
 from crossrank.eval.data import Dataset
 from crossrank.eval.first_stage import BM25Retriever
 from crossrank.eval.metrics import evaluate
+from llama_index.postprocessor.crossrank_rerank import CrossEncoderRerank
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import llama_index.postprocessor.crossrank_rerank as package
 import numpy as np
 import pytest
 from llama_index.core.bridge.pydantic import Field
@@ -25,9 +24,10 @@ from llama_index.core.instrumentation.events import BaseEvent
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
-from llama_index.postprocessor.crossrank_rerank import CrossEncoderRerank
 
+import llama_index.postprocessor.crossrank_rerank as package
 from crossrank import DEFAULT_MODEL, CrossEncoderScorer, ModelLoadError
+from llama_index.postprocessor.crossrank_rerank import CrossEncoderRerank
 
 QUERY = "what is the capital of france"
 TEXTS = [

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from crossrank.backends import choose_backend
 from crossrank.errors import (
     HubUnreachableError,
     ModelLoadError,
@@ -53,6 +54,8 @@ class LoadedModel:
     pad_token_id: int
     padding_side: str
     forward: Callable[[dict[str, np.ndarray]], np.ndarray]
+    backend: str = "torch"
+    onnx_path: str | None = None
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -135,6 +138,8 @@ def load_model(
     revision: str | None,
     local_files_only: bool,
     trust_remote_code: bool,
+    backend: str = "torch",
+    onnx_cache_dir: str | None = None,
 ) -> LoadedModel:
     """Load ``model`` and return what the scorer needs; raise a ModelLoadError on failure."""
     import torch
@@ -253,24 +258,59 @@ def load_model(
             f"got {effective_max_length}"
         )
 
+    if device is None and backend.startswith("onnx"):
+        device = "cpu"  # the ONNX backends run on onnxruntime's CPU provider
     torch_device = resolve_device(device)
-    net = net.to(torch_device).eval()
+    chosen = choose_backend(backend, torch_device)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    onnx_path: str | None = None
+    forward: Callable[[dict[str, np.ndarray]], np.ndarray]
+    if chosen.startswith("onnx"):
+        from crossrank.onnx_export import export_onnx, make_onnx_forward
 
-    def forward(arrays: dict[str, np.ndarray]) -> np.ndarray:
-        inputs = {k: torch.from_numpy(v).to(torch_device) for k, v in arrays.items()}
-        with torch.inference_mode():
-            logits = net(**inputs).logits.float()
-        if num_labels == 1:
-            raw = logits[:, 0]
-        else:
-            raw = logits[:, 1] - logits[:, 0]
-        return raw.cpu().numpy().astype(np.float64)
+        names = [
+            n
+            for n in ("input_ids", "attention_mask", "token_type_ids")
+            if n in tokenizer.model_input_names
+        ]
+        try:
+            path, _ = export_onnx(
+                net.eval(),
+                tokenizer,
+                names,
+                precision="int8" if chosen == "onnx-int8" else "fp32",
+                onnx_cache_dir=onnx_cache_dir,
+            )
+        except Exception as e:  # the exporter raises many types; say which model failed
+            raise ModelLoadError(
+                model,
+                f"its ONNX export failed ({type(e).__name__}: {e})",
+                "Use backend='torch', or report the model's architecture to crossrank.",
+            ) from e
+        forward, net = make_onnx_forward(path, names, num_labels)
+        onnx_path = str(path)
+    else:
+        dtype = {"torch-bf16": torch.bfloat16, "torch-fp16": torch.float16}.get(chosen)
+        net = net.to(torch_device).eval()
+        if dtype is not None:
+            net = net.to(dtype)
+
+        def forward(arrays: dict[str, np.ndarray]) -> np.ndarray:
+            inputs = {k: torch.from_numpy(v).to(torch_device) for k, v in arrays.items()}
+            with torch.inference_mode():
+                logits = net(**inputs).logits.float()
+            if num_labels == 1:
+                raw = logits[:, 0]
+            else:
+                raw = logits[:, 1] - logits[:, 0]
+            return raw.cpu().numpy().astype(np.float64)
 
     return LoadedModel(
         tokenizer=tokenizer,
         model=net,
-        device=str(torch_device),
+        backend=chosen,
+        onnx_path=onnx_path,
+        device="cpu" if chosen.startswith("onnx") else str(torch_device),
         max_length=effective_max_length,
         num_labels=num_labels,
         special_tokens=special,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from crossrank.backends import Backend, check_backend
 from crossrank.batching import plan_batches
 from crossrank.loading import LoadedModel, load_model
 from crossrank.selection import Hit, select
@@ -111,6 +112,13 @@ class CrossEncoderScorer:
         activation: ``"sigmoid"`` (default) gives scores in (0, 1); ``"raw"`` gives the
             logit. Two-logit models score the positive class: ``raw`` is its log-odds,
             ``sigmoid`` its softmax probability.
+        backend: Engine and precision of the forward pass: ``"torch"`` (fp32, the
+            reference), ``"torch-bf16"``, ``"torch-fp16"`` (CUDA), ``"onnx"`` (fp32) and
+            ``"onnx-int8"`` (both onnxruntime on the CPU; ``pip install "crossrank[onnx]"``),
+            or ``"auto"``: the fastest this machine runs natively that passed the accuracy
+            guard (see :mod:`crossrank.backends`; :attr:`active_backend` tells which).
+        onnx_cache_dir: Where exported ONNX files are cached (default: ``CROSSRANK_CACHE``,
+            else ``~/.cache/crossrank/onnx``).
         token: Hugging Face token for private models (default: the ``HF_TOKEN`` setting).
         cache_dir: Folder for downloaded models (default: the Hugging Face cache).
         revision: Model revision (branch, tag or commit) on the Hub.
@@ -127,6 +135,8 @@ class CrossEncoderScorer:
         max_tokens_per_batch: int | None = None,
         max_length: int | None = None,
         activation: Activation = "sigmoid",
+        backend: Backend = "torch",
+        onnx_cache_dir: str | os.PathLike[str] | None = None,
         token: str | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         revision: str | None = None,
@@ -151,6 +161,10 @@ class CrossEncoderScorer:
             max_length, name="max_length", allow_none=True
         )
         self.activation: Activation = activation
+        self.backend: str = check_backend(backend)
+        self.onnx_cache_dir = (
+            None if onnx_cache_dir is None else str(Path(onnx_cache_dir).expanduser())
+        )
         self.token = token
         self.cache_dir = None if cache_dir is None else str(Path(cache_dir).expanduser())
         self.revision = revision
@@ -163,8 +177,8 @@ class CrossEncoderScorer:
         self._tokenizer_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        state = "loaded" if self.is_loaded else "not loaded"
-        return f"CrossEncoderScorer(model={self.model_name!r}, {state})"
+        state = f"loaded, {self._loaded.backend}" if self._loaded else "not loaded"
+        return f"CrossEncoderScorer(model={self.model_name!r}, backend={self.backend!r}, {state})"
 
     # ------------------------------------------------------------------ loading
 
@@ -193,15 +207,28 @@ class CrossEncoderScorer:
                     revision=self.revision,
                     local_files_only=self.local_files_only,
                     trust_remote_code=self.trust_remote_code,
+                    backend=self.backend,
+                    onnx_cache_dir=self.onnx_cache_dir,
                 )
                 logger.info(
-                    "crossrank: loaded %s on %s (max_length=%d, %d label(s))",
+                    "crossrank: loaded %s with backend %s on %s (max_length=%d, %d label(s))",
                     self.model_name,
+                    self._loaded.backend,
                     self._loaded.device,
                     self._loaded.max_length,
                     self._loaded.num_labels,
                 )
             return self._loaded
+
+    @property
+    def active_backend(self) -> str:
+        """The backend in use, with ``"auto"`` resolved (loads the model if needed)."""
+        return self._model().backend
+
+    @property
+    def requested_max_length(self) -> int | None:
+        """The ``max_length`` passed in (None: the model's own limit); never loads."""
+        return self._requested_max_length
 
     @property
     def max_length(self) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from haystack import Document, Pipeline
 from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
 from haystack.document_stores.in_memory import InMemoryDocumentStore
+
 from haystack_integrations.components.rankers.crossrank import CrossEncoderRanker
 
 DOCUMENTS = [

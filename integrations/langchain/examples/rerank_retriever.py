@@ -23,8 +23,9 @@ from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableLambda, RunnableParallel, RunnablePassthrough
-from langchain_crossrank import CrossEncoderRerank
 from pydantic import PrivateAttr
+
+from langchain_crossrank import CrossEncoderRerank
 
 DOCUMENTS = [
     Document(

@@ -16,9 +16,9 @@ from llama_index.core.llms import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
-from llama_index.postprocessor.crossrank_rerank import CrossEncoderRerank
 
 from crossrank.eval.first_stage import BM25Retriever
+from llama_index.postprocessor.crossrank_rerank import CrossEncoderRerank
 
 DOCS = {
     "vitamin-d": "Vitamin D supplementation and fractures. In a randomized trial of 2,686 "

@@ -88,6 +88,7 @@ class BenchConfig:
     model: str
     batch_size: int
     device: str
+    onnx_cache_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,14 +105,45 @@ class Variant:
     name: str
     description: str
     factory: Callable[[BenchConfig], ScorerLike]
+    unavailable: Callable[[BenchConfig], str | None] | None = None
+    """Returns why the variant cannot run with this config (then it is skipped), or None."""
 
 
-def _crossrank_torch_fp32(config: BenchConfig) -> ScorerLike:
-    from crossrank.scorer import CrossEncoderScorer
+def _crossrank(backend: str) -> Callable[[BenchConfig], ScorerLike]:
+    def factory(config: BenchConfig) -> ScorerLike:
+        from crossrank.scorer import CrossEncoderScorer
 
-    scorer = CrossEncoderScorer(config.model, device=config.device, batch_size=config.batch_size)
-    scorer.warm_up()
-    return scorer
+        scorer = CrossEncoderScorer(
+            config.model,
+            device=config.device,
+            batch_size=config.batch_size,
+            backend=backend,  # type: ignore[arg-type]
+            onnx_cache_dir=config.onnx_cache_dir,
+        )
+        scorer.warm_up()
+        return scorer
+
+    return factory
+
+
+def _needs_onnx(config: BenchConfig) -> str | None:
+    from crossrank.backends import onnx_available
+
+    if not str(config.device).startswith("cpu"):
+        return "the ONNX backends run on the CPU"
+    return None if onnx_available() else 'needs pip install "crossrank[onnx]"'
+
+
+def _needs_bf16(config: BenchConfig) -> str | None:
+    from crossrank.backends import cpu_has_native_bf16
+
+    if str(config.device).startswith("cpu") and not cpu_has_native_bf16():
+        return "this CPU has no native bf16 (AVX512-BF16/AMX); emulated bf16 is far slower"
+    return None
+
+
+def _needs_cuda(config: BenchConfig) -> str | None:
+    return None if str(config.device).startswith("cuda") else "needs a CUDA device"
 
 
 class _SentenceTransformersScorer:
@@ -151,7 +183,39 @@ register_variant(
     Variant(
         "crossrank-torch-fp32",
         "crossrank core (CrossEncoderScorer), PyTorch fp32",
-        _crossrank_torch_fp32,
+        _crossrank("torch"),
+    )
+)
+register_variant(
+    Variant(
+        "crossrank-torch-bf16",
+        "crossrank core, PyTorch bfloat16",
+        _crossrank("torch-bf16"),
+        _needs_bf16,
+    )
+)
+register_variant(
+    Variant(
+        "crossrank-torch-fp16",
+        "crossrank core, PyTorch float16",
+        _crossrank("torch-fp16"),
+        _needs_cuda,
+    )
+)
+register_variant(
+    Variant(
+        "crossrank-onnx-fp32",
+        "crossrank core, onnxruntime fp32 (exported, cached)",
+        _crossrank("onnx"),
+        _needs_onnx,
+    )
+)
+register_variant(
+    Variant(
+        "crossrank-onnx-int8",
+        "crossrank core, onnxruntime int8 dynamic quantization (per-channel)",
+        _crossrank("onnx-int8"),
+        _needs_onnx,
     )
 )
 register_variant(
@@ -359,6 +423,16 @@ def benchmark(
     if unknown:
         raise ValueError(f"unknown bench variant(s) {unknown}; known: {list(VARIANTS)}")
     model = model or os.environ.get("CROSSRANK_MODEL") or DEFAULT_MODEL
+    config = BenchConfig(model=model, batch_size=batch_size, device=device)
+    skipped: dict[str, str] = {}
+    for name in names:
+        check = VARIANTS[name].unavailable
+        reason = None if check is None else check(config)
+        if reason is not None:
+            if variants and name in variants:
+                raise ValueError(f"bench variant {name!r} cannot run here: {reason}")
+            skipped[name] = reason
+    names = [n for n in names if n not in skipped]
 
     # The model's pair limit, through the core (its errors name the model and what to do).
     probe = CrossEncoderScorer(model, device="cpu")
@@ -379,14 +453,16 @@ def benchmark(
             f"{query_tokens} tokens and there are {special} special tokens, so use "
             f"--doc-tokens <= {limit - query_tokens - special}, got {doc_tokens}"
         )
-    config = BenchConfig(model=model, batch_size=batch_size, device=device)
-
-    # Cold start and peak RSS, one fresh process per variant, before any timing.
+    # Cold start and peak RSS, one fresh process per variant, before any timing. The
+    # children get an empty ONNX cache, so their cold start includes the first export.
     cold: dict[str, dict[str, Any]] = {}
     bar = progress_bar(len(names), "cold start", enabled=progress)
     with tempfile.TemporaryDirectory(prefix="crossrank-bench-") as tmp, bar:
+        cold_config = BenchConfig(
+            model=model, batch_size=batch_size, device=device, onnx_cache_dir=f"{tmp}/onnx"
+        )
         for name in names:
-            cold[name] = _measure_in_child(name, config, query, texts, Path(tmp))
+            cold[name] = _measure_in_child(name, cold_config, query, texts, Path(tmp))
             bar.update(1)
 
     # Interleaved timing in this process, after an untimed warm-up call per variant.
@@ -408,9 +484,12 @@ def benchmark(
 
     rows = []
     reference = _stats(seconds[REFERENCE], len(texts))
+    ref_scores = np.asarray(scores[REFERENCE], dtype=np.float64)
+    # sentence-transformers' predict applies sigmoid to one-logit models, as the core does.
     for name in names:
         stats = _stats(seconds[name], len(texts))
-        diff = float(np.max(np.abs(np.subtract(scores[name], scores[REFERENCE]))))
+        mine = np.asarray(scores[name], dtype=np.float64)
+        diff = float(np.max(np.abs(mine - ref_scores)))
         rows.append(
             {
                 "name": name,
@@ -419,6 +498,11 @@ def benchmark(
                 "ratio_vs_sentence_transformers": reference["median_s"] / stats["median_s"],
                 **cold[name],
                 "max_abs_score_diff_vs_reference": diff,
+                "spearman_vs_reference": _spearman(mine, ref_scores),
+                "top10_overlap_vs_reference": len(
+                    set(np.argsort(-mine, kind="stable")[:10].tolist())
+                    & set(np.argsort(-ref_scores, kind="stable")[:10].tolist())
+                ),
             }
         )
     return {
@@ -447,7 +531,29 @@ def benchmark(
         },
         "reference": REFERENCE,
         "variants": rows,
+        "skipped": skipped,
     }
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Spearman rank correlation (average ranks for ties); None when undefined."""
+    if len(a) < 2:
+        return None
+
+    def ranks(x: np.ndarray) -> np.ndarray:
+        order = np.argsort(x, kind="stable")
+        r = np.empty(len(x), dtype=np.float64)
+        r[order] = np.arange(len(x), dtype=np.float64)
+        for value in np.unique(x):  # average ranks of ties
+            tied = x == value
+            if tied.sum() > 1:
+                r[tied] = r[tied].mean()
+        return r
+
+    ra, rb = ranks(a), ranks(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return None
+    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 # ---------------------------------------------------------------------- output and CLI
@@ -463,6 +569,8 @@ def format_bench_table(report: Mapping[str, Any]) -> str:
         "vs ST",
         "cold start s",
         "peak RSS MB",
+        "max |diff|",
+        "spearman",
     ]
     lines = [header]
     for row in report["variants"]:
@@ -476,6 +584,10 @@ def format_bench_table(report: Mapping[str, Any]) -> str:
                 f"{row['ratio_vs_sentence_transformers']:.2f}x",
                 f"{row['cold_start_s']:.2f}",
                 f"{row['peak_rss_mb']:.0f}",
+                f"{row['max_abs_score_diff_vs_reference']:.2g}",
+                "-"
+                if row["spearman_vs_reference"] is None
+                else f"{row['spearman_vs_reference']:.4f}",
             ]
         )
     s, i = report["settings"], report["input"]
@@ -483,7 +595,10 @@ def format_bench_table(report: Mapping[str, Any]) -> str:
         lines,
         f"{i['num_texts']} {i['source']} texts of ~{i['text_tokens_mean']:.0f} tokens, one "
         f"query of {i['query_tokens']}; {s['repeats']} interleaved repeats on {s['device']}, "
-        f"batch {s['batch_size']}. vs ST > 1 means faster than sentence-transformers.",
+        f"batch {s['batch_size']}. vs ST > 1 means faster than sentence-transformers; cold "
+        "start = import + load (+ first ONNX export); max |diff| and spearman: scores against "
+        "sentence-transformers fp32."
+        + "".join(f"\nskipped {n}: {why}" for n, why in report.get("skipped", {}).items()),
     )
 
 

@@ -36,6 +36,7 @@ import numpy as np
 
 from crossrank._optional import missing_extra
 from crossrank._version import __version__
+from crossrank.backends import BACKENDS
 from crossrank.eval.data import Dataset, load_beir, load_trec_run
 from crossrank.eval.metrics import evaluate, ranked_ids
 
@@ -258,6 +259,7 @@ def evaluate_models(
     batch_size: int = 32,
     max_length: int | None = None,
     device: str | None = None,
+    backends: Sequence[str] | None = None,
     latency_queries: int = _DEFAULT_LATENCY_QUERIES,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -283,6 +285,9 @@ def evaluate_models(
         batch_size: Pairs per forward pass.
         max_length: Tokens per pair the models read (default: each model's limit).
         device: ``"cpu"``, ``"cuda"`` ... (default: CUDA when available, else CPU).
+        backends: Inference backends to compare for each model (see
+            :mod:`crossrank.backends`; default ``["torch"]``, fp32). With more than one,
+            each row's system label names its backend.
         latency_queries: Queries on which the rerank call is timed for each K below the
             largest (the largest is timed on every query).
         progress: Show a progress bar on stderr.
@@ -297,8 +302,10 @@ def evaluate_models(
         ValueError: On bad settings, or a run file naming documents not in the corpus.
         FileNotFoundError: When the data files are missing.
     """
+    from crossrank.backends import check_backend
     from crossrank.scorer import DEFAULT_MODEL, CrossEncoderScorer
 
+    backend_list = [check_backend(b) for b in dict.fromkeys(backends or ["torch"])]
     k_list = parse_ks(ks)
     max_k = k_list[-1]
     if limit_queries is not None and limit_queries < 1:
@@ -332,6 +339,7 @@ def evaluate_models(
             "system": fs_label,
             "stage": "first_stage",
             "model": None,
+            "backend": None,
             "k": k,
             **_metrics(run_k, qrels_used, k),
             "latency_p50_ms": None,
@@ -341,14 +349,18 @@ def evaluate_models(
             "truncated_fraction": None,
         }
 
-    labels = model_labels(model_list)
+    systems = [
+        (model, label if len(backend_list) == 1 else f"{label} [{backend}]", backend)
+        for model, label in zip(model_list, model_labels(model_list), strict=True)
+        for backend in backend_list
+    ]
     model_rows: dict[tuple[int, int], dict[str, Any]] = {}
     load_seconds: dict[str, float] = {}
     scored = [q for q in query_ids if texts[q]]
     sample = scored[:latency_queries]
-    for m, (model, label) in enumerate(zip(model_list, labels, strict=True)):
+    for m, (model, label, backend) in enumerate(systems):
         scorer = CrossEncoderScorer(
-            model, device=device, batch_size=batch_size, max_length=max_length
+            model, device=device, batch_size=batch_size, max_length=max_length, backend=backend
         )
         t0 = time.perf_counter()
         scorer.warm_up()
@@ -388,6 +400,7 @@ def evaluate_models(
                 "system": label,
                 "stage": "reranked",
                 "model": model,
+                "backend": scorer.active_backend,
                 "k": k,
                 **_metrics(run_k, qrels_used, k),
                 **latency_stats(seconds[k], pairs[k]),
@@ -400,7 +413,7 @@ def evaluate_models(
     rows: list[dict[str, Any]] = []
     for k in k_list:
         rows.append(fs_rows[k])
-        rows.extend(model_rows[(k, m)] for m in range(len(model_list)))
+        rows.extend(model_rows[(k, m)] for m in range(len(systems)))
     return {
         "command": "eval",
         "settings": {
@@ -410,6 +423,7 @@ def evaluate_models(
             "run": None if run is None else str(run),
             "first_stage": fs_label,
             "models": model_list,
+            "backends": backend_list,
             "ks": k_list,
             "cutoff": CUTOFF,
             "num_queries": len(query_ids),
@@ -551,6 +565,13 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     )
     parser.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: cuda if available)")
     parser.add_argument(
+        "--backend",
+        action="append",
+        choices=BACKENDS,
+        metavar="B",
+        help=f"inference backend, repeat to compare ({', '.join(BACKENDS)}; default: torch)",
+    )
+    parser.add_argument(
         "--latency-queries",
         type=positive_int,
         default=_DEFAULT_LATENCY_QUERIES,
@@ -576,6 +597,7 @@ def run_eval(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             max_length=args.max_length,
             device=args.device,
+            backends=args.backend,
             latency_queries=args.latency_queries,
             progress=not args.quiet,
         )

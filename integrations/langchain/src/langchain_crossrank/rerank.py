@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from crossrank._optional import missing_extra
+from crossrank.backends import Backend
 from crossrank.scorer import CrossEncoderScorer, Reranked
 from crossrank.validation import (
     check_positive_int,
@@ -35,6 +36,8 @@ _LOADING_OPTIONS = (
     "batch_size",
     "max_length",
     "max_tokens_per_batch",
+    "backend",
+    "onnx_cache_dir",
     "device",
     "cache_dir",
     "local_files_only",
@@ -80,8 +83,8 @@ class CrossEncoderRerank(BaseDocumentCompressor):
     scorer: CrossEncoderScorer | None = None
     """A ready :class:`crossrank.CrossEncoderScorer` to use (and share) instead of building
     one. Its own settings apply: leave ``model``, ``activation``, ``batch_size``,
-    ``max_length``, ``max_tokens_per_batch``, ``device``, ``cache_dir`` and
-    ``local_files_only`` at their defaults. Once built, this is always the scorer in use
+    ``max_length``, ``max_tokens_per_batch``, ``backend``, ``onnx_cache_dir``, ``device``,
+    ``cache_dir`` and ``local_files_only`` at their defaults. Once built, this is always the scorer in use
     (``reranker.scorer.warm_up()`` loads the model now)."""
 
     top_n: int | None = 3
@@ -110,6 +113,14 @@ class CrossEncoderRerank(BaseDocumentCompressor):
 
     max_tokens_per_batch: int | None = None
     """Optional cap on padded tokens per forward pass, to bound memory."""
+
+    backend: Backend = "torch"
+    """Engine and precision: ``"torch"`` (fp32), ``"torch-bf16"``, ``"torch-fp16"`` (CUDA),
+    ``"onnx"``, ``"onnx-int8"`` (onnxruntime on the CPU, ``pip install "crossrank[onnx]"``)
+    or ``"auto"``; see docs/backends.md."""
+
+    onnx_cache_dir: str | Path | None = None
+    """Where exported ONNX files are cached. ``None``: ``~/.cache/crossrank/onnx``."""
 
     device: str | None = None
     """``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"mps"``. ``None``: CUDA, else MPS, else CPU."""
@@ -172,6 +183,8 @@ class CrossEncoderRerank(BaseDocumentCompressor):
                 max_tokens_per_batch=self.max_tokens_per_batch,
                 max_length=self.max_length,
                 activation=self.activation,
+                backend=self.backend,
+                onnx_cache_dir=self.onnx_cache_dir,
                 cache_dir=self.cache_dir,
                 local_files_only=self.local_files_only,
             )

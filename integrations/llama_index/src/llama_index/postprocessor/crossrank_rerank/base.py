@@ -24,6 +24,7 @@ except ImportError as e:
 
     raise missing_extra("The LlamaIndex postprocessor", "llama-index", e) from e
 
+from crossrank.backends import Backend
 from crossrank.scorer import Activation, CrossEncoderScorer
 from crossrank.selection import Hit
 from crossrank.validation import check_query, check_score_threshold, check_top_k
@@ -42,6 +43,8 @@ _SCORER_DEFAULTS: dict[str, Any] = {
     "batch_size": 32,
     "max_length": None,
     "max_tokens_per_batch": None,
+    "backend": "torch",
+    "onnx_cache_dir": None,
     "device": None,
     "cache_dir": None,
     "local_files_only": False,
@@ -89,6 +92,10 @@ class CrossEncoderRerank(BaseNodePostprocessor):
         max_length: Tokens per (query, text) pair the model reads. Default: the model's
             own limit. Longer texts are truncated and a warning is logged.
         max_tokens_per_batch: Optional cap on padded tokens per forward pass.
+        backend: ``"torch"`` (fp32), ``"torch-bf16"``, ``"torch-fp16"`` (CUDA), ``"onnx"``,
+            ``"onnx-int8"`` (onnxruntime, CPU, ``pip install "crossrank[onnx]"``) or
+            ``"auto"``; see docs/backends.md.
+        onnx_cache_dir: Where exported ONNX files are cached.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``. Default: CUDA if available.
         cache_dir: Folder for downloaded models (default: the Hugging Face cache).
         local_files_only: Never contact the Hugging Face Hub.
@@ -123,6 +130,13 @@ class CrossEncoderRerank(BaseNodePostprocessor):
     max_tokens_per_batch: int | None = Field(
         default=None, description="Optional cap on padded tokens per forward pass."
     )
+    backend: Backend = Field(
+        default="torch",
+        description="torch, torch-bf16, torch-fp16, onnx, onnx-int8 or auto (docs/backends.md).",
+    )
+    onnx_cache_dir: str | None = Field(
+        default=None, description="Where exported ONNX files are cached."
+    )
     device: str | None = Field(default=None, description="Torch device; None: CUDA if available.")
     cache_dir: str | None = Field(default=None, description="Folder for downloaded models.")
     local_files_only: bool = Field(default=False, description="Never contact the Hub.")
@@ -142,6 +156,8 @@ class CrossEncoderRerank(BaseNodePostprocessor):
         batch_size: int = 32,
         max_length: int | None = None,
         max_tokens_per_batch: int | None = None,
+        backend: Backend = "torch",
+        onnx_cache_dir: str | os.PathLike[str] | None = None,
         device: str | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         local_files_only: bool = False,
@@ -155,6 +171,8 @@ class CrossEncoderRerank(BaseNodePostprocessor):
             "batch_size": batch_size,
             "max_length": max_length,
             "max_tokens_per_batch": max_tokens_per_batch,
+            "backend": backend,
+            "onnx_cache_dir": None if onnx_cache_dir is None else os.fspath(onnx_cache_dir),
             "device": device,
             "cache_dir": None if cache_dir is None else os.fspath(cache_dir),
             "local_files_only": local_files_only,
@@ -325,9 +343,10 @@ def _settings_of(scorer: CrossEncoderScorer, given: dict[str, Any]) -> dict[str,
         "model": scorer.model_name,
         "activation": scorer.activation,
         "batch_size": scorer.batch_size,
-        # The core does not expose the requested max_length without loading the model.
-        "max_length": None,
+        "max_length": scorer.requested_max_length,
         "max_tokens_per_batch": scorer.max_tokens_per_batch,
+        "backend": scorer.backend,
+        "onnx_cache_dir": scorer.onnx_cache_dir,
         "device": None if scorer.device is None else str(scorer.device),
         "cache_dir": scorer.cache_dir,
         "local_files_only": scorer.local_files_only,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from crossrank._optional import missing_extra
+from crossrank.backends import Backend
 from crossrank.scorer import CrossEncoderScorer, Reranked
 from crossrank.validation import check_query, check_score_threshold, check_texts, check_top_k
 
@@ -84,6 +85,8 @@ class CrossEncoderRanker:
         batch_size: int = 32,
         max_length: int | None = None,
         max_tokens_per_batch: int | None = None,
+        backend: Backend = "torch",
+        onnx_cache_dir: str | os.PathLike[str] | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         local_files_only: bool = False,
         trust_remote_code: bool = False,
@@ -116,6 +119,11 @@ class CrossEncoderRanker:
                 ``crossrank`` log warning says how many.
             max_tokens_per_batch: Optional cap on padded tokens per forward pass, to bound
                 memory.
+            backend: Engine and precision: ``"torch"`` (fp32), ``"torch-bf16"``,
+                ``"torch-fp16"`` (CUDA), ``"onnx"``, ``"onnx-int8"`` (onnxruntime on the CPU,
+                ``pip install "crossrank[onnx]"``) or ``"auto"``; see docs/backends.md.
+            onnx_cache_dir: Where exported ONNX files are cached (default:
+                ``~/.cache/crossrank/onnx``).
             cache_dir: Folder for downloaded models. ``None``: the Hugging Face cache.
             local_files_only: Never contact the Hugging Face Hub; load from ``cache_dir``
                 or a local folder.
@@ -177,6 +185,8 @@ class CrossEncoderRanker:
             max_tokens_per_batch=max_tokens_per_batch,
             max_length=max_length,
             activation=activation,
+            backend=backend,
+            onnx_cache_dir=onnx_cache_dir,
             cache_dir=cache_dir,
             local_files_only=local_files_only,
             trust_remote_code=trust_remote_code,
@@ -191,6 +201,8 @@ class CrossEncoderRanker:
         self.batch_size = batch_size
         self.max_length = max_length
         self.max_tokens_per_batch = max_tokens_per_batch
+        self.backend = backend
+        self.onnx_cache_dir = None if onnx_cache_dir is None else os.fspath(onnx_cache_dir)
         self.cache_dir = None if cache_dir is None else os.fspath(cache_dir)
         self.local_files_only = local_files_only
         self.trust_remote_code = trust_remote_code
@@ -237,6 +249,8 @@ class CrossEncoderRanker:
             batch_size=self.batch_size,
             max_length=self.max_length,
             max_tokens_per_batch=self.max_tokens_per_batch,
+            backend=self.backend,
+            onnx_cache_dir=self.onnx_cache_dir,
             cache_dir=self.cache_dir,
             local_files_only=self.local_files_only,
             trust_remote_code=self.trust_remote_code,
