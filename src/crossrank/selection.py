@@ -29,10 +29,11 @@ class Hit:
 
 
 def _order_key(scores: Sequence[float]):  # type: ignore[no-untyped-def]
-    def key(i: int) -> tuple[float, int]:
+    def key(i: int) -> tuple[bool, float, int]:
         s = scores[i]
-        # Best first; NaN sorts after every number; ties keep input order.
-        return (math.inf if math.isnan(s) else -s, i)
+        # Best first; NaN sorts after every number, -inf included; ties keep input order.
+        nan = math.isnan(s)
+        return (nan, 0.0 if nan else -s, i)
 
     return key
 
