@@ -8,6 +8,7 @@ the kept hits back into copies of the Documents with ``score`` set.
 # run() at runtime to build the component's input sockets.
 
 import dataclasses
+import logging
 import os
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -24,6 +25,8 @@ except ImportError as e:
     raise missing_extra("The Haystack ranker", "haystack", e) from e
 
 __all__ = ["CrossEncoderRanker"]
+
+logger = logging.getLogger("crossrank")
 
 #: The token Haystack's Hugging Face components read by default.
 _DEFAULT_TOKEN = Secret.from_env_var(["HF_API_TOKEN", "HF_TOKEN"], strict=False)
@@ -372,6 +375,13 @@ def _deduplicate(documents: Sequence[Document]) -> list[Document]:
         kept = best.get(doc.id)
         if kept is None or _score(doc) > _score(kept):
             best[doc.id] = doc
+    collapsed = len(documents) - len(best)
+    if collapsed:
+        logger.warning(
+            "crossrank: %d duplicate Document(s) (same id) were collapsed into the one with "
+            "the higher incoming score",
+            collapsed,
+        )
     return list(best.values())
 
 
