@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -22,12 +22,14 @@ from crossrank.batching import plan_batches
 from crossrank.loading import LoadedModel, load_model
 from crossrank.selection import Hit, select
 from crossrank.validation import (
+    check_fraction,
     check_positive_int,
     check_query,
     check_score_threshold,
     check_texts,
     check_top_k,
 )
+from crossrank.windows import AGGREGATIONS, Aggregation, aggregate
 
 if TYPE_CHECKING:
     import torch
@@ -40,6 +42,7 @@ logger = logging.getLogger("crossrank")
 DEFAULT_MODEL = "cross-encoder/ms-marco-MiniLM-L6-v2"
 
 Activation = Literal["sigmoid", "raw"]
+LongDocuments = Literal["truncate", "chunk"]
 _ACTIVATIONS: tuple[str, ...] = ("sigmoid", "raw")
 
 # Documents are tokenized and scored in groups of this many, so host memory for token
@@ -53,14 +56,22 @@ class ScoreDetails:
 
     Attributes:
         scores: One Python float per text, in input order.
-        truncated: For each text, whether it was longer than the model reads and was cut
-            (document side only).
-        pairs: Number of (query, text) pairs the model scored.
+        truncated: For each text, whether part of it was not read: in ``truncate`` mode,
+            it was longer than ``max_length`` and its end was cut; in ``chunk`` mode, it
+            had more windows than ``max_windows``.
+        pairs: Number of (query, window) pairs the model scored (one per text in
+            ``truncate`` mode).
+        spans: For each text, the ``(start, end)`` character span the score comes from:
+            the part read in ``truncate`` mode, the best window in ``chunk`` mode (None
+            for a text with no tokens).
+        windows: For each text, how many windows were scored (1 in ``truncate`` mode).
     """
 
     scores: list[float]
     truncated: list[bool]
     pairs: int
+    spans: list[tuple[int, int] | None] | None = None
+    windows: list[int] | None = None
 
     @property
     def num_truncated(self) -> int:
@@ -119,6 +130,20 @@ class CrossEncoderScorer:
             guard (see :mod:`crossrank.backends`; :attr:`active_backend` tells which).
         onnx_cache_dir: Where exported ONNX files are cached (default: ``CROSSRANK_CACHE``,
             else ``~/.cache/crossrank/onnx``).
+        long_documents: ``"truncate"`` (default): a pair longer than ``max_length`` is cut
+            on the document side (reported). ``"chunk"``: a long document is split into
+            overlapping token windows that each fit beside the query; every window is
+            scored and the scores are aggregated (see ``aggregation``); the best window's
+            character span is reported (:attr:`Hit.span`). See docs/long-documents.md.
+        max_windows: In ``chunk`` mode, the most windows scored per document (the first
+            ones); a document with more is reported as truncated. Bounds the cost.
+        window_stride: In ``chunk`` mode, tokens shared by consecutive windows. Default: a
+            quarter of the room the document has beside the query.
+        aggregation: In ``chunk`` mode, how window scores become the document's: ``"max"``
+            (default), ``"mean-top"`` (mean of the ``top_windows`` best) or
+            ``"first-weighted"`` (half the first window, half the best); see
+            :func:`crossrank.windows.aggregate`.
+        top_windows: Windows averaged by ``"mean-top"``.
         token: Hugging Face token for private models (default: the ``HF_TOKEN`` setting).
         cache_dir: Folder for downloaded models (default: the Hugging Face cache).
         revision: Model revision (branch, tag or commit) on the Hub.
@@ -137,6 +162,11 @@ class CrossEncoderScorer:
         activation: Activation = "sigmoid",
         backend: Backend = "torch",
         onnx_cache_dir: str | os.PathLike[str] | None = None,
+        long_documents: LongDocuments = "truncate",
+        max_windows: int = 8,
+        window_stride: int | None = None,
+        aggregation: Aggregation = "max",
+        top_windows: int = 2,
         token: str | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         revision: str | None = None,
@@ -162,6 +192,19 @@ class CrossEncoderScorer:
         )
         self.activation: Activation = activation
         self.backend: str = check_backend(backend)
+        if long_documents not in ("truncate", "chunk"):
+            raise ValueError(
+                f"long_documents must be 'truncate' or 'chunk', got {long_documents!r}"
+            )
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
+        self.long_documents: LongDocuments = long_documents
+        self.max_windows: int = check_positive_int(max_windows, name="max_windows")  # type: ignore[assignment]
+        self.window_stride = check_positive_int(
+            window_stride, name="window_stride", allow_none=True
+        )
+        self.aggregation: Aggregation = aggregation
+        self.top_windows: int = check_positive_int(top_windows, name="top_windows")  # type: ignore[assignment]
         self.onnx_cache_dir = (
             None if onnx_cache_dir is None else str(Path(onnx_cache_dir).expanduser())
         )
@@ -256,16 +299,26 @@ class CrossEncoderScorer:
         query = self._fit_query(loaded, query)
         scores: list[float] = []
         truncated: list[bool] = []
-        pairs = 0
+        spans: list[tuple[int, int] | None] = []
+        windows: list[int] = []
         for start in range(0, len(texts), _GROUP_SIZE):
-            group_scores, group_truncated = self._score_group(
-                loaded, query, texts[start : start + _GROUP_SIZE]
-            )
-            scores.extend(group_scores)
-            truncated.extend(group_truncated)
-            pairs += len(group_scores)
+            group = self._score_group(loaded, query, texts[start : start + _GROUP_SIZE])
+            scores.extend(group[0])
+            truncated.extend(group[1])
+            spans.extend(group[2])
+            windows.extend(group[3])
+        pairs = sum(windows)
         n_cut = sum(truncated)
-        if n_cut:
+        if n_cut and self.long_documents == "chunk":
+            logger.warning(
+                "crossrank: %d of %d texts had more than max_windows=%d windows; only their "
+                "first %d windows were read",
+                n_cut,
+                len(texts),
+                self.max_windows,
+                self.max_windows,
+            )
+        elif n_cut:
             logger.warning(
                 "crossrank: %d of %d texts were longer than max_length=%d tokens and were "
                 "truncated (document side); the model did not read their ends",
@@ -273,7 +326,40 @@ class CrossEncoderScorer:
                 len(texts),
                 loaded.max_length,
             )
-        return ScoreDetails(scores=scores, truncated=truncated, pairs=pairs)
+        return ScoreDetails(
+            scores=scores, truncated=truncated, pairs=pairs, spans=spans, windows=windows
+        )
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text with the model's tokenizer (no special tokens)."""
+        loaded = self._model()
+        with self._tokenizer_lock:
+            ids = loaded.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        return [len(row) for row in ids]
+
+    def _select(
+        self,
+        texts: Sequence[str],
+        details: ScoreDetails,
+        top_k: int | None,
+        score_threshold: float | None,
+        min_relative_score: float | None,
+        token_budget: int | None,
+    ) -> list[int]:
+        if min_relative_score is not None and self.activation == "raw":
+            raise ValueError(
+                "min_relative_score needs non-negative scores; use activation='sigmoid' "
+                "(raw logits can be negative, so a fraction of the best is meaningless)"
+            )
+        counts = None if token_budget is None or not texts else self.count_tokens(texts)
+        return select(
+            details.scores,
+            top_k=top_k,
+            score_threshold=score_threshold,
+            min_relative_score=min_relative_score,
+            token_counts=counts,
+            token_budget=token_budget,
+        )
 
     def rank(
         self,
@@ -282,20 +368,30 @@ class CrossEncoderScorer:
         *,
         top_k: int | None = None,
         score_threshold: float | None = None,
+        min_relative_score: float | None = None,
+        token_budget: int | None = None,
     ) -> list[Hit]:
         """Score the texts and return the kept ones, best first.
 
-        Order of application: sort by score (ties keep input order), drop scores below
-        ``score_threshold``, keep the first ``top_k``.
+        Order of application (:func:`crossrank.select`): sort by score (ties keep input
+        order), drop scores below ``score_threshold``, drop scores below
+        ``min_relative_score`` x the best, keep the first ``top_k``, then keep the best
+        while their tokens (model tokenizer) add up to at most ``token_budget``.
 
         Returns:
-            :class:`Hit` objects (``index`` into ``texts``, ``score``, ``truncated``).
+            :class:`Hit` objects (``index`` into ``texts``, ``score``, ``truncated``,
+            ``span``).
         """
         top_k = check_top_k(top_k)
         score_threshold = check_score_threshold(score_threshold)
+        min_relative_score = check_fraction(min_relative_score, name="min_relative_score")
+        token_budget = check_positive_int(token_budget, name="token_budget", allow_none=True)
         details = self.score_details(query, texts)
-        kept = select(details.scores, top_k=top_k, score_threshold=score_threshold)
-        return [Hit(i, details.scores[i], details.truncated[i]) for i in kept]
+        texts = list(texts)
+        kept = self._select(
+            texts, details, top_k, score_threshold, min_relative_score, token_budget
+        )
+        return [_hit(i, details) for i in kept]
 
     def rerank(
         self,
@@ -304,6 +400,8 @@ class CrossEncoderScorer:
         *,
         top_k: int | None = None,
         score_threshold: float | None = None,
+        min_relative_score: float | None = None,
+        token_budget: int | None = None,
     ) -> Reranked:
         """The adapters' entry point: like :meth:`rank`, but candidates may lack text.
 
@@ -313,6 +411,8 @@ class CrossEncoderScorer:
         """
         top_k = check_top_k(top_k)
         score_threshold = check_score_threshold(score_threshold)
+        min_relative_score = check_fraction(min_relative_score, name="min_relative_score")
+        token_budget = check_positive_int(token_budget, name="token_budget", allow_none=True)
         check_query(query)
         if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
             check_texts(texts)  # raises the standard message
@@ -329,9 +429,12 @@ class CrossEncoderScorer:
                 len(skipped),
                 len(texts),
             )
-        details = self.score_details(query, check_texts([texts[i] for i in scorable]))
-        kept = select(details.scores, top_k=top_k, score_threshold=score_threshold)
-        hits = [Hit(scorable[i], details.scores[i], details.truncated[i]) for i in kept]
+        scorable_texts = check_texts([texts[i] for i in scorable])
+        details = self.score_details(query, scorable_texts)
+        kept = self._select(
+            scorable_texts, details, top_k, score_threshold, min_relative_score, token_budget
+        )
+        hits = [_hit(i, details, index=scorable[i]) for i in kept]
         return Reranked(hits=hits, skipped=skipped, pairs=details.pairs)
 
     # ------------------------------------------------------------------ async
@@ -347,10 +450,18 @@ class CrossEncoderScorer:
         *,
         top_k: int | None = None,
         score_threshold: float | None = None,
+        min_relative_score: float | None = None,
+        token_budget: int | None = None,
     ) -> list[Hit]:
         """:meth:`rank` in a worker thread, so the event loop keeps running."""
         return await asyncio.to_thread(
-            self.rank, query, texts, top_k=top_k, score_threshold=score_threshold
+            self.rank,
+            query,
+            texts,
+            top_k=top_k,
+            score_threshold=score_threshold,
+            min_relative_score=min_relative_score,
+            token_budget=token_budget,
         )
 
     async def arerank(
@@ -360,10 +471,18 @@ class CrossEncoderScorer:
         *,
         top_k: int | None = None,
         score_threshold: float | None = None,
+        min_relative_score: float | None = None,
+        token_budget: int | None = None,
     ) -> Reranked:
         """:meth:`rerank` in a worker thread, so the event loop keeps running."""
         return await asyncio.to_thread(
-            self.rerank, query, texts, top_k=top_k, score_threshold=score_threshold
+            self.rerank,
+            query,
+            texts,
+            top_k=top_k,
+            score_threshold=score_threshold,
+            min_relative_score=min_relative_score,
+            token_budget=token_budget,
         )
 
     async def awarm_up(self) -> None:
@@ -393,7 +512,11 @@ class CrossEncoderScorer:
 
     def _score_group(
         self, loaded: LoadedModel, query: str, texts: list[str]
-    ) -> tuple[list[float], list[bool]]:
+    ) -> tuple[list[float], list[bool], list[tuple[int, int] | None], list[int]]:
+        chunk = self.long_documents == "chunk"
+        extra: dict[str, int] = {}
+        if chunk:
+            extra["stride"] = self._stride(loaded, query)
         with self._tokenizer_lock:
             enc = loaded.tokenizer(
                 [query] * len(texts),
@@ -401,29 +524,75 @@ class CrossEncoderScorer:
                 truncation="only_second",
                 max_length=loaded.max_length,
                 return_overflowing_tokens=True,
+                return_offsets_mapping=True,
                 padding=False,
+                **extra,
             )
-        # One row per window; the first window of each text is what truncate mode reads.
+        # One row per window. Truncate mode reads each text's first window only; chunk
+        # mode reads its first max_windows windows.
         sample_of_row: list[int] = enc["overflow_to_sample_mapping"]
-        first_row = [-1] * len(texts)
-        windows = [0] * len(texts)
+        per_text = self.max_windows if chunk else 1
+        rows_of: list[list[int]] = [[] for _ in texts]
+        available = [0] * len(texts)
         for row, sample in enumerate(sample_of_row):
-            if first_row[sample] < 0:
-                first_row[sample] = row
-            windows[sample] += 1
+            available[sample] += 1
+            if len(rows_of[sample]) < per_text:
+                rows_of[sample].append(row)
+        chosen = [row for rows in rows_of for row in rows]
         keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
-        rows = {k: [enc[k][r] for r in first_row] for k in keys}
-        lengths = [len(ids) for ids in rows["input_ids"]]
-        raw = np.empty(len(texts), dtype=np.float64)
+        feats = {k: [enc[k][r] for r in chosen] for k in keys}
+        lengths = [len(ids) for ids in feats["input_ids"]]
+        raw_rows = np.empty(len(chosen), dtype=np.float64)
         for batch in plan_batches(lengths, self.batch_size, self.max_tokens_per_batch):
             arrays = _pad(
-                {k: [rows[k][i] for i in batch] for k in keys},
+                {k: [feats[k][i] for i in batch] for k in keys},
                 loaded.pad_token_id,
                 left=loaded.padding_side == "left",
             )
-            raw[batch] = loaded.forward(arrays)
+            raw_rows[batch] = loaded.forward(arrays)
+        position = {row: i for i, row in enumerate(chosen)}
+        raw = np.empty(len(texts), dtype=np.float64)
+        spans: list[tuple[int, int] | None] = []
+        for t, rows in enumerate(rows_of):
+            window_scores = [float(raw_rows[position[r]]) for r in rows]
+            if len(rows) == 1:
+                raw[t], best = window_scores[0], 0
+            else:
+                raw[t], best = aggregate(
+                    window_scores, self.aggregation, top_windows=self.top_windows
+                )
+            spans.append(_document_span(enc, rows[best]))
         scores = _activate(raw, self.activation)
-        return [float(s) for s in scores], [w > 1 for w in windows]
+        truncated = [available[t] > len(rows_of[t]) for t in range(len(texts))]
+        return (
+            [float(s) for s in scores],
+            truncated,
+            spans,
+            [len(rows) for rows in rows_of],
+        )
+
+    def _stride(self, loaded: LoadedModel, query: str) -> int:
+        """Tokens shared by consecutive windows: the setting, or a quarter of the room."""
+        with self._tokenizer_lock:
+            query_tokens = len(loaded.tokenizer(query, add_special_tokens=False)["input_ids"])
+        room = max(1, loaded.max_length - loaded.special_tokens - query_tokens)
+        stride = self.window_stride if self.window_stride is not None else room // 4
+        return max(0, min(stride, room - 1))
+
+
+def _document_span(enc: Any, row: int) -> tuple[int, int] | None:
+    """Character span of the document tokens in one tokenized row (None if it has none)."""
+    offsets = enc["offset_mapping"][row]
+    ids = enc.sequence_ids(row)
+    doc = [offsets[i] for i, seq in enumerate(ids) if seq == 1]
+    if not doc:
+        return None
+    return int(doc[0][0]), int(doc[-1][1])
+
+
+def _hit(i: int, details: ScoreDetails, *, index: int | None = None) -> Hit:
+    span = None if details.spans is None else details.spans[i]
+    return Hit(i if index is None else index, details.scores[i], details.truncated[i], span)
 
 
 def _pad(
@@ -450,4 +619,3 @@ def _activate(raw: np.ndarray, activation: str) -> np.ndarray:
         return raw
     with np.errstate(over="ignore"):
         return 1.0 / (1.0 + np.exp(-raw))
-

@@ -20,12 +20,16 @@ class Hit:
     Attributes:
         index: Position of the candidate in the list that was passed in.
         score: Its score, a Python ``float``.
-        truncated: True when the candidate was longer than the model reads and was cut.
+        truncated: True when part of the candidate was not read (see
+            :class:`crossrank.ScoreDetails`).
+        span: ``(start, end)`` character span of the text the score comes from: the part
+            read (``truncate`` mode) or the best window (``chunk`` mode); None if unknown.
     """
 
     index: int
     score: float
     truncated: bool = False
+    span: tuple[int, int] | None = None
 
 
 def _order_key(scores: Sequence[float]):  # type: ignore[no-untyped-def]
@@ -43,18 +47,47 @@ def select(
     *,
     top_k: int | None = None,
     score_threshold: float | None = None,
+    min_relative_score: float | None = None,
+    token_counts: Sequence[int] | None = None,
+    token_budget: int | None = None,
 ) -> list[int]:
     """Return the indices of the kept scores, best first.
 
-    Order of application: sort by score (descending, ties in input order, NaN last),
-    drop scores below ``score_threshold`` (NaN scores are dropped when a threshold is
-    set), then keep the first ``top_k``.
+    Order of application:
 
-    Arguments are assumed validated (see :mod:`crossrank.validation`).
+    1. sort by score (descending, ties in input order, NaN last);
+    2. drop scores below ``score_threshold`` (NaN scores are dropped when a threshold is
+       set);
+    3. drop scores below ``min_relative_score`` x the best score (a relative cut, for
+       non-negative scores such as sigmoid ones; NaN is dropped);
+    4. keep the first ``top_k``;
+    5. keep candidates, best first, while their ``token_counts`` add up to at most
+       ``token_budget``; the first candidate that does not fit ends the selection, so the
+       result is always a best-first prefix. A best candidate larger than the whole budget
+       gives an empty selection.
+
+    Arguments are assumed validated (see :mod:`crossrank.validation`); ``token_counts`` is
+    required with ``token_budget``.
     """
     order = sorted(range(len(scores)), key=_order_key(scores))
     if score_threshold is not None:
         order = [i for i in order if scores[i] >= score_threshold]
+    if min_relative_score is not None and order:
+        best = scores[order[0]]
+        if not math.isnan(best):
+            cut = best * min_relative_score
+            order = [i for i in order if scores[i] >= cut]
     if top_k is not None:
         order = order[:top_k]
+    if token_budget is not None:
+        if token_counts is None:
+            raise ValueError("token_budget needs token_counts, one per score")
+        kept: list[int] = []
+        used = 0
+        for i in order:
+            if used + token_counts[i] > token_budget:
+                break
+            kept.append(i)
+            used += token_counts[i]
+        order = kept
     return order

@@ -9,7 +9,14 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["check_query", "check_score_threshold", "check_texts", "check_top_k"]
+__all__ = [
+    "check_fraction",
+    "check_positive_int",
+    "check_query",
+    "check_score_threshold",
+    "check_texts",
+    "check_top_k",
+]
 
 
 def _describe(value: Any) -> str:
@@ -78,3 +85,14 @@ def check_positive_int(value: Any, *, name: str, allow_none: bool = False) -> in
     if value < 1:
         raise ValueError(f"{name} must be >= 1, got {value}")
     return value
+
+
+def check_fraction(value: Any, *, name: str) -> float | None:
+    """Return ``value`` as a float if it is None or a number in [0, 1]; raise otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number in [0, 1] or None, got {_describe(value)}")
+    if math.isnan(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return float(value)
