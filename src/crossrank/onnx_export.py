@@ -48,20 +48,16 @@ def cache_root(onnx_cache_dir: str | os.PathLike[str] | None = None) -> Path:
 
 def model_fingerprint(net: Any) -> str:
     """A hash of the model's config and weights: it changes whenever the model does."""
+    import torch
+
     h = hashlib.sha256()
     h.update(net.config.to_json_string(use_diff=False).encode())
     for name, tensor in sorted(net.state_dict().items()):
         h.update(name.encode())
         h.update(str(tuple(tensor.shape)).encode())
         h.update(str(tensor.dtype).encode())
-        h.update(tensor.detach().cpu().contiguous().view(-1).view(dtype=_byte_dtype()).numpy())
+        h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
     return h.hexdigest()
-
-
-def _byte_dtype() -> Any:
-    import torch
-
-    return torch.uint8
 
 
 def _settings_key(precision: str) -> str:

@@ -296,13 +296,14 @@ class CrossEncoderScorer:
         if not texts:
             return ScoreDetails(scores=[], truncated=[], pairs=0)
         loaded = self._model()
-        query = self._fit_query(loaded, query)
+        query, query_tokens = self._fit_query(loaded, query)
+        stride = self._stride(loaded, query_tokens) if self.long_documents == "chunk" else None
         scores: list[float] = []
         truncated: list[bool] = []
         spans: list[tuple[int, int] | None] = []
         windows: list[int] = []
         for start in range(0, len(texts), _GROUP_SIZE):
-            group = self._score_group(loaded, query, texts[start : start + _GROUP_SIZE])
+            group = self._score_group(loaded, query, texts[start : start + _GROUP_SIZE], stride)
             scores.extend(group[0])
             truncated.extend(group[1])
             spans.extend(group[2])
@@ -491,8 +492,11 @@ class CrossEncoderScorer:
 
     # ------------------------------------------------------------------ internals
 
-    def _fit_query(self, loaded: LoadedModel, query: str) -> str:
-        """Cut a query that would leave the document less than half of max_length."""
+    def _fit_query(self, loaded: LoadedModel, query: str) -> tuple[str, int]:
+        """Cut a query that would leave the document less than half of max_length.
+
+        Returns the query and its token count (without special tokens).
+        """
         limit = (loaded.max_length - loaded.special_tokens) // 2
         with self._tokenizer_lock:
             enc = loaded.tokenizer(
@@ -500,7 +504,7 @@ class CrossEncoderScorer:
             )
         offsets = enc["offset_mapping"]
         if len(offsets) <= limit:
-            return query
+            return query, len(offsets)
         logger.warning(
             "crossrank: the query has %d tokens; it was cut to %d so documents keep half of "
             "max_length=%d",
@@ -508,15 +512,14 @@ class CrossEncoderScorer:
             limit,
             loaded.max_length,
         )
-        return query[: offsets[limit - 1][1]]
+        return query[: offsets[limit - 1][1]], limit
 
     def _score_group(
-        self, loaded: LoadedModel, query: str, texts: list[str]
+        self, loaded: LoadedModel, query: str, texts: list[str], stride: int | None
     ) -> tuple[list[float], list[bool], list[tuple[int, int] | None], list[int]]:
-        chunk = self.long_documents == "chunk"
-        extra: dict[str, int] = {}
-        if chunk:
-            extra["stride"] = self._stride(loaded, query)
+        """Score one group; ``stride`` is set in chunk mode (windows), None in truncate mode."""
+        chunk = stride is not None
+        extra: dict[str, int] = {} if stride is None else {"stride": stride}
         with self._tokenizer_lock:
             enc = loaded.tokenizer(
                 [query] * len(texts),
@@ -571,10 +574,8 @@ class CrossEncoderScorer:
             [len(rows) for rows in rows_of],
         )
 
-    def _stride(self, loaded: LoadedModel, query: str) -> int:
+    def _stride(self, loaded: LoadedModel, query_tokens: int) -> int:
         """Tokens shared by consecutive windows: the setting, or a quarter of the room."""
-        with self._tokenizer_lock:
-            query_tokens = len(loaded.tokenizer(query, add_special_tokens=False)["input_ids"])
         room = max(1, loaded.max_length - loaded.special_tokens - query_tokens)
         stride = self.window_stride if self.window_stride is not None else room // 4
         return max(0, min(stride, room - 1))

@@ -537,23 +537,11 @@ def benchmark(
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
     """Spearman rank correlation (average ranks for ties); None when undefined."""
-    if len(a) < 2:
-        return None
+    from scipy.stats import spearmanr
 
-    def ranks(x: np.ndarray) -> np.ndarray:
-        order = np.argsort(x, kind="stable")
-        r = np.empty(len(x), dtype=np.float64)
-        r[order] = np.arange(len(x), dtype=np.float64)
-        for value in np.unique(x):  # average ranks of ties
-            tied = x == value
-            if tied.sum() > 1:
-                r[tied] = r[tied].mean()
-        return r
-
-    ra, rb = ranks(a), ranks(b)
-    if ra.std() == 0 or rb.std() == 0:
+    if len(a) < 2 or np.all(a == a[0]) or np.all(b == b[0]):
         return None
-    return float(np.corrcoef(ra, rb)[0, 1])
+    return float(spearmanr(a, b).statistic)
 
 
 # ---------------------------------------------------------------------- output and CLI
