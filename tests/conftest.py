@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,55 @@ def scifact_core_run(scifact, scifact_candidates, shared_scorer):  # type: ignor
         texts = [scifact.doc_text(doc_id) for doc_id in ids]
         run[qid] = dict(zip(ids, shared_scorer.score(scifact.queries[qid], texts)))
     return run
+
+
+@dataclass(frozen=True)
+class LongEvidenceCase:
+    """Ten SciFact candidates for one query; the first is a long document whose only
+    relevant passage (``relevant_text``, a judged-relevant abstract) starts at character
+    ``passage_start``, after more than 1,000 tokens of unrelated abstracts."""
+
+    query: str
+    texts: list[str]
+    passage_start: int
+    relevant_text: str
+
+
+@pytest.fixture(scope="session")
+def long_evidence_case(scifact, scifact_candidates, shared_scorer) -> LongEvidenceCase:  # type: ignore[no-untyped-def]
+    """The shared "evidence after token 1,000" case used by the core and adapter tests."""
+    import numpy as np
+
+    tokenizer = shared_scorer._model().tokenizer
+    # A query whose relevant document the model ranks first among the BM25 candidates.
+    chosen = None
+    for qid in sorted(scifact_candidates):
+        ids = [d for d, _ in scifact_candidates[qid]]
+        relevant = [d for d in ids if scifact.qrels[qid].get(d, 0) > 0]
+        if not relevant:
+            continue
+        scores = shared_scorer.score(scifact.queries[qid], [scifact.doc_text(d) for d in ids])
+        if ids[int(np.argmax(scores))] in relevant:
+            chosen = (qid, ids, ids[int(np.argmax(scores))])
+            break
+    assert chosen is not None, "no query where the shared model ranks a relevant doc first"
+    qid, ids, relevant_id = chosen
+    others = [d for d in ids if d != relevant_id][:9]
+    # Filler: unrelated corpus documents (not among this query's candidates or judgments).
+    filler_parts: list[str] = []
+    filler = ""
+    for doc_id in scifact.corpus:
+        if doc_id in ids or doc_id in scifact.qrels[qid]:
+            continue
+        filler_parts.append(scifact.doc_text(doc_id))
+        filler = " ".join(filler_parts)
+        if len(tokenizer(filler, add_special_tokens=False)["input_ids"]) > 1000:
+            break
+    relevant_text = scifact.doc_text(relevant_id)
+    long_doc = filler + " " + relevant_text
+    return LongEvidenceCase(
+        query=scifact.queries[qid],
+        texts=[long_doc] + [scifact.doc_text(d) for d in others],
+        passage_start=len(filler) + 1,
+        relevant_text=relevant_text,
+    )

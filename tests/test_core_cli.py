@@ -123,3 +123,44 @@ def test_console_script_ranks_a_jsonl_file_with_the_shared_model(
     expected = shared_scorer.rank(query, [scifact.doc_text(d) for d in doc_ids], top_k=5)
     assert [r["id"] for r in rows] == [doc_ids[h.index] for h in expected]
     assert [r["score"] for r in rows] == pytest.approx([h.score for h in expected], abs=1e-5)
+
+
+def test_rerank_chunk_mode_passages_budget_and_calibration(
+    tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from crossrank.calibration import Calibration, save_calibration
+
+    long_text = " ".join(["the cat and the dog"] * 60) + " the drug and blood cells"
+    docs = [
+        {"id": "long", "text": long_text},
+        {"id": "short", "text": "blood cells and the drug"},
+        {"id": "other", "text": "capital city of france"},
+    ]
+    f = _write(tmp_path / "docs.jsonl", [json.dumps(d) for d in docs])
+    cal = save_calibration(
+        tmp_path / "cal.json", {"platt": Calibration("platt", 0.5, -1.0)}, method="platt"
+    )
+    query = "the drug and blood cells"
+    args = ["rerank", "-q", query, "-i", str(f), "-m", str(tiny_model_dir),
+            "--long-documents", "chunk", "--max-windows", "4", "--aggregation", "mean-top",
+            "--passage", "--token-budget", "200", "--activation", "calibrated",
+            "--calibration", str(cal)]
+    code, out, _ = _run(args, capsys)
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    scorer = CrossEncoderScorer(
+        tiny_model_dir, long_documents="chunk", max_windows=4, aggregation="mean-top",
+        activation="calibrated", calibration=cal,
+    )
+    texts = [d["text"] for d in docs]
+    expected = scorer.rerank(query, texts, token_budget=200, passages=True)
+    assert [r["id"] for r in rows] == [docs[h.index]["id"] for h in expected.hits]
+    assert [r["score"] for r in rows] == pytest.approx([h.score for h in expected.hits], abs=1e-6)
+    for row in rows:
+        start, end = row["span"]
+        assert row["passage"] == row["text"][start:end]
+    # The budget counts the passages handed on, and is never exceeded.
+    assert sum(scorer.count_tokens([r["passage"] for r in rows])) <= 200
+    code, _, err = _run(["rerank", "-q", query, "-i", str(f), "-m", str(tiny_model_dir),
+                         "--min-relative-score", "1.5"], capsys)
+    assert code == 1 and "min_relative_score" in err

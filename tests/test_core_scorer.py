@@ -40,9 +40,9 @@ def _direct_logits(folder: Path, query: str, texts: list[str]) -> np.ndarray:
 
 def test_public_api_is_pinned() -> None:
     assert sorted(crossrank.__all__) == sorted([
-        "DEFAULT_MODEL", "CrossEncoderScorer", "CrossrankError", "Hit", "HubUnreachableError",
-        "ModelLoadError", "ModelNotFoundError", "Reranked", "ScoreDetails",
-        "UnsupportedModelError", "__version__", "select",
+        "DEFAULT_MODEL", "Calibration", "CrossEncoderScorer", "CrossrankError", "Hit",
+        "HubUnreachableError", "ModelLoadError", "ModelNotFoundError", "Reranked",
+        "ScoreDetails", "UnsupportedModelError", "__version__", "passage_span", "select",
     ])
     for name in crossrank.__all__:
         assert hasattr(crossrank, name)

@@ -168,44 +168,80 @@ def test_budget_and_relative_cut_properties(
 
 @pytest.mark.integration
 def test_evidence_after_token_1000_is_found_in_chunk_mode_only(
-    shared_model_dir: Path, scifact, scifact_candidates, shared_scorer: CrossEncoderScorer
+    shared_model_dir: Path, shared_scorer: CrossEncoderScorer, long_evidence_case
 ) -> None:  # type: ignore[no-untyped-def]
     """A document whose only relevant passage starts after 1,000 tokens of unrelated text
     ranks first in chunk mode and not in truncate mode."""
-    tokenizer = shared_scorer._model().tokenizer
-    # A query whose relevant document the model ranks first among the BM25 candidates.
-    chosen = None
-    for qid in sorted(scifact_candidates):
-        ids = [d for d, _ in scifact_candidates[qid]]
-        relevant = [d for d in ids if scifact.qrels[qid].get(d, 0) > 0]
-        if not relevant:
-            continue
-        scores = shared_scorer.score(scifact.queries[qid], [scifact.doc_text(d) for d in ids])
-        if ids[int(np.argmax(scores))] in relevant:
-            chosen = (qid, ids, ids[int(np.argmax(scores))])
-            break
-    assert chosen is not None, "no query where the shared model ranks a relevant doc first"
-    qid, ids, relevant_id = chosen
-    others = [d for d in ids if d != relevant_id][:9]
-    # Filler: unrelated corpus documents (not among this query's candidates or judgments).
-    filler_parts: list[str] = []
-    for doc_id in scifact.corpus:
-        if doc_id in ids or doc_id in scifact.qrels[qid]:
-            continue
-        filler_parts.append(scifact.doc_text(doc_id))
-        filler = " ".join(filler_parts)
-        if len(tokenizer(filler, add_special_tokens=False)["input_ids"]) > 1000:
-            break
-    long_doc = filler + " " + scifact.doc_text(relevant_id)
-    passage_start = len(filler) + 1
-    texts = [long_doc] + [scifact.doc_text(d) for d in others]
-    query = scifact.queries[qid]
-
-    truncate = shared_scorer.rank(query, texts)
+    case = long_evidence_case
+    truncate = shared_scorer.rank(case.query, case.texts)
     chunk_scorer = CrossEncoderScorer(shared_model_dir, long_documents="chunk")
-    chunk = chunk_scorer.rank(query, texts)
+    chunk = chunk_scorer.rank(case.query, case.texts)
     assert chunk[0].index == 0  # found
     assert truncate[0].index != 0  # invisible past the cut
     # The best window lies in (or reaches into) the relevant passage.
     start, end = chunk[0].span  # type: ignore[misc]
-    assert end > passage_start
+    assert end > case.passage_start
+
+
+# ---------------------------------------------------------------------- passage hand-off
+
+
+def test_passage_span_maps_into_the_content() -> None:
+    from crossrank import passage_span
+
+    scored = "title: a paper\n\nhello wonderful world"
+    content = "hello wonderful world"
+    offset = scored.index(content)
+    # A window cut inside words is widened to whole words.
+    assert passage_span(scored, content, (offset + 2, offset + 9)) == (0, 15)
+    # A window reaching into the metadata keeps only its part in the content.
+    assert passage_span(scored, content, (0, offset + 5)) == (0, 5)
+    # Wholly in the metadata, no span, content not there: None.
+    assert passage_span(scored, content, (0, 5)) is None
+    assert passage_span(scored, content, None) is None
+    assert passage_span(scored, "absent", (0, 5)) is None
+    assert passage_span(scored, "   ", (0, 5)) is None
+    # Frameworks strip the text they build: content with surrounding whitespace is found.
+    padded = "\n  hello wonderful world \n"
+    start, end = passage_span(scored, padded, (offset + 6, offset + 15))  # type: ignore[misc]
+    assert padded[start:end] == "wonderful"
+
+
+def test_rerank_hands_on_passages_and_budgets_them(tiny_model_dir: Path) -> None:
+    scorer = CrossEncoderScorer(tiny_model_dir, long_documents="chunk")
+    contents = [
+        " ".join(["the cat and the dog"] * 60) + " the drug and blood cells",
+        "blood cells",
+        "the heart and the brain",
+    ]
+    texts = [f"title: paper {i}\n{c}" for i, c in enumerate(contents)]
+    out = scorer.rerank(QUERY, texts, passages=True, contents=contents)
+    assert sorted(h.index for h in out.hits) == [0, 1, 2]
+    for hit in out.hits:
+        assert hit.passage is not None
+        start, end = hit.passage
+        assert 0 <= start < end <= len(contents[hit.index])
+        assert hit.passage == __import__("crossrank").passage_span(
+            texts[hit.index], contents[hit.index], hit.span
+        )
+    passages = {h.index: contents[h.index][slice(*h.passage)] for h in out.hits}  # type: ignore[misc]
+    assert len(passages[0]) < len(contents[0])  # one window of the long text
+    for budget in (1, 5, 40, 200, 10_000):
+        kept = scorer.rerank(QUERY, texts, passages=True, contents=contents, token_budget=budget)
+        handed_on = [passages[h.index] for h in kept.hits]
+        assert sum(scorer.count_tokens(handed_on)) <= budget
+        assert [h.index for h in kept.hits] == [h.index for h in out.hits[: len(kept.hits)]]
+    # Without passages there is no passage; contents needs passages, and one per text.
+    assert all(h.passage is None for h in scorer.rerank(QUERY, texts).hits)
+    with pytest.raises(ValueError, match="only used with passages=True"):
+        scorer.rerank(QUERY, texts, contents=contents)
+    with pytest.raises(ValueError, match="one entry per text"):
+        scorer.rerank(QUERY, texts, passages=True, contents=contents[:2])
+
+
+def test_count_tokens_of_nothing_and_an_early_relative_cut_check(tiny_model_dir: Path) -> None:
+    scorer = CrossEncoderScorer(tiny_model_dir, activation="raw")
+    assert scorer.count_tokens([]) == []
+    with pytest.raises(ValueError, match="min_relative_score needs non-negative scores"):
+        scorer.rerank(QUERY, ["blood"], min_relative_score=0.5)
+    assert not scorer.is_loaded  # checked before the model loads

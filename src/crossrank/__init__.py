@@ -7,6 +7,7 @@ Example:
 """
 
 from crossrank._version import __version__
+from crossrank.calibration import Calibration
 from crossrank.errors import (
     CrossrankError,
     HubUnreachableError,
@@ -15,10 +16,11 @@ from crossrank.errors import (
     UnsupportedModelError,
 )
 from crossrank.scorer import DEFAULT_MODEL, CrossEncoderScorer, Reranked, ScoreDetails
-from crossrank.selection import Hit, select
+from crossrank.selection import Hit, passage_span, select
 
 __all__ = [
     "DEFAULT_MODEL",
+    "Calibration",
     "CrossEncoderScorer",
     "CrossrankError",
     "Hit",
@@ -29,5 +31,6 @@ __all__ = [
     "ScoreDetails",
     "UnsupportedModelError",
     "__version__",
+    "passage_span",
     "select",
 ]

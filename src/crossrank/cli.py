@@ -1,4 +1,4 @@
-"""The ``crossrank`` command: ``rerank``, ``eval``, ``bench``."""
+"""The ``crossrank`` command: ``rerank``, ``eval``, ``bench``, ``calibrate``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from crossrank._version import __version__
+from crossrank.backends import BACKENDS
 
 __all__ = ["main"]
 
@@ -67,10 +68,21 @@ def _rerank(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         max_length=args.max_length,
         activation=args.activation,
+        calibration=args.calibration,
+        backend=args.backend,
+        long_documents=args.long_documents,
+        max_windows=args.max_windows,
+        aggregation=args.aggregation,
     )
     texts = [r[args.text_field] for r in records]
     outcome = scorer.rerank(
-        args.query, texts, top_k=args.top_k, score_threshold=args.score_threshold
+        args.query,
+        texts,
+        top_k=args.top_k,
+        score_threshold=args.score_threshold,
+        min_relative_score=args.min_relative_score,
+        token_budget=args.token_budget,
+        passages=args.passage,
     )
     if outcome.skipped:
         skipped = ", ".join(str(_where(records[i])) for i in outcome.skipped[:10])
@@ -87,6 +99,10 @@ def _rerank(args: argparse.Namespace) -> int:
             record["rank"] = rank
             if hit.truncated:
                 record["truncated"] = True
+            if args.passage and hit.span is not None:
+                start, end = hit.span
+                record["span"] = [start, end]
+                record["passage"] = texts[hit.index][start:end]
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
     finally:
         if out is not sys.stdout:
@@ -115,7 +131,50 @@ def _add_rerank(subparsers: Any) -> None:
     p.add_argument("--score-threshold", type=float, default=None, help="drop scores below this")
     p.add_argument("--format", choices=("auto", "jsonl", "text"), default="auto")
     p.add_argument("--text-field", default="text", help="JSONL field holding the text")
-    p.add_argument("--activation", choices=("sigmoid", "raw"), default="sigmoid")
+    p.add_argument(
+        "--min-relative-score",
+        type=float,
+        default=None,
+        metavar="F",
+        help="drop scores below F x the best (0 < F <= 1)",
+    )
+    p.add_argument(
+        "--token-budget",
+        type=int,
+        default=None,
+        metavar="N",
+        help="keep the best while their tokens add up to at most N",
+    )
+    p.add_argument("--activation", choices=("sigmoid", "raw", "calibrated"), default="sigmoid")
+    p.add_argument(
+        "--calibration",
+        default=None,
+        metavar="FILE",
+        help="with --activation calibrated: a file from `crossrank calibrate` "
+        "(default: the one in the model's folder)",
+    )
+    p.add_argument(
+        "--long-documents",
+        choices=("truncate", "chunk"),
+        default="truncate",
+        help="cut long texts (default) or score them in overlapping windows",
+    )
+    p.add_argument(
+        "--max-windows", type=int, default=8, metavar="N", help="chunk mode: windows per text (8)"
+    )
+    p.add_argument(
+        "--aggregation",
+        choices=("max", "mean-top", "first-weighted"),
+        default="max",
+        help="chunk mode: how window scores become the text's (max)",
+    )
+    p.add_argument(
+        "--passage",
+        action="store_true",
+        help="add each kept text's best passage ('passage', 'span'); the token budget "
+        "counts the passages",
+    )
+    p.add_argument("--backend", choices=BACKENDS, default="torch", help="inference backend (torch)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=None)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: auto)")
@@ -135,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_optional_commands(subparsers: Any) -> None:
-    from crossrank.eval import bench, harness
+    from crossrank.eval import bench, calibrate, harness
 
     p = subparsers.add_parser(
         "eval",
@@ -153,6 +212,16 @@ def _add_optional_commands(subparsers: Any) -> None:
     )
     bench.add_bench_arguments(p)
     p.set_defaults(func=bench.run_bench)
+    p = subparsers.add_parser(
+        "calibrate",
+        help="fit temperature and Platt scaling so scores become probabilities",
+        description="Score a first stage's top-K candidates on a labelled BEIR set, fit "
+        "temperature and Platt scaling on part of the queries, report ECE, log-loss and "
+        "Brier score on the held-out rest, and write the calibration for "
+        "activation='calibrated'.",
+    )
+    calibrate.add_calibrate_arguments(p)
+    p.set_defaults(func=calibrate.run_calibrate)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

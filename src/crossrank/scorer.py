@@ -19,12 +19,13 @@ import numpy as np
 
 from crossrank.backends import Backend, check_backend
 from crossrank.batching import plan_batches
+from crossrank.calibration import CALIBRATION_FILE, Calibration, load_calibration
 from crossrank.loading import LoadedModel, load_model
-from crossrank.selection import Hit, select
+from crossrank.selection import Hit, passage_span, select
 from crossrank.validation import (
-    check_fraction,
     check_positive_int,
     check_query,
+    check_relative_cut,
     check_score_threshold,
     check_texts,
     check_top_k,
@@ -41,9 +42,9 @@ logger = logging.getLogger("crossrank")
 #: Used when neither ``model`` nor the ``CROSSRANK_MODEL`` environment variable is set.
 DEFAULT_MODEL = "cross-encoder/ms-marco-MiniLM-L6-v2"
 
-Activation = Literal["sigmoid", "raw"]
+Activation = Literal["sigmoid", "raw", "calibrated"]
 LongDocuments = Literal["truncate", "chunk"]
-_ACTIVATIONS: tuple[str, ...] = ("sigmoid", "raw")
+_ACTIVATIONS: tuple[str, ...] = ("sigmoid", "raw", "calibrated")
 
 # Documents are tokenized and scored in groups of this many, so host memory for token
 # ids stays bounded whatever the number of candidates.
@@ -122,7 +123,13 @@ class CrossEncoderScorer:
             document side, and this is reported (:meth:`score_details`, a log warning).
         activation: ``"sigmoid"`` (default) gives scores in (0, 1); ``"raw"`` gives the
             logit. Two-logit models score the positive class: ``raw`` is its log-odds,
-            ``sigmoid`` its softmax probability.
+            ``sigmoid`` its softmax probability. ``"calibrated"`` gives probabilities of
+            relevance from a calibration fitted by ``crossrank calibrate`` (see
+            ``calibration`` and docs/scores.md).
+        calibration: With ``activation="calibrated"``: a file written by ``crossrank
+            calibrate``, a folder holding ``crossrank_calibration.json``, or a
+            :class:`crossrank.calibration.Calibration`. ``None``: the
+            ``crossrank_calibration.json`` in the model's folder (a local model only).
         backend: Engine and precision of the forward pass: ``"torch"`` (fp32, the
             reference), ``"torch-bf16"``, ``"torch-fp16"`` (CUDA), ``"onnx"`` (fp32) and
             ``"onnx-int8"`` (both onnxruntime on the CPU; ``pip install "crossrank[onnx]"``),
@@ -160,6 +167,7 @@ class CrossEncoderScorer:
         max_tokens_per_batch: int | None = None,
         max_length: int | None = None,
         activation: Activation = "sigmoid",
+        calibration: str | os.PathLike[str] | Calibration | None = None,
         backend: Backend = "torch",
         onnx_cache_dir: str | os.PathLike[str] | None = None,
         long_documents: LongDocuments = "truncate",
@@ -191,6 +199,9 @@ class CrossEncoderScorer:
             max_length, name="max_length", allow_none=True
         )
         self.activation: Activation = activation
+        self.calibration: Calibration | None = _resolve_calibration(
+            activation, calibration, model
+        )
         self.backend: str = check_backend(backend)
         if long_documents not in ("truncate", "chunk"):
             raise ValueError(
@@ -333,9 +344,13 @@ class CrossEncoderScorer:
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens of each text with the model's tokenizer (no special tokens)."""
+        if not texts:
+            return []
         loaded = self._model()
         with self._tokenizer_lock:
-            ids = loaded.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+            ids = loaded.tokenizer(list(texts), add_special_tokens=False, verbose=False)[
+                "input_ids"
+            ]
         return [len(row) for row in ids]
 
     def _select(
@@ -347,11 +362,7 @@ class CrossEncoderScorer:
         min_relative_score: float | None,
         token_budget: int | None,
     ) -> list[int]:
-        if min_relative_score is not None and self.activation == "raw":
-            raise ValueError(
-                "min_relative_score needs non-negative scores; use activation='sigmoid' "
-                "(raw logits can be negative, so a fraction of the best is meaningless)"
-            )
+        """Apply the selection; ``texts`` are what the token budget counts."""
         counts = None if token_budget is None or not texts else self.count_tokens(texts)
         return select(
             details.scores,
@@ -385,7 +396,7 @@ class CrossEncoderScorer:
         """
         top_k = check_top_k(top_k)
         score_threshold = check_score_threshold(score_threshold)
-        min_relative_score = check_fraction(min_relative_score, name="min_relative_score")
+        min_relative_score = check_relative_cut(min_relative_score, self.activation)
         token_budget = check_positive_int(token_budget, name="token_budget", allow_none=True)
         details = self.score_details(query, texts)
         texts = list(texts)
@@ -403,20 +414,38 @@ class CrossEncoderScorer:
         score_threshold: float | None = None,
         min_relative_score: float | None = None,
         token_budget: int | None = None,
+        passages: bool = False,
+        contents: Sequence[str | None] | None = None,
     ) -> Reranked:
         """The adapters' entry point: like :meth:`rank`, but candidates may lack text.
 
         A candidate whose text is None, empty or whitespace cannot be relevant to the
         query: it is not scored, not returned, and reported in ``skipped`` (and in a log
         warning). Every other candidate is scored; the kept ones are in ``hits``.
+
+        Args:
+            passages: The caller hands on each kept candidate's best passage rather than
+                its whole text: each hit gets :attr:`Hit.passage`, and ``token_budget``
+                counts the passages' tokens (the whole content where a hit has no passage).
+            contents: With ``passages``: what each candidate's passage is cut from, when
+                ``texts`` put something before it (a prefix, metadata). ``None``: the texts.
         """
         top_k = check_top_k(top_k)
         score_threshold = check_score_threshold(score_threshold)
-        min_relative_score = check_fraction(min_relative_score, name="min_relative_score")
+        min_relative_score = check_relative_cut(min_relative_score, self.activation)
         token_budget = check_positive_int(token_budget, name="token_budget", allow_none=True)
         check_query(query)
         if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
             check_texts(texts)  # raises the standard message
+        if contents is not None:
+            if not passages:
+                raise ValueError("contents is only used with passages=True")
+            if isinstance(contents, (str, bytes)) or len(contents) != len(texts):
+                raise ValueError(
+                    f"contents must be a list with one entry per text ({len(texts)}), got "
+                    f"{type(contents).__name__}"
+                    + ("" if isinstance(contents, (str, bytes)) else f" of {len(contents)}")
+                )
         scorable: list[int] = []
         skipped: list[int] = []
         for i, text in enumerate(texts):
@@ -432,10 +461,23 @@ class CrossEncoderScorer:
             )
         scorable_texts = check_texts([texts[i] for i in scorable])
         details = self.score_details(query, scorable_texts)
+        handed_on: list[str] = scorable_texts
+        cuts: list[tuple[int, int] | None] = [None] * len(scorable)
+        if passages:
+            handed_on = []
+            for j, i in enumerate(scorable):
+                content = scorable_texts[j] if contents is None else contents[i]
+                if not isinstance(content, str):
+                    raise TypeError(
+                        f"contents[{i}] must be a string, got {type(content).__name__}"
+                    )
+                span = None if details.spans is None else details.spans[j]
+                cuts[j] = passage_span(scorable_texts[j], content, span)
+                handed_on.append(content if cuts[j] is None else content[slice(*cuts[j])])
         kept = self._select(
-            scorable_texts, details, top_k, score_threshold, min_relative_score, token_budget
+            handed_on, details, top_k, score_threshold, min_relative_score, token_budget
         )
-        hits = [_hit(i, details, index=scorable[i]) for i in kept]
+        hits = [_hit(j, details, index=scorable[j], passage=cuts[j]) for j in kept]
         return Reranked(hits=hits, skipped=skipped, pairs=details.pairs)
 
     # ------------------------------------------------------------------ async
@@ -474,6 +516,8 @@ class CrossEncoderScorer:
         score_threshold: float | None = None,
         min_relative_score: float | None = None,
         token_budget: int | None = None,
+        passages: bool = False,
+        contents: Sequence[str | None] | None = None,
     ) -> Reranked:
         """:meth:`rerank` in a worker thread, so the event loop keeps running."""
         return await asyncio.to_thread(
@@ -484,6 +528,8 @@ class CrossEncoderScorer:
             score_threshold=score_threshold,
             min_relative_score=min_relative_score,
             token_budget=token_budget,
+            passages=passages,
+            contents=contents,
         )
 
     async def awarm_up(self) -> None:
@@ -565,7 +611,7 @@ class CrossEncoderScorer:
                     window_scores, self.aggregation, top_windows=self.top_windows
                 )
             spans.append(_document_span(enc, rows[best]))
-        scores = _activate(raw, self.activation)
+        scores = _activate(raw, self.activation, self.calibration)
         truncated = [available[t] > len(rows_of[t]) for t in range(len(texts))]
         return (
             [float(s) for s in scores],
@@ -591,9 +637,17 @@ def _document_span(enc: Any, row: int) -> tuple[int, int] | None:
     return int(doc[0][0]), int(doc[-1][1])
 
 
-def _hit(i: int, details: ScoreDetails, *, index: int | None = None) -> Hit:
+def _hit(
+    i: int,
+    details: ScoreDetails,
+    *,
+    index: int | None = None,
+    passage: tuple[int, int] | None = None,
+) -> Hit:
     span = None if details.spans is None else details.spans[i]
-    return Hit(i if index is None else index, details.scores[i], details.truncated[i], span)
+    return Hit(
+        i if index is None else index, details.scores[i], details.truncated[i], span, passage
+    )
 
 
 def _pad(
@@ -615,8 +669,51 @@ def _pad(
     return out
 
 
-def _activate(raw: np.ndarray, activation: str) -> np.ndarray:
+def _resolve_calibration(
+    activation: str, calibration: str | os.PathLike[str] | Calibration | None, model: str
+) -> Calibration | None:
+    """The calibration ``activation="calibrated"`` applies; errors name what to do."""
+    if activation != "calibrated":
+        if calibration is not None:
+            raise ValueError(
+                f"calibration is only used with activation='calibrated', got "
+                f"activation={activation!r}"
+            )
+        return None
+    if calibration is None:
+        beside = Path(model).expanduser() / CALIBRATION_FILE
+        if not beside.is_file():
+            raise ValueError(
+                "activation='calibrated' needs a calibration: pass calibration=FILE, or run "
+                f"`crossrank calibrate --model {model} --data DIR` to write {CALIBRATION_FILE} "
+                "beside a local model"
+            )
+        calibration = beside
+    if isinstance(calibration, Calibration):
+        found = calibration
+    elif isinstance(calibration, (str, os.PathLike)):
+        found = load_calibration(calibration)
+    else:
+        raise TypeError(
+            "calibration must be a file path, a folder or a Calibration, got "
+            f"{type(calibration).__name__}"
+        )
+    if found.model and Path(found.model).name != Path(model).name:
+        logger.warning(
+            "crossrank: the calibration %s was fitted for %s, not %s; its probabilities "
+            "may be off",
+            found.source or "",
+            found.model,
+            model,
+        )
+    return found
+
+
+def _activate(raw: np.ndarray, activation: str, calibration: Calibration | None) -> np.ndarray:
     if activation == "raw":
         return raw
+    if activation == "calibrated":
+        assert calibration is not None  # set by _resolve_calibration
+        return calibration.apply(raw)
     with np.errstate(over="ignore"):
         return 1.0 / (1.0 + np.exp(-raw))

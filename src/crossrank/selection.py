@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Hit", "select"]
+__all__ = ["Hit", "passage_span", "select"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,12 +24,17 @@ class Hit:
             :class:`crossrank.ScoreDetails`).
         span: ``(start, end)`` character span of the text the score comes from: the part
             read (``truncate`` mode) or the best window (``chunk`` mode); None if unknown.
+        passage: With ``rerank(..., passages=True)``: the span's part in the candidate's
+            content (``contents[i]``, else its text), in the content's own character
+            offsets; None when the span lies wholly outside the content (the whole content
+            is then what is handed on).
     """
 
     index: int
     score: float
     truncated: bool = False
     span: tuple[int, int] | None = None
+    passage: tuple[int, int] | None = None
 
 
 def _order_key(scores: Sequence[float]):  # type: ignore[no-untyped-def]
@@ -91,3 +96,46 @@ def select(
             used += token_counts[i]
         order = kept
     return order
+
+
+def passage_span(
+    scored_text: str, content: str, span: tuple[int, int] | None
+) -> tuple[int, int] | None:
+    """Map a :attr:`Hit.span` over the text the model read to a passage of ``content``.
+
+    Adapters score ``content`` with things put before it (a prefix, metadata); a hit's
+    span is over that scored text. This finds ``content`` at the end of the scored text
+    (else its last occurrence; else the same with surrounding whitespace stripped, as
+    frameworks strip the text they build) and returns the span's part that lies in it, in
+    ``content``'s own character offsets, widened to whole words (a window starts and ends
+    on token boundaries, which can fall inside a word). None when there is no span,
+    ``content`` is not in the scored text, or the span lies wholly outside ``content``
+    (in the metadata).
+    """
+    inner = content.strip()
+    if span is None or not inner:
+        return None
+    lead = len(content) - len(content.lstrip())
+    offset = _locate(scored_text, content)
+    if offset < 0:
+        found = _locate(scored_text, inner)
+        if found < 0:
+            return None
+        offset = found - lead  # content[lead:] starts at ``found``
+    start = max(span[0] - offset, lead)
+    end = min(span[1] - offset, lead + len(inner))
+    if end <= start:
+        return None
+    while start > 0 and content[start - 1].isalnum() and content[start].isalnum():
+        start -= 1
+    while end < len(content) and content[end - 1].isalnum() and content[end].isalnum():
+        end += 1
+    return start, end
+
+
+def _locate(text: str, piece: str) -> int:
+    """Where ``piece`` starts in ``text``: at its end if it ends it, else its last
+    occurrence; -1 if absent."""
+    if text.endswith(piece):
+        return len(text) - len(piece)
+    return text.rfind(piece)

@@ -96,3 +96,19 @@ def check_fraction(value: Any, *, name: str) -> float | None:
     if math.isnan(value) or not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must be in [0, 1], got {value}")
     return float(value)
+
+
+def check_relative_cut(min_relative_score: Any, activation: str) -> float | None:
+    """``check_fraction`` for ``min_relative_score``, which also needs non-negative scores.
+
+    Raises ValueError with ``activation="raw"``: logits can be negative, so a fraction of
+    the best is meaningless.
+    """
+    value = check_fraction(min_relative_score, name="min_relative_score")
+    if value is not None and activation == "raw":
+        raise ValueError(
+            "min_relative_score needs non-negative scores; use activation='sigmoid' or "
+            "'calibrated' (raw logits can be negative, so a fraction of the best is "
+            "meaningless)"
+        )
+    return value

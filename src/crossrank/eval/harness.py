@@ -261,6 +261,9 @@ def evaluate_models(
     device: str | None = None,
     backends: Sequence[str] | None = None,
     latency_queries: int = _DEFAULT_LATENCY_QUERIES,
+    long_documents: str = "truncate",
+    aggregation: str = "max",
+    max_windows: int = 8,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Evaluate a first stage and each model reranking its top K, for every K.
@@ -290,6 +293,11 @@ def evaluate_models(
             each row's system label names its backend.
         latency_queries: Queries on which the rerank call is timed for each K below the
             largest (the largest is timed on every query).
+        long_documents: ``"truncate"`` or ``"chunk"`` (see docs/long-documents.md); in chunk
+            mode ``truncated_fraction`` is the fraction of documents with more than
+            ``max_windows`` windows, and ``pairs_per_document`` the windows scored.
+        aggregation: Chunk mode's window aggregation.
+        max_windows: Chunk mode's cap on windows per document.
         progress: Show a progress bar on stderr.
 
     Returns:
@@ -347,6 +355,7 @@ def evaluate_models(
             "pairs_per_second": None,
             "latency_queries": None,
             "truncated_fraction": None,
+            "pairs_per_document": None,
         }
 
     systems = [
@@ -360,13 +369,21 @@ def evaluate_models(
     sample = scored[:latency_queries]
     for m, (model, label, backend) in enumerate(systems):
         scorer = CrossEncoderScorer(
-            model, device=device, batch_size=batch_size, max_length=max_length, backend=backend
+            model,
+            device=device,
+            batch_size=batch_size,
+            max_length=max_length,
+            backend=backend,  # type: ignore[arg-type]
+            long_documents=long_documents,  # type: ignore[arg-type]
+            aggregation=aggregation,  # type: ignore[arg-type]
+            max_windows=max_windows,
         )
         t0 = time.perf_counter()
         scorer.warm_up()
         load_seconds[label] = time.perf_counter() - t0
         scores: dict[str, list[float]] = {}
         cut: dict[str, list[bool]] = {}
+        windows: dict[str, list[int]] = {}
         seconds: dict[int, list[float]] = {k: [] for k in k_list}
         pairs: dict[int, int] = dict.fromkeys(k_list, 0)
         smaller = [k for k in k_list if k < max_k]
@@ -384,6 +401,7 @@ def evaluate_models(
                 pairs[max_k] += details.pairs
                 scores[q] = details.scores
                 cut[q] = details.truncated
+                windows[q] = details.windows or [1] * len(details.scores)
                 bar.update(1)
             for k in smaller:
                 for q in sample:
@@ -406,6 +424,9 @@ def evaluate_models(
                 **latency_stats(seconds[k], pairs[k]),
                 "latency_queries": len(seconds[k]),
                 "truncated_fraction": n_cut / n_pairs if n_pairs else 0.0,
+                "pairs_per_document": (
+                    sum(sum(windows[q][:k]) for q in scored) / n_pairs if n_pairs else 0.0
+                ),
             }
         del scorer
         gc.collect()
@@ -432,6 +453,9 @@ def evaluate_models(
             "max_length": max_length,
             "device": device,
             "latency_queries": latency_queries,
+            "long_documents": long_documents,
+            "aggregation": aggregation if long_documents == "chunk" else None,
+            "max_windows": max_windows if long_documents == "chunk" else None,
             "document_text": _DOCUMENT_TEXT,
         },
         "machine": machine_info(device),
@@ -487,11 +511,18 @@ def format_eval_table(report: Mapping[str, Any]) -> str:
             ]
         )
     settings = report["settings"]
+    mode = ""
+    if settings.get("long_documents") == "chunk":
+        per_doc = [r["pairs_per_document"] for r in report["rows"] if r["stage"] == "reranked"]
+        mode = (
+            f"; chunk mode ({settings['aggregation']}, at most {settings['max_windows']} "
+            f"windows), {max(per_doc, default=0.0):.2f} windows per document"
+        )
     return align_table(
         lines,
         f"{settings['num_queries']} queries, first stage {settings['first_stage']}; "
         f"latency = one rerank call on K candidates (p95 over {settings['latency_queries']} "
-        f"queries below the largest K, over all queries at it)",
+        f"queries below the largest K, over all queries at it){mode}",
     )
 
 
@@ -578,6 +609,25 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
         metavar="N",
         help="queries timed for each K below the largest (default: 20)",
     )
+    parser.add_argument(
+        "--long-documents",
+        choices=("truncate", "chunk"),
+        default="truncate",
+        help="cut documents at max_length (default) or score them window by window",
+    )
+    parser.add_argument(
+        "--aggregation",
+        choices=("max", "mean-top", "first-weighted"),
+        default="max",
+        help="chunk mode: how window scores become the document's (default: max)",
+    )
+    parser.add_argument(
+        "--max-windows",
+        type=positive_int,
+        default=8,
+        metavar="N",
+        help="chunk mode: most windows per document (default: 8)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -599,6 +649,9 @@ def run_eval(args: argparse.Namespace) -> int:
             device=args.device,
             backends=args.backend,
             latency_queries=args.latency_queries,
+            long_documents=args.long_documents,
+            aggregation=args.aggregation,
+            max_windows=args.max_windows,
             progress=not args.quiet,
         )
     print(format_eval_table(report))
