@@ -187,3 +187,55 @@ def test_example_runs(shared_model_dir: Path) -> None:
     assert scores == sorted(scores, reverse=True)
     assert all(0.0 < s < 1.0 for s in scores)
     assert "Paris" in ranked[0]
+
+
+# ---------------------------------------------------------------------- long documents
+# The shared "evidence after token 1,000" case (tests/conftest.py), through a real Pipeline
+# that feeds the ten candidates to the ranker (a BM25 retriever would drop the candidates
+# that share no term with the query).
+
+
+def _long_case_run(case: Any, model_dir: Path, **ranker_kwargs: Any) -> list[Document]:  # type: ignore[no-untyped-def]
+    docs = [Document(id=f"c{i}", content=text, meta={"n": i}) for i, text in enumerate(case.texts)]
+    pipeline = Pipeline()
+    pipeline.add_component(
+        "ranker",
+        CrossEncoderRanker(
+            model=str(model_dir), device=ComponentDevice.from_str("cpu"), **ranker_kwargs
+        ),
+    )
+    result = pipeline.run({"ranker": {"query": case.query, "documents": docs}})
+    return result["ranker"]["documents"]
+
+
+def test_chunk_mode_finds_evidence_past_the_cut(shared_model_dir: Path, long_evidence_case) -> None:  # type: ignore[no-untyped-def]
+    chunk = _long_case_run(long_evidence_case, shared_model_dir, long_documents="chunk")
+    truncate = _long_case_run(long_evidence_case, shared_model_dir)
+    assert chunk[0].id == "c0"  # found
+    assert truncate[0].id != "c0"  # invisible past the cut
+    assert chunk[0].content == long_evidence_case.texts[0]  # whole without passage_only
+
+
+def test_passage_only_hands_on_the_evidence(shared_model_dir: Path, long_evidence_case) -> None:  # type: ignore[no-untyped-def]
+    case = long_evidence_case
+    long_doc = case.texts[0]
+    counter = CrossEncoderScorer(shared_model_dir, device="cpu")
+    budget = 800
+    assert counter.count_tokens([long_doc])[0] > budget  # the whole document would not fit
+    out = _long_case_run(
+        case,
+        shared_model_dir,
+        long_documents="chunk",
+        passage_only=True,
+        token_budget=budget,
+        top_k=5,
+    )
+    first = out[0]
+    assert first.id == "c0"
+    start, end = first.meta["crossrank_span"]
+    assert end > case.passage_start  # the window reaches into the relevant passage
+    assert first.content == long_doc[start:end]
+    assert len(first.content or "") < len(long_doc) / 3  # a passage, not the whole file
+    assert first.meta["n"] == 0
+    # The budget counts what is handed on (the passages), and is never exceeded.
+    assert 0 < sum(counter.count_tokens([d.content or "" for d in out])) <= budget

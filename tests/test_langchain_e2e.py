@@ -1,6 +1,7 @@
 """End to end: the LangChain compressor behind a real BM25 retriever over SciFact, real model.
 
 The compressor must lose nothing against the core: same scores, same order, same NDCG@10.
+Long documents: evidence past token 1,000 is found in chunk mode, and handed on as a passage.
 """
 
 from __future__ import annotations
@@ -186,3 +187,89 @@ def test_example_runs(shared_model_dir: Path) -> None:
     assert retriever_part == lcel_part
     assert retriever_part[0].split()[1] == "aspirin-platelets"
     assert "empty" not in result.stdout
+
+
+# ---------------------------------------------------------------------- long documents
+
+
+class TextsBM25Retriever(BaseRetriever):
+    """BM25 (bm25s) over a handful of texts, all returned (best BM25 first)."""
+
+    texts: dict[str, str]
+    bm25: BM25Retriever
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        return [
+            Document(page_content=self.texts[doc_id], metadata={"id": doc_id})
+            for doc_id, _ in self.bm25.search(query, k=len(self.texts))
+        ]
+
+
+@pytest.fixture(scope="module")
+def long_case_retriever(long_evidence_case: Any) -> TextsBM25Retriever:
+    texts = {("long" if i == 0 else f"c{i}"): t for i, t in enumerate(long_evidence_case.texts)}
+    corpus = {doc_id: {"title": "", "text": text} for doc_id, text in texts.items()}
+    return TextsBM25Retriever(texts=texts, bm25=BM25Retriever(corpus))
+
+
+@pytest.fixture(scope="module")
+def chunk_reranker(shared_model_dir: Path) -> CrossEncoderRerank:
+    return CrossEncoderRerank(
+        model=shared_model_dir, device="cpu", long_documents="chunk", top_n=None
+    )
+
+
+def test_long_document_ranks_first_in_chunk_mode_only(
+    long_evidence_case: Any,
+    long_case_retriever: TextsBM25Retriever,
+    chunk_reranker: CrossEncoderRerank,
+    shared_scorer: CrossEncoderScorer,
+) -> None:
+    query = long_evidence_case.query
+    assert len(long_case_retriever.invoke(query)) == len(long_evidence_case.texts)
+    chunk = ContextualCompressionRetriever(
+        base_compressor=chunk_reranker, base_retriever=long_case_retriever
+    ).invoke(query)
+    truncate = ContextualCompressionRetriever(
+        base_compressor=CrossEncoderRerank(scorer=shared_scorer, top_n=None),
+        base_retriever=long_case_retriever,
+    ).invoke(query)
+    assert chunk_reranker.scorer.long_documents == "chunk"
+    assert chunk[0].metadata["id"] == "long"  # found
+    assert truncate[0].metadata["id"] != "long"  # invisible past the cut
+    assert chunk[0].page_content == long_evidence_case.texts[0]  # whole without passage_only
+
+
+def test_passage_only_hands_on_the_evidence_window(
+    long_evidence_case: Any,
+    long_case_retriever: TextsBM25Retriever,
+    chunk_reranker: CrossEncoderRerank,
+) -> None:
+    long_doc = long_evidence_case.texts[0]
+    budget = 1024
+    reranker = CrossEncoderRerank(
+        scorer=chunk_reranker.scorer, top_n=5, passage_only=True, token_budget=budget
+    )
+    retriever = ContextualCompressionRetriever(
+        base_compressor=reranker, base_retriever=long_case_retriever
+    )
+    docs = retriever.invoke(long_evidence_case.query)
+    first = docs[0]
+    assert first.metadata["id"] == "long"
+    start, end = first.metadata["crossrank_span"]
+    assert first.page_content == long_doc[start:end]
+    assert end > long_evidence_case.passage_start  # the window reaches the relevant passage
+    scorer = chunk_reranker.scorer
+    # One window (what fits beside the query), much shorter than the long document.
+    passage_tokens, doc_tokens = scorer.count_tokens([first.page_content, long_doc])
+    assert passage_tokens <= scorer.max_length
+    assert passage_tokens < doc_tokens / 2
+    assert len(first.page_content) < len(long_doc) / 2
+    assert type(first.metadata["relevance_score"]) is float
+    assert sum(scorer.count_tokens([d.page_content for d in docs])) <= budget
+    # The async path gives the same.
+    assert asyncio.run(retriever.ainvoke(long_evidence_case.query)) == docs

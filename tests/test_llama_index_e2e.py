@@ -196,3 +196,71 @@ def test_example_runs(shared_model_dir: Path) -> None:
     assert len(ranked) == 3
     assert ranked[0].startswith("1. vitamin-d ")
     assert all("rerank=" in line and "bm25=" in line for line in ranked)
+
+
+# ---------------------------------------------------------------------- long documents
+
+
+class ListRetriever(BaseRetriever):
+    """Returns fresh nodes for fixed texts, each with metadata (scored in EMBED mode)."""
+
+    def __init__(self, texts: list[str]) -> None:
+        super().__init__()
+        self._texts = texts
+
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
+        return [
+            NodeWithScore(
+                node=TextNode(id_=f"c{i}", text=text, metadata={"source": f"scifact-{i}"}),
+                score=1.0 - i / 100,
+            )
+            for i, text in enumerate(self._texts)
+        ]
+
+
+def test_long_evidence_is_found_in_chunk_mode_and_handed_on_as_a_passage(
+    shared_model_dir: Path, shared_scorer: CrossEncoderScorer, long_evidence_case: Any
+) -> None:
+    case = long_evidence_case
+    retriever = ListRetriever(case.texts)
+    truncate = CrossEncoderRerank(scorer=shared_scorer, top_n=10)
+    engine = RetrieverQueryEngine.from_args(
+        retriever, llm=MockLLM(max_tokens=8), node_postprocessors=[truncate]
+    )
+    ranked = engine.query(case.query).source_nodes
+    assert len(ranked) == 10
+    assert ranked[0].node.node_id != "c0"  # the evidence lies past the cut
+
+    budget = 1000
+    chunk = CrossEncoderRerank(
+        model=shared_model_dir,
+        device="cpu",
+        top_n=3,
+        long_documents="chunk",
+        passage_only=True,
+        token_budget=budget,
+    )
+    # MockLLM without max_tokens answers with its prompt: what the LLM would read.
+    engine = RetrieverQueryEngine.from_args(retriever, llm=MockLLM(), node_postprocessors=[chunk])
+    response = engine.query(case.query)
+    first = response.source_nodes[0]
+    assert first.node.node_id == "c0"  # found in chunk mode
+    start, end = first.node.metadata["crossrank_span"]
+    assert end > case.passage_start  # the window reaches into the relevant passage
+    assert first.node.get_content(metadata_mode=MetadataMode.NONE) == case.texts[0][start:end]
+    assert len(first.node.text) < len(case.texts[0]) / 2
+    handed = [n.node.get_content(metadata_mode=MetadataMode.NONE) for n in response.source_nodes]
+    assert sum(chunk.scorer.count_tokens(handed)) <= budget
+    # The LLM reads the passages, not the whole long document, and not the span key.
+    prompt = str(response)
+    assert first.node.text in prompt
+    assert case.texts[0] not in prompt
+    assert "crossrank_span" not in prompt
+
+    again = asyncio.run(engine.aquery(case.query))
+    assert [(n.node.node_id, n.node.text) for n in again.source_nodes] == [
+        (n.node.node_id, n.node.text) for n in response.source_nodes
+    ]
+    assert [n.score for n in again.source_nodes] == pytest.approx(
+        [n.score for n in response.source_nodes], abs=1e-6
+    )

@@ -7,6 +7,8 @@ import json
 import logging
 import math
 import os
+import random
+import shutil
 import subprocess
 import sys
 import threading
@@ -26,7 +28,8 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
 
 import llama_index.postprocessor.crossrank_rerank as package
-from crossrank import DEFAULT_MODEL, CrossEncoderScorer, ModelLoadError
+from crossrank import DEFAULT_MODEL, CrossEncoderScorer, ModelLoadError, passage_span, select
+from crossrank.calibration import Calibration, save_calibration
 from llama_index.postprocessor.crossrank_rerank import CrossEncoderRerank
 
 QUERY = "what is the capital of france"
@@ -520,3 +523,560 @@ def test_extra_named_in_the_message_exists() -> None:
         "optional-dependencies"
     ]
     assert any(dep.startswith("llama-index-core") for dep in extras["llama-index"])
+
+
+# ---------------------------------------------------------------------- long documents,
+# evidence budget, passage hand-off, calibrated scores (issue 8)
+
+_WORDS = (
+    "the a of and in cat dog cell cells protein gene cancer risk study patients treatment "
+    "effect blood brain heart drug dose paris france berlin germany capital city"
+).split()
+
+
+def long_text(seed: int, words: int) -> str:
+    rng = random.Random(seed)
+    return " ".join(rng.choice(_WORDS) for _ in range(words))
+
+
+def make_long_nodes() -> list[NodeWithScore]:
+    """Nodes longer than the tiny model reads (128 tokens), with metadata and offsets."""
+    sizes = [300, 40, 220, 380, 12, 150]
+    nodes = []
+    for i, size in enumerate(sizes):
+        text = long_text(i, size)
+        nodes.append(
+            NodeWithScore(
+                node=TextNode(
+                    id_=f"n{i}",
+                    text=text,
+                    metadata={"title": f"study {i} of the heart", "source": f"doc{i}"},
+                    start_char_idx=1000 * i,
+                    end_char_idx=1000 * i + len(text),
+                ),
+                score=1.0 - i / 10,
+            )
+        )
+    return nodes
+
+
+def scored_texts(nodes: list[NodeWithScore], mode: MetadataMode = MetadataMode.EMBED) -> list[str]:
+    return [n.node.get_content(metadata_mode=mode) for n in nodes]
+
+
+@pytest.fixture(scope="module")
+def chunk_scorer(tiny_model_dir: Path) -> CrossEncoderScorer:
+    scorer = CrossEncoderScorer(tiny_model_dir, device="cpu", long_documents="chunk")
+    scorer.warm_up()
+    return scorer
+
+
+@pytest.fixture
+def calibration_file(tmp_path: Path, tiny_model_dir: Path) -> Path:
+    return save_calibration(
+        tmp_path / "calibration.json",
+        {"platt": Calibration("platt", 2.0, -1.0)},
+        method="platt",
+        model=str(tiny_model_dir),
+    )
+
+
+def test_issue8_defaults_keep_the_old_behaviour(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CROSSRANK_MODEL", raising=False)
+    rerank = CrossEncoderRerank()
+    assert (rerank.min_relative_score, rerank.token_budget, rerank.passage_only) == (
+        None,
+        None,
+        False,
+    )
+    assert (rerank.long_documents, rerank.max_windows, rerank.window_stride) == (
+        "truncate",
+        8,
+        None,
+    )
+    assert (rerank.aggregation, rerank.top_windows, rerank.calibration) == ("max", 2, None)
+    scorer = rerank.scorer
+    assert (scorer.long_documents, scorer.max_windows, scorer.window_stride) == (
+        "truncate",
+        8,
+        None,
+    )
+    assert (scorer.aggregation, scorer.top_windows, scorer.calibration) == ("max", 2, None)
+
+
+def test_long_document_and_calibration_settings_reach_the_scorer(
+    tiny_model_dir: Path, calibration_file: Path
+) -> None:
+    rerank = CrossEncoderRerank(
+        model=tiny_model_dir,
+        activation="calibrated",
+        calibration=calibration_file,  # a PathLike is accepted and stored as a string
+        long_documents="chunk",
+        max_windows=3,
+        window_stride=16,
+        aggregation="mean-top",
+        top_windows=3,
+    )
+    scorer = rerank.scorer
+    assert (scorer.long_documents, scorer.max_windows, scorer.window_stride) == ("chunk", 3, 16)
+    assert (scorer.aggregation, scorer.top_windows, scorer.activation) == (
+        "mean-top",
+        3,
+        "calibrated",
+    )
+    assert scorer.calibration == Calibration("platt", 2.0, -1.0, model=str(tiny_model_dir))
+    assert rerank.calibration == str(calibration_file)
+    assert type(rerank.calibration) is str
+    assert not scorer.is_loaded
+
+
+def test_ready_scorer_describes_its_long_document_and_calibration_settings(
+    tiny_model_dir: Path, calibration_file: Path
+) -> None:
+    scorer = CrossEncoderScorer(
+        tiny_model_dir,
+        device="cpu",
+        activation="calibrated",
+        calibration=calibration_file,
+        long_documents="chunk",
+        max_windows=4,
+        window_stride=10,
+        aggregation="first-weighted",
+        top_windows=5,
+    )
+    rerank = CrossEncoderRerank(scorer=scorer, token_budget=50, passage_only=True)
+    assert rerank.scorer is scorer
+    assert (rerank.long_documents, rerank.max_windows, rerank.window_stride) == ("chunk", 4, 10)
+    assert (rerank.aggregation, rerank.top_windows) == ("first-weighted", 5)
+    assert (rerank.activation, rerank.calibration) == ("calibrated", str(calibration_file))
+    # Saved without the scorer, it rebuilds an equal one.
+    again = CrossEncoderRerank.from_dict(json.loads(json.dumps(rerank.to_dict())))
+    assert again.to_dict() == rerank.to_dict()
+    assert again.scorer is not scorer
+    assert again.scorer.calibration == scorer.calibration
+    assert (again.scorer.long_documents, again.scorer.aggregation) == ("chunk", "first-weighted")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"long_documents": "split"}, ValueError, "long_documents must be 'truncate' or 'chunk'"),
+        ({"max_windows": 0}, ValueError, "max_windows must be >= 1"),
+        ({"max_windows": None}, TypeError, "max_windows must be an int"),
+        ({"window_stride": 0}, ValueError, "window_stride must be >= 1"),
+        ({"window_stride": 2.5}, TypeError, "window_stride must be an int"),
+        ({"aggregation": "median"}, ValueError, "aggregation must be one of"),
+        ({"top_windows": 0}, ValueError, "top_windows must be >= 1"),
+        ({"min_relative_score": 1.5}, ValueError, r"min_relative_score must be in \[0, 1\]"),
+        ({"min_relative_score": "half"}, TypeError, "min_relative_score must be a number"),
+        ({"token_budget": 0}, ValueError, "token_budget must be >= 1"),
+        ({"token_budget": 10.0}, TypeError, "token_budget must be an int"),
+        ({"passage_only": "yes"}, TypeError, "passage_only must be True or False"),
+        (
+            {"calibration": "x.json"},
+            ValueError,
+            "calibration is only used with activation='calibrated'",
+        ),
+        (
+            {"activation": "calibrated", "calibration": "/no/such/calibration.json"},
+            FileNotFoundError,
+            "calibration file .* not found",
+        ),
+        (
+            {"activation": "calibrated", "calibration": Calibration("temperature", 0.5)},
+            TypeError,
+            "calibration must be a file or folder path.*pass scorer=",
+        ),
+    ],
+)
+def test_new_options_are_validated_up_front(
+    kwargs: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        CrossEncoderRerank(**kwargs)
+
+
+def test_calibrated_without_a_calibration_says_what_to_do(tiny_model_dir: Path) -> None:
+    with pytest.raises(ValueError, match="activation='calibrated' needs a calibration"):
+        CrossEncoderRerank(model=tiny_model_dir, activation="calibrated")
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"long_documents": "chunk"},
+        {"max_windows": 2},
+        {"window_stride": 4},
+        {"aggregation": "mean-top"},
+        {"top_windows": 3},
+        {"calibration": "calibration.json"},
+    ],
+)
+def test_scorer_settings_clash_with_a_ready_scorer(
+    tiny_scorer: CrossEncoderScorer, setting: dict[str, Any]
+) -> None:
+    [name] = setting
+    with pytest.raises(ValueError, match=rf"either scorer or the model settings.*'{name}'"):
+        CrossEncoderRerank(scorer=tiny_scorer, **setting)
+
+
+def test_selection_errors_at_call_time_come_from_the_core(tiny_model_dir: Path) -> None:
+    raw = CrossEncoderRerank(
+        model=tiny_model_dir, device="cpu", activation="raw", min_relative_score=0.5
+    )
+    with pytest.raises(ValueError, match="min_relative_score needs non-negative scores"):
+        raw.postprocess_nodes(make_nodes(), query_str=QUERY)
+    with pytest.raises(ValueError, match="min_relative_score needs non-negative scores"):
+        asyncio.run(raw.apostprocess_nodes(make_nodes(), query_str=QUERY))
+    rerank = CrossEncoderRerank(model=tiny_model_dir, device="cpu")
+    rerank.token_budget = 0  # fields are read on each call, and checked by the core
+    with pytest.raises(ValueError, match="token_budget must be >= 1, got 0"):
+        rerank.postprocess_nodes(make_nodes(), query_str=QUERY)
+    rerank.token_budget = None
+    rerank.min_relative_score = 2.0
+    with pytest.raises(ValueError, match=r"min_relative_score must be in \[0, 1\], got 2"):
+        rerank.postprocess_nodes(make_nodes(), query_str=QUERY)
+
+
+def test_serialization_round_trip_with_every_new_option(
+    tmp_path: Path, tiny_model_dir: Path, calibration_file: Path
+) -> None:
+    rerank = CrossEncoderRerank(
+        model=tiny_model_dir,
+        top_n=2,
+        min_relative_score=0.25,
+        token_budget=300,
+        passage_only=True,
+        activation="calibrated",
+        calibration=str(calibration_file),
+        long_documents="chunk",
+        max_windows=3,
+        window_stride=16,
+        aggregation="mean-top",
+        top_windows=3,
+        metadata_mode=MetadataMode.LLM,
+    )
+    data = json.loads(json.dumps(rerank.to_dict()))
+    assert {
+        key: data[key]
+        for key in (
+            "min_relative_score",
+            "token_budget",
+            "passage_only",
+            "activation",
+            "calibration",
+            "long_documents",
+            "max_windows",
+            "window_stride",
+            "aggregation",
+            "top_windows",
+        )
+    } == {
+        "min_relative_score": 0.25,
+        "token_budget": 300,
+        "passage_only": True,
+        "activation": "calibrated",
+        "calibration": str(calibration_file),
+        "long_documents": "chunk",
+        "max_windows": 3,
+        "window_stride": 16,
+        "aggregation": "mean-top",
+        "top_windows": 3,
+    }
+    again = CrossEncoderRerank.from_dict(data)
+    assert again.to_dict() == rerank.to_dict()
+    assert CrossEncoderRerank.from_json(rerank.to_json()).to_dict() == rerank.to_dict()
+    scorer = again.scorer
+    assert (scorer.long_documents, scorer.max_windows, scorer.window_stride) == ("chunk", 3, 16)
+    assert (scorer.aggregation, scorer.top_windows) == ("mean-top", 3)
+    assert scorer.calibration == Calibration("platt", 2.0, -1.0, model=str(tiny_model_dir))
+    assert scorer.calibration is not None
+    assert scorer.calibration.source == str(calibration_file)
+
+
+def test_pipelines_saved_before_the_new_options_still_load(tiny_model_dir: Path) -> None:
+    new_keys = {
+        "min_relative_score",
+        "token_budget",
+        "passage_only",
+        "calibration",
+        "long_documents",
+        "max_windows",
+        "window_stride",
+        "aggregation",
+        "top_windows",
+    }
+    data = CrossEncoderRerank(model=tiny_model_dir, top_n=3).to_dict()
+    old = {key: value for key, value in data.items() if key not in new_keys}
+    assert len(old) == len(data) - len(new_keys)
+    again = CrossEncoderRerank.from_dict(old)
+    assert again.to_dict() == data
+    assert (again.scorer.long_documents, again.passage_only, again.token_budget) == (
+        "truncate",
+        False,
+        None,
+    )
+
+
+def test_calibrated_scores_equal_the_core(tiny_model_dir: Path, calibration_file: Path) -> None:
+    core = CrossEncoderScorer(
+        tiny_model_dir, device="cpu", activation="calibrated", calibration=calibration_file
+    )
+    rerank = CrossEncoderRerank(
+        model=tiny_model_dir,
+        device="cpu",
+        activation="calibrated",
+        calibration=str(calibration_file),
+        top_n=len(TEXTS),
+    )
+    result = rerank.postprocess_nodes(make_nodes(), query_str=QUERY)
+    expected = core_ranking(core, TEXTS)
+    assert [i for i, _ in ids_and_scores(result)] == [i for i, _ in expected]
+    assert [s for _, s in ids_and_scores(result)] == pytest.approx(
+        [s for _, s in expected], abs=1e-6
+    )
+    # The same numbers as the Platt map applied to the core's logits.
+    raw = dict(core_ranking(CrossEncoderScorer(tiny_model_dir, activation="raw"), TEXTS))
+    for node_id, score in ids_and_scores(result):
+        assert score == pytest.approx(1 / (1 + math.exp(-(2.0 * raw[node_id] - 1.0))), abs=1e-6)
+    # After a round trip the file is found again and gives the same scores.
+    again = CrossEncoderRerank.from_json(rerank.to_json())
+    assert again.calibration == str(calibration_file)
+    assert ids_and_scores(again.postprocess_nodes(make_nodes(), query_str=QUERY)) == (
+        ids_and_scores(result)
+    )
+
+
+def test_calibration_beside_the_model_is_found_and_survives_serialization(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    save_calibration(model, {"temperature": Calibration("temperature", 0.5)}, method="temperature")
+    rerank = CrossEncoderRerank(model=model, device="cpu", activation="calibrated", top_n=7)
+    assert rerank.calibration is None  # as given: the model folder's file
+    core = CrossEncoderScorer(model, device="cpu", activation="calibrated")
+    result = rerank.postprocess_nodes(make_nodes(), query_str=QUERY)
+    assert ids_and_scores(result) == core_ranking(core, TEXTS)
+    again = CrossEncoderRerank.from_dict(rerank.to_dict())
+    assert again.scorer.calibration == Calibration("temperature", 0.5)
+    # A folder path works as calibration= too.
+    folder = CrossEncoderRerank(model=tiny_model_dir, activation="calibrated", calibration=model)
+    assert folder.calibration == str(model)
+    assert folder.scorer.calibration == Calibration("temperature", 0.5)
+
+
+def test_long_document_options_change_the_scores_as_the_core(
+    chunk_scorer: CrossEncoderScorer, tiny_scorer: CrossEncoderScorer
+) -> None:
+    nodes = make_long_nodes()
+    texts = scored_texts(nodes)
+    scores = []
+    for scorer in (chunk_scorer, tiny_scorer):
+        rerank = CrossEncoderRerank(scorer=scorer, top_n=len(nodes))
+        result = rerank.postprocess_nodes(nodes, query_str=QUERY)
+        expected = [(f"n{h.index}", h.score) for h in scorer.rank(QUERY, texts)]
+        assert ids_and_scores(result) == expected
+        scores.append(dict(expected))
+    chunked, truncated = scores
+    assert chunked["n4"] == pytest.approx(truncated["n4"])  # short: one window either way
+    assert chunked["n3"] != pytest.approx(truncated["n3"])  # long: every window counts
+
+
+def test_min_relative_score_keeps_what_core_select_keeps(tiny_scorer: CrossEncoderScorer) -> None:
+    texts = scored_texts(make_nodes())
+    scores = tiny_scorer.score(QUERY, texts)
+    ordered = sorted(scores, reverse=True)
+    fraction = (ordered[2] + ordered[3]) / 2 / ordered[0]  # keeps exactly three
+    expected = select(scores, min_relative_score=fraction, top_k=7)
+    assert len(expected) == 3
+    rerank = CrossEncoderRerank(scorer=tiny_scorer, top_n=7, min_relative_score=fraction)
+    result = rerank.postprocess_nodes(make_nodes(), query_str=QUERY)
+    assert ids_and_scores(result) == [(f"n{i}", scores[i]) for i in expected]
+    rerank.top_n = 2  # applied after the relative cut
+    assert len(rerank.postprocess_nodes(make_nodes(), query_str=QUERY)) == 2
+    rerank.min_relative_score = 0.0
+    rerank.top_n = 7
+    assert len(rerank.postprocess_nodes(make_nodes(), query_str=QUERY)) == 7
+
+
+@pytest.mark.parametrize("mode", ["truncate", "chunk"])
+@pytest.mark.parametrize("passage_only", [False, True])
+def test_token_budget_is_never_exceeded(
+    chunk_scorer: CrossEncoderScorer,
+    tiny_scorer: CrossEncoderScorer,
+    mode: str,
+    passage_only: bool,
+) -> None:
+    scorer = chunk_scorer if mode == "chunk" else tiny_scorer
+    nodes = make_long_nodes()
+    everything = CrossEncoderRerank(scorer=scorer, top_n=6, passage_only=passage_only)
+    ranking = [n.node.node_id for n in everything.postprocess_nodes(nodes, query_str=QUERY)]
+    for budget in (1, 60, 150, 300, 700, 5000):
+        rerank = CrossEncoderRerank(
+            scorer=scorer, top_n=6, token_budget=budget, passage_only=passage_only
+        )
+        result = rerank.postprocess_nodes(nodes, query_str=QUERY)
+        # What is handed on: the passages with passage_only, else the scored texts.
+        if passage_only:
+            handed = [n.node.get_content(metadata_mode=MetadataMode.NONE) for n in result]
+        else:
+            handed = scored_texts(result)
+        assert sum(scorer.count_tokens(handed) if handed else []) <= budget
+        assert [n.node.node_id for n in result] == ranking[: len(result)]  # best-first prefix
+        if budget == 5000:
+            assert len(result) == 6
+    tight = CrossEncoderRerank(scorer=scorer, top_n=6, token_budget=300, passage_only=passage_only)
+    assert 1 <= len(tight.postprocess_nodes(nodes, query_str=QUERY)) < 6
+
+
+def test_passage_budget_counts_passages_not_whole_nodes(chunk_scorer: CrossEncoderScorer) -> None:
+    nodes = make_long_nodes()
+    whole = CrossEncoderRerank(scorer=chunk_scorer, top_n=6, token_budget=400)
+    passages = CrossEncoderRerank(scorer=chunk_scorer, top_n=6, token_budget=400, passage_only=True)
+    assert len(passages.postprocess_nodes(nodes, query_str=QUERY)) > len(
+        whole.postprocess_nodes(nodes, query_str=QUERY)
+    )
+
+
+def _check_passages(
+    result: list[NodeWithScore],
+    nodes: list[NodeWithScore],
+    scorer: CrossEncoderScorer,
+    mode: MetadataMode = MetadataMode.EMBED,
+) -> None:
+    """Each returned text is the core's best span mapped into the node's own text."""
+    texts = scored_texts(nodes, mode)
+    hits = {f"n{h.index}": h for h in scorer.rank(QUERY, texts)}
+    by_id = {n.node.node_id: n.node for n in nodes}
+    for out in result:
+        original = by_id[out.node.node_id]
+        content = original.get_content(metadata_mode=MetadataMode.NONE)
+        hit = hits[out.node.node_id]
+        start, end = out.node.metadata["crossrank_span"]
+        assert (start, end) == passage_span(texts[int(out.node.node_id[1:])], content, hit.span)
+        assert out.node.get_content(metadata_mode=MetadataMode.NONE) == content[start:end]
+        assert out.node.text == content[start:end]
+        assert out.score == hit.score
+        # The span is handed on in metadata but never fed to the LLM or the embedder.
+        for hidden in (MetadataMode.LLM, MetadataMode.EMBED):
+            assert "crossrank_span" not in out.node.get_content(metadata_mode=hidden)
+        assert "crossrank_span" in out.node.get_content(metadata_mode=MetadataMode.ALL)
+        assert out.node.metadata["title"] == original.metadata["title"]
+        assert out.node.start_char_idx == (original.start_char_idx or 0) + start
+        assert out.node.end_char_idx == (original.start_char_idx or 0) + end
+
+
+@pytest.mark.parametrize(
+    "mode", [MetadataMode.EMBED, MetadataMode.LLM, MetadataMode.ALL, MetadataMode.NONE]
+)
+def test_passage_only_in_chunk_mode_hands_on_the_best_window(
+    chunk_scorer: CrossEncoderScorer, mode: MetadataMode
+) -> None:
+    nodes = make_long_nodes()
+    before = [n.model_dump() for n in nodes]
+    rerank = CrossEncoderRerank(scorer=chunk_scorer, top_n=6, passage_only=True, metadata_mode=mode)
+    result = rerank.postprocess_nodes(nodes, query_str=QUERY)
+    assert len(result) == 6
+    _check_passages(result, nodes, chunk_scorer, mode)
+    lengths = {n.node.node_id: len(n.node.text) for n in result}
+    for original in nodes:
+        if chunk_scorer.count_tokens([original.node.text])[0] > 200:
+            assert lengths[original.node.node_id] < len(original.node.text) / 2
+    assert lengths["n4"] == len(nodes[4].node.text)  # short: the whole text
+    assert [n.model_dump() for n in nodes] == before  # the caller's nodes are untouched
+    assert all("crossrank_span" not in n.node.metadata for n in nodes)
+    assert all(n.node.excluded_llm_metadata_keys == [] for n in nodes)
+
+
+def test_passage_only_in_truncate_mode_hands_on_the_part_read(
+    tiny_scorer: CrossEncoderScorer,
+) -> None:
+    nodes = make_long_nodes()
+    rerank = CrossEncoderRerank(
+        scorer=tiny_scorer, top_n=6, passage_only=True, keep_retrieval_score=True
+    )
+    result = rerank.postprocess_nodes(nodes, query_str=QUERY)
+    _check_passages(result, nodes, tiny_scorer)
+    for out in result:
+        assert out.node.metadata["crossrank_span"][0] == 0  # the model reads from the start
+        assert out.node.metadata["retrieval_score"] is not None
+        assert out.node.excluded_llm_metadata_keys == ["retrieval_score", "crossrank_span"]
+        assert out.node.excluded_embed_metadata_keys == ["retrieval_score", "crossrank_span"]
+    spans = {n.node.node_id: n.node.metadata["crossrank_span"] for n in result}
+    assert spans["n3"][1] < len(nodes[3].node.text)  # cut
+    assert spans["n4"] == [0, len(nodes[4].node.text)]  # read whole
+
+
+def test_passage_only_keeps_the_whole_text_when_only_metadata_was_read(
+    tiny_scorer: CrossEncoderScorer,
+) -> None:
+    node = TextNode(
+        id_="n0", text="paris is the capital of france", metadata={"title": long_text(7, 200)}
+    )
+    rerank = CrossEncoderRerank(scorer=tiny_scorer, passage_only=True)
+    [out] = rerank.postprocess_nodes([NodeWithScore(node=node)], query_str=QUERY)
+    assert out.node.text == node.text
+    assert "crossrank_span" not in out.node.metadata
+    assert out.node.excluded_llm_metadata_keys == []
+
+
+def test_passage_only_with_whitespace_around_the_text(tiny_scorer: CrossEncoderScorer) -> None:
+    # LlamaIndex strips the text-with-metadata, so the scored text lacks the trailing "\n".
+    text = "\n  paris is the capital of france\n\n"
+    nodes = [NodeWithScore(node=TextNode(id_="n0", text=text, metadata={"source": "a"}))]
+    rerank = CrossEncoderRerank(scorer=tiny_scorer, passage_only=True)
+    [out] = rerank.postprocess_nodes(nodes, query_str=QUERY)
+    start, end = out.node.metadata["crossrank_span"]
+    assert out.node.text == text[start:end] == "paris is the capital of france"
+    assert nodes[0].node.text == text
+
+
+def test_passage_only_with_documents(chunk_scorer: CrossEncoderScorer) -> None:
+    from llama_index.core.schema import Document
+
+    docs = [
+        NodeWithScore(node=Document(id_=f"n{i}", text=long_text(i, 250), metadata={"k": i}))
+        for i in range(3)
+    ]
+    rerank = CrossEncoderRerank(scorer=chunk_scorer, top_n=3, passage_only=True)
+    result = rerank.postprocess_nodes(docs, query_str=QUERY)
+    by_id = {d.node.node_id: d.node for d in docs}
+    for out in result:
+        assert isinstance(out.node, Document)
+        start, end = out.node.metadata["crossrank_span"]
+        assert out.node.text == by_id[out.node.node_id].text[start:end]
+        assert len(out.node.text) < len(by_id[out.node.node_id].text)
+    assert all(len(d.node.text) > 1000 for d in docs)
+
+
+@pytest.mark.asyncio
+async def test_async_new_options_equal_sync(chunk_scorer: CrossEncoderScorer) -> None:
+    rerank = CrossEncoderRerank(
+        scorer=chunk_scorer, top_n=5, passage_only=True, token_budget=300, min_relative_score=0.1
+    )
+    nodes = make_long_nodes()
+    sync = rerank.postprocess_nodes(nodes, query_str=QUERY)
+    results = await asyncio.gather(
+        *(rerank.apostprocess_nodes(make_long_nodes(), query_str=QUERY) for _ in range(4))
+    )
+    for result in results:
+        assert ids_and_scores(result) == ids_and_scores(sync)
+        assert [n.node.text for n in result] == [n.node.text for n in sync]
+        assert [n.node.metadata for n in result] == [n.node.metadata for n in sync]
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+def test_instrumentation_with_passages(
+    chunk_scorer: CrossEncoderScorer, collector: _Collector, use_async: bool
+) -> None:
+    rerank = CrossEncoderRerank(scorer=chunk_scorer, top_n=2, passage_only=True)
+    nodes = make_long_nodes()
+    if use_async:
+        result = asyncio.run(rerank.apostprocess_nodes(nodes, query_str=QUERY))
+    else:
+        result = rerank.postprocess_nodes(nodes, query_str=QUERY)
+    start, end = _rerank_events(collector)
+    assert start.nodes == nodes  # type: ignore[attr-defined]
+    assert [n.node.text for n in end.nodes] == [n.node.text for n in result]  # type: ignore[attr-defined]
+    assert all("crossrank_span" in n.node.metadata for n in end.nodes)  # type: ignore[attr-defined]

@@ -1,11 +1,13 @@
 """The LangChain document compressor: a thin adapter over :class:`crossrank.CrossEncoderScorer`.
 
 It turns Documents into ``(query, texts)``, lets the core score and select them, and turns
-the kept hits back into copies of the Documents with ``metadata["relevance_score"]``.
+the kept hits back into copies of the Documents with ``metadata["relevance_score"]`` (and,
+with ``passage_only``, the best passage and ``metadata["crossrank_span"]``).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -14,6 +16,7 @@ from crossrank._optional import missing_extra
 from crossrank.backends import Backend
 from crossrank.scorer import CrossEncoderScorer, Reranked
 from crossrank.validation import (
+    check_fraction,
     check_positive_int,
     check_score_threshold,
     check_texts,
@@ -29,10 +32,19 @@ except ImportError as e:
 
 __all__ = ["CrossEncoderRerank"]
 
+# Metadata key of the best passage's ``[start, end]`` in the original ``page_content``.
+_SPAN_KEY = "crossrank_span"
+
 # Fields that only matter when the compressor builds its own scorer.
 _LOADING_OPTIONS = (
     "model",
     "activation",
+    "calibration",
+    "long_documents",
+    "max_windows",
+    "window_stride",
+    "aggregation",
+    "top_windows",
     "batch_size",
     "max_length",
     "max_tokens_per_batch",
@@ -52,6 +64,11 @@ class CrossEncoderRerank(BaseDocumentCompressor):
     ``activation="sigmoid"``). The caller's Documents and metadata dicts are not changed.
     Documents whose ``page_content`` is empty or whitespace are not scored and not
     returned (a ``crossrank`` log warning counts them).
+
+    Long documents: ``long_documents="chunk"`` scores overlapping windows of each Document
+    and ``passage_only=True`` hands on only the best one (its ``[start, end]`` in the
+    original ``page_content`` in ``metadata["crossrank_span"]``); ``token_budget`` caps the
+    tokens handed on. See docs/long-documents.md.
 
     The model is loaded once, on first use (or by ``reranker.scorer.warm_up()``), and is
     safe to share between threads and concurrent async calls. Constructing the compressor
@@ -82,19 +99,63 @@ class CrossEncoderRerank(BaseDocumentCompressor):
 
     scorer: CrossEncoderScorer | None = None
     """A ready :class:`crossrank.CrossEncoderScorer` to use (and share) instead of building
-    one. Its own settings apply: leave ``model``, ``activation``, ``batch_size``,
-    ``max_length``, ``max_tokens_per_batch``, ``backend``, ``onnx_cache_dir``, ``device``,
-    ``cache_dir`` and ``local_files_only`` at their defaults. Once built, this is always the scorer in use
-    (``reranker.scorer.warm_up()`` loads the model now)."""
+    one. Its own settings apply: leave ``model``, ``activation``, ``calibration``,
+    ``long_documents``, ``max_windows``, ``window_stride``, ``aggregation``,
+    ``top_windows``, ``batch_size``, ``max_length``, ``max_tokens_per_batch``, ``backend``,
+    ``onnx_cache_dir``, ``device``, ``cache_dir`` and ``local_files_only`` at their
+    defaults. Once built, this is always the scorer in use (``reranker.scorer.warm_up()``
+    loads the model now)."""
 
     top_n: int | None = 3
-    """Most Documents to return (``None``: all that pass ``score_threshold``)."""
+    """Most Documents to return (``None``: all that pass the other cuts)."""
 
     score_threshold: float | None = None
     """Drop Documents scoring below this (applied before ``top_n``). ``None``: keep all."""
 
-    activation: Literal["sigmoid", "raw"] = "sigmoid"
-    """``"sigmoid"`` gives scores in (0, 1); ``"raw"`` gives the model's logit."""
+    min_relative_score: float | None = None
+    """Drop Documents scoring below this fraction (0 to 1) of the best one's score (after
+    ``score_threshold``, before ``top_n``). Not with ``activation="raw"``. ``None``: off."""
+
+    token_budget: int | None = None
+    """Keep the best Documents while their tokens (the model's tokenizer) add up to at most
+    this; applied last, after ``top_n``. Counts what is handed on: the passage with
+    ``passage_only``, else the text scored. ``None``: no budget."""
+
+    passage_only: bool = False
+    """Return only each Document's best passage as ``page_content`` (the window its score
+    comes from in ``long_documents="chunk"`` mode, the part read in ``"truncate"`` mode),
+    with its ``[start, end]`` in the original ``page_content`` in
+    ``metadata["crossrank_span"]``. Content kept whole (no key) when the passage lies
+    wholly in embedded metadata."""
+
+    activation: Literal["sigmoid", "raw", "calibrated"] = "sigmoid"
+    """``"sigmoid"`` gives scores in (0, 1); ``"raw"`` gives the model's logit;
+    ``"calibrated"`` gives probabilities of relevance from ``calibration`` (docs/scores.md)."""
+
+    calibration: str | None = None
+    """With ``activation="calibrated"``: a file written by ``crossrank calibrate``, or a
+    folder holding ``crossrank_calibration.json``. ``None``: the one in the model's folder.
+    Kept as a string (a ``Path`` is converted)."""
+
+    long_documents: Literal["truncate", "chunk"] = "truncate"
+    """``"truncate"``: text past ``max_length`` is not read (a log warning counts it).
+    ``"chunk"``: each Document is scored in overlapping token windows and the window scores
+    are aggregated (``aggregation``). See docs/long-documents.md."""
+
+    max_windows: int = 8
+    """In ``"chunk"`` mode, most windows scored per Document (the first ones); bounds cost."""
+
+    window_stride: int | None = None
+    """In ``"chunk"`` mode, tokens shared by consecutive windows. ``None``: a quarter of the
+    room beside the query."""
+
+    aggregation: Literal["max", "mean-top", "first-weighted"] = "max"
+    """In ``"chunk"`` mode, how window scores make the Document's: ``"max"`` (best window),
+    ``"mean-top"`` (mean of the ``top_windows`` best) or ``"first-weighted"`` (half the
+    first window, half the best)."""
+
+    top_windows: int = 2
+    """Windows averaged by ``aggregation="mean-top"``."""
 
     metadata_keys_to_embed: list[str] | None = None
     """Metadata keys whose values are put before ``page_content`` for scoring, one
@@ -154,15 +215,28 @@ class CrossEncoderRerank(BaseDocumentCompressor):
     def _check_score_threshold(cls, value: Any) -> float | None:
         return check_score_threshold(value)
 
-    @field_validator("batch_size", mode="before")
+    @field_validator("batch_size", "max_windows", "top_windows", mode="before")
     @classmethod
-    def _check_batch_size(cls, value: Any) -> int | None:
-        return check_positive_int(value, name="batch_size")
+    def _check_positive(cls, value: Any, info: Any) -> int | None:
+        return check_positive_int(value, name=info.field_name)
 
-    @field_validator("max_length", "max_tokens_per_batch", mode="before")
+    @field_validator(
+        "max_length", "max_tokens_per_batch", "window_stride", "token_budget", mode="before"
+    )
     @classmethod
     def _check_optional_positive(cls, value: Any, info: Any) -> int | None:
         return check_positive_int(value, name=info.field_name, allow_none=True)
+
+    @field_validator("min_relative_score", mode="before")
+    @classmethod
+    def _check_min_relative_score(cls, value: Any) -> float | None:
+        return check_fraction(value, name="min_relative_score")
+
+    @field_validator("calibration", mode="before")
+    @classmethod
+    def _check_calibration(cls, value: Any) -> Any:
+        """A path is kept as a string, so the field serializes as one."""
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
 
     @field_validator("metadata_keys_to_embed", mode="before")
     @classmethod
@@ -183,19 +257,32 @@ class CrossEncoderRerank(BaseDocumentCompressor):
                 max_tokens_per_batch=self.max_tokens_per_batch,
                 max_length=self.max_length,
                 activation=self.activation,
+                calibration=self.calibration,
+                long_documents=self.long_documents,
+                max_windows=self.max_windows,
+                window_stride=self.window_stride,
+                aggregation=self.aggregation,
+                top_windows=self.top_windows,
                 backend=self.backend,
                 onnx_cache_dir=self.onnx_cache_dir,
                 cache_dir=self.cache_dir,
                 local_files_only=self.local_files_only,
             )
-            return self
-        fields = type(self).model_fields
-        given = [name for name in _LOADING_OPTIONS if getattr(self, name) != fields[name].default]
-        if given:
+        else:
+            fields = type(self).model_fields
+            given = [n for n in _LOADING_OPTIONS if getattr(self, n) != fields[n].default]
+            if given:
+                raise ValueError(
+                    "pass either scorer or model-loading options, not both: got scorer="
+                    f"{self.scorer!r} and "
+                    f"{', '.join(f'{n}={getattr(self, n)!r}' for n in given)}; "
+                    "set these on the CrossEncoderScorer instead"
+                )
+        if self.min_relative_score is not None and self.scorer.activation == "raw":
+            # The core raises this on every call; say it once, now.
             raise ValueError(
-                "pass either scorer or model-loading options, not both: got scorer="
-                f"{self.scorer!r} and {', '.join(f'{n}={getattr(self, n)!r}' for n in given)}; "
-                "set these on the CrossEncoderScorer instead"
+                "min_relative_score needs non-negative scores; use activation='sigmoid' "
+                "(raw logits can be negative, so a fraction of the best is meaningless)"
             )
         return self
 
@@ -217,13 +304,15 @@ class CrossEncoderRerank(BaseDocumentCompressor):
 
         Returns:
             Copies of the kept Documents, with ``metadata["relevance_score"]`` (a Python
-            float). ``[]`` for no Documents (the model is not loaded).
+            float); with ``passage_only``, ``page_content`` is the best passage and
+            ``metadata["crossrank_span"]`` its ``[start, end]``. ``[]`` for no Documents
+            (the model is not loaded).
         """
         docs = list(documents)
-        reranked = cast(CrossEncoderScorer, self.scorer).rerank(
-            query, self._texts(docs), top_k=self.top_n, score_threshold=self.score_threshold
-        )
-        return _with_scores(docs, reranked)
+        texts = self._texts(docs)
+        scorer = cast(CrossEncoderScorer, self.scorer)
+        reranked = scorer.rerank(query, texts, **self._selection(docs))
+        return self._results(docs, reranked)
 
     async def acompress_documents(
         self,
@@ -236,12 +325,28 @@ class CrossEncoderRerank(BaseDocumentCompressor):
         Safe to await from many tasks at once; they share one model.
         """
         docs = list(documents)
+        texts = self._texts(docs)
         reranked = await cast(CrossEncoderScorer, self.scorer).arerank(
-            query, self._texts(docs), top_k=self.top_n, score_threshold=self.score_threshold
+            query, texts, **self._selection(docs)
         )
-        return _with_scores(docs, reranked)
+        return self._results(docs, reranked)
 
     # ------------------------------------------------------------------ conversion
+
+    def _selection(self, documents: list[Document]) -> dict[str, Any]:
+        """The core's selection arguments (applied per call, whatever the scorer). With
+        ``passage_only`` the core cuts each passage from ``page_content``, so the token
+        budget counts exactly what is handed on."""
+        options: dict[str, Any] = {
+            "top_k": self.top_n,
+            "score_threshold": self.score_threshold,
+            "min_relative_score": self.min_relative_score,
+            "token_budget": self.token_budget,
+        }
+        if self.passage_only:
+            options["passages"] = True
+            options["contents"] = [doc.page_content for doc in documents]
+        return options
 
     def _texts(self, documents: list[Document]) -> list[str]:
         """The text the model reads for each Document (blank content stays blank: skipped)."""
@@ -260,12 +365,18 @@ class CrossEncoderRerank(BaseDocumentCompressor):
             texts.append(content if blank else self.embedding_separator.join([*lines, content]))
         return texts
 
-
-def _with_scores(documents: list[Document], reranked: Reranked) -> list[Document]:
-    """Copies of the kept Documents, best first, each with its ``relevance_score``."""
-    out = []
-    for hit in reranked.hits:
-        doc = documents[hit.index]
-        metadata = {**doc.metadata, "relevance_score": hit.score}
-        out.append(doc.model_copy(update={"metadata": metadata}))
-    return out
+    def _results(self, documents: list[Document], reranked: Reranked) -> list[Document]:
+        """Copies of the kept Documents, best first, with their scores (and passages)."""
+        out = []
+        for hit in reranked.hits:
+            doc = documents[hit.index]
+            update: dict[str, Any] = {}
+            metadata = {**doc.metadata, "relevance_score": hit.score}
+            if self.passage_only:
+                span = hit.passage
+                if span is not None:
+                    update["page_content"] = doc.page_content[span[0] : span[1]]
+                    metadata[_SPAN_KEY] = [span[0], span[1]]
+            update["metadata"] = metadata
+            out.append(doc.model_copy(update=update))
+        return out

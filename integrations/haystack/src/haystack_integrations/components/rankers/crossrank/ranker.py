@@ -1,7 +1,8 @@
 """The Haystack ranker: a thin adapter over :class:`crossrank.CrossEncoderScorer`.
 
 It turns Documents into ``(query, texts)``, lets the core score and select them, and turns
-the kept hits back into copies of the Documents with ``score`` set.
+the kept hits back into copies of the Documents with ``score`` set (and, with
+``passage_only``, ``content`` cut to the best passage).
 """
 
 # No ``from __future__ import annotations`` here: Haystack 2.x reads the annotations of
@@ -16,7 +17,14 @@ from typing import Any, Literal
 from crossrank._optional import missing_extra
 from crossrank.backends import Backend
 from crossrank.scorer import CrossEncoderScorer, Reranked
-from crossrank.validation import check_query, check_score_threshold, check_texts, check_top_k
+from crossrank.validation import (
+    check_positive_int,
+    check_query,
+    check_relative_cut,
+    check_score_threshold,
+    check_texts,
+    check_top_k,
+)
 
 try:
     from haystack import Document, component, default_from_dict, default_to_dict
@@ -32,6 +40,10 @@ logger = logging.getLogger("crossrank")
 _DEFAULT_TOKEN = Secret.from_env_var(["HF_API_TOKEN", "HF_TOKEN"], strict=False)
 
 
+#: Meta key set on a returned Document whose content was cut to its best passage.
+SPAN_KEY = "crossrank_span"
+
+
 def _got(value: Any) -> str:
     return f"{type(value).__name__} {value!r:.60}"
 
@@ -43,8 +55,13 @@ class CrossEncoderRanker:
     The cross-encoder reads the query and each Document together and scores the pair. Each
     returned Document is a copy of an input Document (``dataclasses.replace``), best first,
     with ``score`` set to a Python ``float``: in (0, 1) with the default
-    ``activation="sigmoid"``, the model's logit with ``"raw"``. The caller's Documents are
-    never changed.
+    ``activation="sigmoid"``, the model's logit with ``"raw"``, a calibrated probability of
+    relevance with ``"calibrated"``. The caller's Documents are never changed.
+
+    - ``long_documents="chunk"`` scores long Documents window by window, so evidence past
+      the model's ``max_length`` counts; ``passage_only=True`` then hands on only each
+      Document's best passage (``content`` cut, ``meta["crossrank_span"]`` its character
+      offsets); ``token_budget`` keeps the best Documents while their tokens fit.
 
     - Documents whose ``content`` is None, empty or whitespace are not scored and not
       returned; a ``crossrank`` log warning counts them.
@@ -79,7 +96,10 @@ class CrossEncoderRanker:
         token: Secret | None = _DEFAULT_TOKEN,
         top_k: int | None = 10,
         score_threshold: float | None = None,
-        activation: Literal["sigmoid", "raw"] = "sigmoid",
+        min_relative_score: float | None = None,
+        token_budget: int | None = None,
+        activation: Literal["sigmoid", "raw", "calibrated"] = "sigmoid",
+        calibration: str | os.PathLike[str] | None = None,
         scale_score: bool | None = None,
         meta_fields_to_embed: list[str] | None = None,
         embedding_separator: str = "\n",
@@ -88,6 +108,12 @@ class CrossEncoderRanker:
         batch_size: int = 32,
         max_length: int | None = None,
         max_tokens_per_batch: int | None = None,
+        long_documents: Literal["truncate", "chunk"] = "truncate",
+        max_windows: int = 8,
+        window_stride: int | None = None,
+        aggregation: Literal["max", "mean-top", "first-weighted"] = "max",
+        top_windows: int = 2,
+        passage_only: bool = False,
         backend: Backend = "torch",
         onnx_cache_dir: str | os.PathLike[str] | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
@@ -106,10 +132,23 @@ class CrossEncoderRanker:
             token: Hugging Face token for private models, resolved when the model loads.
             top_k: Most Documents to return (``None``: all that pass ``score_threshold``).
             score_threshold: Drop Documents scoring below this (applied before ``top_k``).
-            activation: ``"sigmoid"`` gives scores in (0, 1); ``"raw"`` gives the logit.
+            min_relative_score: Drop Documents scoring below this fraction (in [0, 1]) of
+                the best one's score, e.g. ``0.5``. Not with ``activation="raw"``.
+            token_budget: Keep the best Documents while their tokens (the model's
+                tokenizer) add up to at most this; applied last, after ``top_k``. It counts
+                the text the model reads (prefix and embedded meta fields included), or with
+                ``passage_only`` the best passage, so what is handed on fits.
+            activation: ``"sigmoid"`` gives scores in (0, 1); ``"raw"`` gives the logit;
+                ``"calibrated"`` gives probabilities of relevance from a calibration fitted
+                by ``crossrank calibrate`` (see ``calibration`` and docs/scores.md).
+            calibration: With ``activation="calibrated"``: the path of a calibration file
+                written by ``crossrank calibrate``, or a folder holding
+                ``crossrank_calibration.json``. ``None``: that file in the model's folder.
+                Saved by :meth:`to_dict` as a string.
             scale_score: The name Haystack's ``SentenceTransformersSimilarityRanker`` uses:
                 ``True`` means ``activation="sigmoid"``, ``False`` means ``"raw"``. When set,
-                it takes precedence over ``activation``.
+                it takes precedence over ``activation``; it cannot be combined with
+                ``activation="calibrated"`` (or ``True`` with ``"raw"``).
             meta_fields_to_embed: Meta fields whose values are put before ``content`` for
                 scoring (fields missing or falsy are left out). Returned Documents keep
                 their content unchanged.
@@ -122,6 +161,24 @@ class CrossEncoderRanker:
                 ``crossrank`` log warning says how many.
             max_tokens_per_batch: Optional cap on padded tokens per forward pass, to bound
                 memory.
+            long_documents: ``"truncate"`` (default): a Document longer than ``max_length``
+                is cut at its end (reported). ``"chunk"``: it is split into overlapping token
+                windows that each fit beside the query, every window is scored, and the
+                scores are aggregated (see docs/long-documents.md).
+            max_windows: In ``"chunk"`` mode, the most windows scored per Document (its
+                first ones); bounds the cost.
+            window_stride: In ``"chunk"`` mode, tokens shared by neighbouring windows.
+                ``None``: a quarter of the room beside the query.
+            aggregation: In ``"chunk"`` mode, how window scores make the Document's:
+                ``"max"`` (best window), ``"mean-top"`` (mean of the ``top_windows`` best) or
+                ``"first-weighted"`` (half the first window, half the best).
+            top_windows: Windows averaged by ``aggregation="mean-top"``.
+            passage_only: Hand on only each Document's best passage: the returned copy's
+                ``content`` is the part of the content the score comes from (the best
+                window in ``"chunk"`` mode, the part read in ``"truncate"`` mode), and
+                ``meta["crossrank_span"]`` is ``[start, end]``, its character offsets in the
+                original content. When that part lies wholly in the prefix or embedded
+                meta fields, the content is kept whole and no key is added.
             backend: Engine and precision: ``"torch"`` (fp32), ``"torch-bf16"``,
                 ``"torch-fp16"`` (CUDA), ``"onnx"``, ``"onnx-int8"`` (onnxruntime on the CPU,
                 ``pip install "crossrank[onnx]"``) or ``"auto"``; see docs/backends.md.
@@ -134,18 +191,26 @@ class CrossEncoderRanker:
 
         Raises:
             TypeError: An argument has the wrong type (the message shows what was received).
-            ValueError: An argument is out of range, or ``scale_score=True`` contradicts
-                ``activation="raw"``.
+            ValueError: An argument is out of range, ``scale_score`` contradicts
+                ``activation``, ``min_relative_score`` is set with ``activation="raw"``,
+                or the calibration is missing or not a crossrank calibration file.
+            FileNotFoundError: ``calibration`` names no file.
         """
         if scale_score is not None:
             if not isinstance(scale_score, bool):
                 raise TypeError(f"scale_score must be True, False or None, got {_got(scale_score)}")
-            if scale_score and activation == "raw":
+            if activation == "calibrated" or (scale_score and activation == "raw"):
+                wanted = "sigmoid scores" if scale_score else "raw logits"
                 raise ValueError(
-                    "scale_score=True asks for sigmoid scores but activation='raw'; "
-                    "pass only one of them"
+                    f"scale_score={scale_score} asks for {wanted} but "
+                    f"activation={activation!r}; pass only one of them"
                 )
             activation = "sigmoid" if scale_score else "raw"
+        if calibration is not None and not isinstance(calibration, (str, os.PathLike)):
+            raise TypeError(
+                "calibration must be the path of a calibration file or folder, or None, got "
+                f"{_got(calibration)}"
+            )
         if device is not None and not isinstance(device, ComponentDevice):
             raise TypeError(
                 f"device must be a haystack ComponentDevice or None, got {_got(device)}; "
@@ -165,6 +230,7 @@ class CrossEncoderRanker:
             ("embedding_separator", embedding_separator, str, "a string"),
             ("query_prefix", query_prefix, str, "a string"),
             ("document_prefix", document_prefix, str, "a string"),
+            ("passage_only", passage_only, bool, "True or False"),
             ("local_files_only", local_files_only, bool, "True or False"),
             ("trust_remote_code", trust_remote_code, bool, "True or False"),
         )
@@ -175,12 +241,15 @@ class CrossEncoderRanker:
             raise TypeError(f"cache_dir must be a folder path or None, got {_got(cache_dir)}")
         self.top_k = check_top_k(top_k)
         self.score_threshold = check_score_threshold(score_threshold)
+        self.min_relative_score = check_relative_cut(min_relative_score, activation)
+        self.token_budget = check_positive_int(token_budget, name="token_budget", allow_none=True)
         self.meta_fields_to_embed = (
             None
             if meta_fields_to_embed is None
             else check_texts(meta_fields_to_embed, name="meta_fields_to_embed")
         )
-        # The core checks model, activation, batch_size, max_length and max_tokens_per_batch.
+        # The core checks model, activation, calibration, batch_size, max_length,
+        # max_tokens_per_batch and the long-document options.
         self._scorer = CrossEncoderScorer(
             model,
             device=None if device is None else device.to_torch_str(),
@@ -188,6 +257,12 @@ class CrossEncoderRanker:
             max_tokens_per_batch=max_tokens_per_batch,
             max_length=max_length,
             activation=activation,
+            calibration=calibration,
+            long_documents=long_documents,
+            max_windows=max_windows,
+            window_stride=window_stride,
+            aggregation=aggregation,
+            top_windows=top_windows,
             backend=backend,
             onnx_cache_dir=onnx_cache_dir,
             cache_dir=cache_dir,
@@ -198,6 +273,13 @@ class CrossEncoderRanker:
         self.device = device
         self.token = token
         self.activation = activation
+        self.calibration = None if calibration is None else os.fspath(calibration)
+        self.long_documents = long_documents
+        self.max_windows = max_windows
+        self.window_stride = window_stride
+        self.aggregation = aggregation
+        self.top_windows = top_windows
+        self.passage_only = passage_only
         self.embedding_separator = embedding_separator
         self.query_prefix = query_prefix
         self.document_prefix = document_prefix
@@ -244,7 +326,10 @@ class CrossEncoderRanker:
             token=None if self.token is None else self.token.to_dict(),
             top_k=self.top_k,
             score_threshold=self.score_threshold,
+            min_relative_score=self.min_relative_score,
+            token_budget=self.token_budget,
             activation=self.activation,
+            calibration=self.calibration,
             meta_fields_to_embed=self.meta_fields_to_embed,
             embedding_separator=self.embedding_separator,
             query_prefix=self.query_prefix,
@@ -252,6 +337,12 @@ class CrossEncoderRanker:
             batch_size=self.batch_size,
             max_length=self.max_length,
             max_tokens_per_batch=self.max_tokens_per_batch,
+            long_documents=self.long_documents,
+            max_windows=self.max_windows,
+            window_stride=self.window_stride,
+            aggregation=self.aggregation,
+            top_windows=self.top_windows,
+            passage_only=self.passage_only,
             backend=self.backend,
             onnx_cache_dir=self.onnx_cache_dir,
             cache_dir=self.cache_dir,
@@ -262,6 +353,9 @@ class CrossEncoderRanker:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CrossEncoderRanker":
         """Build the component from :meth:`to_dict`'s output (``data`` is not changed).
+
+        Options missing from ``data`` (a pipeline saved by an older version) take their
+        defaults.
 
         Args:
             data: The dictionary to deserialize from.
@@ -284,8 +378,13 @@ class CrossEncoderRanker:
         documents: list[Document],
         top_k: int | None = None,
         score_threshold: float | None = None,
+        min_relative_score: float | None = None,
+        token_budget: int | None = None,
     ) -> dict[str, list[Document]]:
         """Rank ``documents`` by relevance to ``query``, best first.
+
+        Selection, in this order: sort by score, ``score_threshold``,
+        ``min_relative_score``, ``top_k``, ``token_budget``.
 
         Args:
             query: The query the Documents are scored against.
@@ -293,21 +392,24 @@ class CrossEncoderRanker:
             top_k: Most Documents to return; ``None``: the value given at init.
             score_threshold: Drop Documents scoring below this; ``None``: the value given
                 at init.
+            min_relative_score: Drop Documents scoring below this fraction of the best;
+                ``None``: the value given at init.
+            token_budget: Most tokens handed on in all; ``None``: the value given at init.
 
         Returns:
             ``{"documents": [...]}``: copies of the kept Documents, best first, each with
-            ``score`` set (a Python float). ``[]`` for no Documents, without loading the
-            model.
+            ``score`` set (a Python float), and with ``passage_only`` its best passage as
+            ``content``. ``[]`` for no Documents, without loading the model.
         """
-        query, docs, texts, top_k, score_threshold = self._prepare(
-            query, documents, top_k, score_threshold
+        query, docs, texts, selection = self._prepare(
+            query, documents, top_k, score_threshold, min_relative_score, token_budget
         )
         if not docs:
             return {"documents": []}
         reranked = self._ready_scorer().rerank(
-            query, texts, top_k=top_k, score_threshold=score_threshold
+            query, texts, **self._passages(docs), **selection
         )
-        return {"documents": _with_scores(docs, reranked)}
+        return {"documents": self._output(docs, reranked)}
 
     @component.output_types(documents=list[Document])
     async def run_async(
@@ -316,21 +418,23 @@ class CrossEncoderRanker:
         documents: list[Document],
         top_k: int | None = None,
         score_threshold: float | None = None,
+        min_relative_score: float | None = None,
+        token_budget: int | None = None,
     ) -> dict[str, list[Document]]:
         """Like :meth:`run`, scoring in a worker thread so the event loop keeps running.
 
         Same arguments and result as :meth:`run`. Safe to await from many tasks at once;
         they share one model.
         """
-        query, docs, texts, top_k, score_threshold = self._prepare(
-            query, documents, top_k, score_threshold
+        query, docs, texts, selection = self._prepare(
+            query, documents, top_k, score_threshold, min_relative_score, token_budget
         )
         if not docs:
             return {"documents": []}
         reranked = await self._ready_scorer().arerank(
-            query, texts, top_k=top_k, score_threshold=score_threshold
+            query, texts, **self._passages(docs), **selection
         )
-        return {"documents": _with_scores(docs, reranked)}
+        return {"documents": self._output(docs, reranked)}
 
     # ------------------------------------------------------------------ conversion
 
@@ -340,8 +444,11 @@ class CrossEncoderRanker:
         documents: Sequence[Document],
         top_k: int | None,
         score_threshold: float | None,
-    ) -> tuple[str, list[Document], list[str | None], int | None, float | None]:
-        """Check the inputs; return the query, the deduplicated Documents and their texts."""
+        min_relative_score: float | None,
+        token_budget: int | None,
+    ) -> tuple[str, list[Document], list[str | None], dict[str, Any]]:
+        """Check the inputs; return the query, the deduplicated Documents, their texts and
+        the selection settings for this call (per-call values, else the init ones)."""
         check_query(query)
         if isinstance(documents, (str, bytes)) or not isinstance(documents, Sequence):
             raise TypeError(
@@ -355,9 +462,51 @@ class CrossEncoderRanker:
             score_threshold = self.score_threshold
         else:
             score_threshold = check_score_threshold(score_threshold)
+        if min_relative_score is None:
+            min_relative_score = self.min_relative_score
+        else:
+            min_relative_score = check_relative_cut(min_relative_score, self.activation)
+        if token_budget is None:
+            token_budget = self.token_budget
+        else:
+            token_budget = check_positive_int(token_budget, name="token_budget")
+        selection = {
+            "top_k": top_k,
+            "score_threshold": score_threshold,
+            "min_relative_score": min_relative_score,
+            "token_budget": token_budget,
+        }
         docs = _deduplicate(documents)
         texts = [self._text(doc) for doc in docs]
-        return self.query_prefix + query, docs, texts, top_k, score_threshold
+        return self.query_prefix + query, docs, texts, selection
+
+    def _passages(self, docs: list[Document]) -> dict[str, Any]:
+        """The core's passage options: it cuts each passage from the Document's content."""
+        if not self.passage_only:
+            return {}
+        return {"passages": True, "contents": [doc.content or "" for doc in docs]}
+
+    def _output(self, documents: list[Document], reranked: Reranked) -> list[Document]:
+        """Copies of the kept Documents, best first, each with its new score (and, with
+        ``passage_only``, its best passage as content and ``meta["crossrank_span"]``)."""
+        out: list[Document] = []
+        for hit in reranked.hits:
+            doc = documents[hit.index]
+            content = doc.content or ""  # kept hits always have content
+            span = hit.passage if self.passage_only else None
+            if span is None:
+                out.append(dataclasses.replace(doc, score=hit.score))
+            else:
+                start, end = span
+                out.append(
+                    dataclasses.replace(
+                        doc,
+                        score=hit.score,
+                        content=content[start:end],
+                        meta={**doc.meta, SPAN_KEY: [start, end]},
+                    )
+                )
+        return out
 
     def _text(self, doc: Document) -> str | None:
         """What the model reads for ``doc``; None when it has no content (skipped)."""
@@ -387,8 +536,3 @@ def _deduplicate(documents: Sequence[Document]) -> list[Document]:
 
 def _score(doc: Document) -> float:
     return -float("inf") if doc.score is None else doc.score
-
-
-def _with_scores(documents: list[Document], reranked: Reranked) -> list[Document]:
-    """Copies of the kept Documents, best first, each with its new score."""
-    return [dataclasses.replace(documents[hit.index], score=hit.score) for hit in reranked.hits]
