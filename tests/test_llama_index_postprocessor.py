@@ -721,9 +721,12 @@ def test_scorer_settings_clash_with_a_ready_scorer(
 
 
 def test_selection_errors_at_call_time_come_from_the_core(tiny_model_dir: Path) -> None:
-    raw = CrossEncoderRerank(
-        model=tiny_model_dir, device="cpu", activation="raw", min_relative_score=0.5
-    )
+    with pytest.raises(ValueError, match="min_relative_score needs non-negative scores"):
+        CrossEncoderRerank(
+            model=tiny_model_dir, device="cpu", activation="raw", min_relative_score=0.5
+        )  # at construction, before any model loads
+    raw = CrossEncoderRerank(model=tiny_model_dir, device="cpu", activation="raw")
+    raw.min_relative_score = 0.5  # fields are read on each call: the core checks again
     with pytest.raises(ValueError, match="min_relative_score needs non-negative scores"):
         raw.postprocess_nodes(make_nodes(), query_str=QUERY)
     with pytest.raises(ValueError, match="min_relative_score needs non-negative scores"):

@@ -139,10 +139,12 @@ def progress_bar(total: int, desc: str, *, enabled: bool) -> Any:
 
 
 class _DropTruncationWarnings(logging.Filter):
-    """Drop the core's per-call truncation warning; eval reports truncation in aggregate."""
+    """Drop the core's per-call truncation warnings (cut at max_length, or more than
+    max_windows windows); eval reports truncation in aggregate."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "were truncated" not in str(record.msg)
+        message = str(record.msg)
+        return "were truncated" not in message and "windows were read" not in message
 
 
 @contextmanager

@@ -18,6 +18,7 @@ from crossrank.scorer import CrossEncoderScorer, Reranked
 from crossrank.validation import (
     check_fraction,
     check_positive_int,
+    check_relative_cut,
     check_score_threshold,
     check_texts,
     check_top_k,
@@ -278,12 +279,8 @@ class CrossEncoderRerank(BaseDocumentCompressor):
                     f"{', '.join(f'{n}={getattr(self, n)!r}' for n in given)}; "
                     "set these on the CrossEncoderScorer instead"
                 )
-        if self.min_relative_score is not None and self.scorer.activation == "raw":
-            # The core raises this on every call; say it once, now.
-            raise ValueError(
-                "min_relative_score needs non-negative scores; use activation='sigmoid' "
-                "(raw logits can be negative, so a fraction of the best is meaningless)"
-            )
+        # The core checks this on every call; say it once, now.
+        check_relative_cut(self.min_relative_score, self.scorer.activation)
         return self
 
     # ------------------------------------------------------------------ public API

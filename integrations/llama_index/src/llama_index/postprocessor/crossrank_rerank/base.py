@@ -33,6 +33,7 @@ from crossrank.validation import (
     check_fraction,
     check_positive_int,
     check_query,
+    check_relative_cut,
     check_score_threshold,
     check_top_k,
 )
@@ -289,6 +290,8 @@ class CrossEncoderRerank(BaseNodePostprocessor):
             scorer = CrossEncoderScorer(**settings)
         else:
             settings = _settings_of(scorer, settings)
+        # The core checks this on every call; say it once, now.
+        check_relative_cut(min_relative_score, scorer.activation)
         fields: dict[str, Any] = {
             "top_n": top_n,
             "score_threshold": score_threshold,
