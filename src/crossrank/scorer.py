@@ -19,7 +19,7 @@ import numpy as np
 
 from crossrank.backends import Backend, check_backend
 from crossrank.batching import plan_batches
-from crossrank.calibration import CALIBRATION_FILE, Calibration, load_calibration
+from crossrank.calibration import CALIBRATION_FILE, Calibration, _sigmoid, load_calibration
 from crossrank.loading import LoadedModel, load_model
 from crossrank.selection import Hit, passage_span, select
 from crossrank.validation import (
@@ -715,5 +715,4 @@ def _activate(raw: np.ndarray, activation: str, calibration: Calibration | None)
     if activation == "calibrated":
         assert calibration is not None  # set by _resolve_calibration
         return calibration.apply(raw)
-    with np.errstate(over="ignore"):
-        return 1.0 / (1.0 + np.exp(-raw))
+    return _sigmoid(raw)
