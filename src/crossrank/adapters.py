@@ -1,0 +1,392 @@
+"""What every framework adapter shares, in one framework-free place.
+
+An adapter (Haystack, LangChain, LlamaIndex) holds only its framework's fields, a text
+accessor and the code that copies results into its framework's types. Everything else is
+here:
+
+- :data:`SCORER_OPTIONS`: the scorer's settings and their defaults, read from
+  :class:`crossrank.CrossEncoderScorer`'s signature (the one place they are declared and
+  documented), with :func:`scorer_settings` (a scorer's settings as a JSON-safe mapping,
+  for ``to_dict`` and pydantic fields) and :func:`check_scorer_options` (settings given
+  beside a ready scorer).
+- :class:`Selection`: ``top_k``, ``score_threshold``, ``min_relative_score`` and
+  ``token_budget``, checked once, with per-call overrides merged.
+- :func:`rerank_items` / :func:`arerank_items`: score the caller's own items and return
+  them, best first, with score and passage; items without text are reported, not lost.
+- :func:`cut_passage` and :data:`SPAN_KEY`: the passage hand-off every adapter writes.
+
+Example:
+    >>> from crossrank import CrossEncoderScorer
+    >>> from crossrank.adapters import Selection, rerank_items
+    >>> docs = [{"body": "Paris is in France."}, {"body": "Bananas."}, {"body": ""}]
+    >>> out = rerank_items(CrossEncoderScorer(), "capital of France", docs,
+    ...                    text=lambda d: d["body"], selection=Selection(top_k=1))
+    >>> [(hit.item["body"], type(hit.score)) for hit in out.hits], out.skipped
+    ([('Paris is in France.', <class 'float'>)], [{'body': ''}])
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
+
+from crossrank.selection import Hit
+from crossrank.validation import (
+    check_positive_int,
+    check_relative_cut,
+    check_score_threshold,
+    check_top_k,
+)
+
+if TYPE_CHECKING:
+    from crossrank.scorer import Reranked
+
+__all__ = [
+    "SCORER_OPTIONS",
+    "SECRET_OPTIONS",
+    "SPAN_KEY",
+    "Ranked",
+    "RankedItems",
+    "RerankScorer",
+    "Selection",
+    "arerank_items",
+    "check_scorer_options",
+    "cut_passage",
+    "rerank_items",
+    "scorer_settings",
+]
+
+T = TypeVar("T")
+
+#: Metadata key of a passage's ``[start, end]`` character offsets in the original content,
+#: set by every adapter on a result whose content was cut to its best passage.
+SPAN_KEY = "crossrank_span"
+
+#: Scorer options that hold a secret: never serialized in plain text. Each framework stores
+#: them its own way (a Haystack ``Secret``, an environment variable name).
+SECRET_OPTIONS: tuple[str, ...] = ("token",)
+
+
+def _scorer_options() -> dict[str, Any]:
+    from crossrank.scorer import CrossEncoderScorer
+
+    params = inspect.signature(CrossEncoderScorer.__init__).parameters
+    return {
+        name: (None if p.default is inspect.Parameter.empty else p.default)
+        for name, p in params.items()
+        if name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+
+
+#: Every setting of :class:`crossrank.CrossEncoderScorer` with its default, in signature
+#: order (``model`` first). Adapters declare the same names with these defaults, build the
+#: scorer from them, and serialize them; a test pins that each adapter covers them all.
+SCORER_OPTIONS: Mapping[str, Any] = _scorer_options()
+
+
+@runtime_checkable
+class RerankScorer(Protocol):
+    """What the adapters need of a scorer: :class:`crossrank.CrossEncoderScorer`, or any
+    scorer with the same ``rerank``/``arerank`` contract (a remote one, for instance)."""
+
+    model_name: str
+    activation: str
+
+    def warm_up(self) -> None: ...
+
+    def rerank(
+        self,
+        query: str,
+        texts: Sequence[str | None],
+        *,
+        top_k: int | None = None,
+        score_threshold: float | None = None,
+        min_relative_score: float | None = None,
+        token_budget: int | None = None,
+        passages: bool = False,
+        contents: Sequence[str | None] | None = None,
+    ) -> Reranked: ...
+
+    async def arerank(
+        self,
+        query: str,
+        texts: Sequence[str | None],
+        *,
+        top_k: int | None = None,
+        score_threshold: float | None = None,
+        min_relative_score: float | None = None,
+        token_budget: int | None = None,
+        passages: bool = False,
+        contents: Sequence[str | None] | None = None,
+    ) -> Reranked: ...
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)  # torch.device, torch.dtype, ...
+
+
+def scorer_settings(scorer: Any, *, secrets: bool = False) -> dict[str, Any]:
+    """A scorer's settings as a JSON-safe dict, one entry per :data:`SCORER_OPTIONS` name.
+
+    Paths become strings, a device its string (``"cpu"``, ``"cuda:0"``), a calibration the
+    file it was read from (None for one built in code), ``max_length`` the value that was
+    asked for (not the model's resolved limit, so a saved pipeline still follows the model).
+
+    Args:
+        scorer: A :class:`crossrank.CrossEncoderScorer`.
+        secrets: Include the options in :data:`SECRET_OPTIONS` (off: they are left out).
+    """
+    settings: dict[str, Any] = {}
+    for name in SCORER_OPTIONS:
+        if name in SECRET_OPTIONS and not secrets:
+            continue
+        if name == "model":
+            value: Any = scorer.model_name
+        elif name == "max_length":
+            value = scorer.requested_max_length
+        elif name == "calibration":
+            value = None if scorer.calibration is None else scorer.calibration.source
+        else:
+            value = getattr(scorer, name, SCORER_OPTIONS[name])
+        settings[name] = _json_safe(value)
+    return settings
+
+
+def check_scorer_options(given: Mapping[str, Any], *, owner: str) -> None:
+    """Refuse scorer settings passed beside a ready scorer (they would be ignored).
+
+    Args:
+        given: The scorer options the user passed, by name (others are ignored).
+        owner: The class named in the message, e.g. ``"CrossEncoderRerank"``.
+
+    Raises:
+        ValueError: Some option differs from its default; the message lists them.
+    """
+    clashing = [
+        f"{name}={value!r}"
+        for name, value in given.items()
+        if name in SCORER_OPTIONS and value != SCORER_OPTIONS[name]
+    ]
+    if clashing:
+        raise ValueError(
+            f"{owner}: pass either scorer or the scorer settings, not both; got scorer and "
+            f"{', '.join(clashing)}. Set these on the scorer instead "
+            "(CrossEncoderScorer(model, ...))"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which scored candidates are kept, in the core's order (:func:`crossrank.select`):
+    sort, ``score_threshold``, ``min_relative_score``, ``top_k``, ``token_budget``.
+
+    Build it with :meth:`checked` (validates each value, naming it as the framework does)
+    and apply per-call values with :meth:`override`.
+    """
+
+    top_k: int | None = None
+    score_threshold: float | None = None
+    min_relative_score: float | None = None
+    token_budget: int | None = None
+    #: How ``top_k`` is called in messages (``"top_n"`` in LangChain and LlamaIndex).
+    top_k_name: str = field(default="top_k", compare=False)
+
+    @classmethod
+    def checked(
+        cls,
+        *,
+        activation: str,
+        top_k: Any = None,
+        score_threshold: Any = None,
+        min_relative_score: Any = None,
+        token_budget: Any = None,
+        top_k_name: str = "top_k",
+    ) -> Selection:
+        """Check each value once; ``activation`` decides whether a relative cut is allowed.
+
+        Raises:
+            TypeError: A value has the wrong type.
+            ValueError: A value is out of range, or ``min_relative_score`` is set with
+                ``activation="raw"``.
+        """
+        return cls(
+            top_k=check_top_k(top_k, name=top_k_name),
+            score_threshold=check_score_threshold(score_threshold),
+            min_relative_score=check_relative_cut(min_relative_score, activation),
+            token_budget=check_positive_int(token_budget, name="token_budget", allow_none=True),
+            top_k_name=top_k_name,
+        )
+
+    def override(
+        self,
+        *,
+        activation: str,
+        top_k: Any = None,
+        score_threshold: Any = None,
+        min_relative_score: Any = None,
+        token_budget: Any = None,
+    ) -> Selection:
+        """This selection with per-call values (``None``: keep this selection's value)."""
+        return Selection.checked(
+            activation=activation,
+            top_k=self.top_k if top_k is None else top_k,
+            score_threshold=self.score_threshold if score_threshold is None else score_threshold,
+            min_relative_score=(
+                self.min_relative_score if min_relative_score is None else min_relative_score
+            ),
+            token_budget=self.token_budget if token_budget is None else token_budget,
+            top_k_name=self.top_k_name,
+        )
+
+    def kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of :meth:`crossrank.CrossEncoderScorer.rerank`."""
+        return {
+            "top_k": self.top_k,
+            "score_threshold": self.score_threshold,
+            "min_relative_score": self.min_relative_score,
+            "token_budget": self.token_budget,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Ranked(Generic[T]):
+    """One kept item: the caller's own object and what the scorer found.
+
+    Attributes:
+        item: The caller's object, unchanged (adapters copy it before writing).
+        index: Its position in the items passed in.
+        score: Its score, a Python ``float`` (what the selection used).
+        truncated: Part of its text was not read (see :class:`crossrank.ScoreDetails`).
+        passage: With ``passages=True``: ``(start, end)`` of its best passage in its
+            content; None when the passage lies wholly outside the content (then the whole
+            content is handed on) or without ``passages``.
+    """
+
+    item: T
+    index: int
+    score: float
+    truncated: bool = False
+    passage: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RankedItems(Generic[T]):
+    """What :func:`rerank_items` returns.
+
+    Attributes:
+        hits: The kept items, best first.
+        skipped: Items with no text (None, empty or whitespace): not scored, not returned
+            in ``hits``, reported here (and in a ``crossrank`` log warning).
+        pairs: (query, window) pairs the model scored.
+    """
+
+    hits: list[Ranked[T]]
+    skipped: list[T]
+    pairs: int
+
+
+def _texts_and_contents(
+    items: Sequence[T],
+    text: Callable[[T], str | None],
+    content: Callable[[T], str | None] | None,
+    passages: bool,
+) -> tuple[list[str | None], list[str | None] | None]:
+    if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
+        raise TypeError(f"items must be a list, got {type(items).__name__}")
+    texts = [text(item) for item in items]
+    contents = None
+    if passages and content is not None:
+        contents = [content(item) or "" for item in items]
+    return texts, contents
+
+
+def _collect(items: Sequence[T], reranked: Reranked) -> RankedItems[T]:
+    hits = [_ranked(items, hit) for hit in reranked.hits]
+    return RankedItems(
+        hits=hits, skipped=[items[i] for i in reranked.skipped], pairs=reranked.pairs
+    )
+
+
+def _ranked(items: Sequence[T], hit: Hit) -> Ranked[T]:
+    return Ranked(items[hit.index], hit.index, float(hit.score), hit.truncated, hit.passage)
+
+
+def rerank_items(
+    scorer: RerankScorer,
+    query: str,
+    items: Sequence[T],
+    *,
+    text: Callable[[T], str | None],
+    content: Callable[[T], str | None] | None = None,
+    selection: Selection | None = None,
+    passages: bool = False,
+) -> RankedItems[T]:
+    """Score the caller's items against ``query`` and return the kept ones, best first.
+
+    Args:
+        scorer: The scorer (:class:`crossrank.CrossEncoderScorer` or one like it).
+        query: The query.
+        items: The caller's objects (Documents, nodes, dicts...). Not changed.
+        text: What the model reads for an item (content plus any prefix or embedded
+            metadata); None, empty or whitespace: the item is skipped and reported.
+        content: With ``passages``: the text an item's passage is cut from, when ``text``
+            puts something before it. ``None``: the text itself.
+        selection: What is kept (default: everything, best first).
+        passages: Find each kept item's best passage (:attr:`Ranked.passage`); the token
+            budget then counts the passages, so what is handed on fits.
+
+    Returns:
+        A :class:`RankedItems`. No items: no hits, and the model is not loaded.
+    """
+    texts, contents = _texts_and_contents(items, text, content, passages)
+    reranked = scorer.rerank(
+        query, texts, **(selection or Selection()).kwargs(), passages=passages, contents=contents
+    )
+    return _collect(items, reranked)
+
+
+async def arerank_items(
+    scorer: RerankScorer,
+    query: str,
+    items: Sequence[T],
+    *,
+    text: Callable[[T], str | None],
+    content: Callable[[T], str | None] | None = None,
+    selection: Selection | None = None,
+    passages: bool = False,
+) -> RankedItems[T]:
+    """:func:`rerank_items` with the scoring off the event loop (same arguments)."""
+    texts, contents = _texts_and_contents(items, text, content, passages)
+    reranked = await scorer.arerank(
+        query, texts, **(selection or Selection()).kwargs(), passages=passages, contents=contents
+    )
+    return _collect(items, reranked)
+
+
+def cut_passage(content: str, passage: tuple[int, int] | None) -> tuple[str, list[int] | None]:
+    """The text handed on for a hit, and the ``[start, end]`` stored under :data:`SPAN_KEY`.
+
+    Args:
+        content: The item's original content.
+        passage: :attr:`Ranked.passage`.
+
+    Returns:
+        ``(content[start:end], [start, end])``, or ``(content, None)`` when there is no
+        passage in the content (the whole content is handed on and no key is written).
+    """
+    if passage is None:
+        return content, None
+    start, end = passage
+    return content[start:end], [start, end]
+

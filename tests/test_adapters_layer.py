@@ -1,0 +1,210 @@
+"""The framework-free adapter layer (crossrank.adapters): settings, selection, items."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import crossrank.adapters as layer
+from crossrank import CrossEncoderScorer
+from crossrank.adapters import (
+    SCORER_OPTIONS,
+    SPAN_KEY,
+    Ranked,
+    RerankScorer,
+    Selection,
+    arerank_items,
+    check_scorer_options,
+    cut_passage,
+    rerank_items,
+    scorer_settings,
+)
+
+QUERY = "effect of the drug on blood cells"
+
+
+@dataclass
+class Doc:
+    """A caller's own item type, unknown to crossrank."""
+
+    body: str | None
+    tag: int
+
+
+def _docs() -> list[Doc]:
+    bodies = ["the drug and blood cells", "", "a cat", None, "blood cells of the heart", "   "]
+    return [Doc(b, i) for i, b in enumerate(bodies)]
+
+
+def test_all_is_pinned() -> None:
+    assert sorted(layer.__all__) == sorted(
+        [
+            "SCORER_OPTIONS",
+            "SECRET_OPTIONS",
+            "SPAN_KEY",
+            "Ranked",
+            "RankedItems",
+            "RerankScorer",
+            "Selection",
+            "arerank_items",
+            "check_scorer_options",
+            "cut_passage",
+            "rerank_items",
+            "scorer_settings",
+        ]
+    )
+    assert SPAN_KEY == "crossrank_span"
+
+
+def test_scorer_options_follow_the_scorer_signature() -> None:
+    params = inspect.signature(CrossEncoderScorer.__init__).parameters
+    expected = {n: p.default for n, p in params.items() if n != "self"}
+    expected["model"] = None
+    assert dict(SCORER_OPTIONS) == expected
+    assert next(iter(SCORER_OPTIONS)) == "model"
+
+
+def test_scorer_settings_are_json_safe_and_rebuild_the_same_scorer(tiny_model_dir: Path) -> None:
+    scorer = CrossEncoderScorer(
+        tiny_model_dir,
+        device="cpu",
+        batch_size=7,
+        long_documents="chunk",
+        max_windows=3,
+        aggregation="mean-top",
+        token="hf_secret",
+    )
+    settings = scorer_settings(scorer)
+    assert set(settings) == set(SCORER_OPTIONS) - {"token"}
+    assert "hf_secret" not in json.dumps(settings)
+    assert settings["model"] == str(tiny_model_dir)
+    assert settings["device"] == "cpu"
+    assert settings["batch_size"] == 7
+    assert settings["max_length"] is None  # asked for, not the model's resolved limit
+    rebuilt = CrossEncoderScorer(**settings)
+    assert scorer_settings(rebuilt) == settings
+    assert scorer_settings(scorer, secrets=True)["token"] == "hf_secret"
+
+
+def test_scorer_settings_keep_the_calibration_file(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from crossrank.calibration import fit_platt, save_calibration
+
+    fit = fit_platt([-2.0, -1.0, 0.5, 2.0, 3.0], [0, 0, 1, 1, 1])
+    path = save_calibration(tmp_path / "cal.json", {"platt": fit}, method="platt")
+    scorer = CrossEncoderScorer(tiny_model_dir, activation="calibrated", calibration=path)
+    assert Path(scorer_settings(scorer)["calibration"]) == Path(path)
+
+
+def test_settings_beside_a_ready_scorer_are_refused() -> None:
+    check_scorer_options({"batch_size": 32, "backend": "torch", "top_n": 3}, owner="X")
+    with pytest.raises(ValueError, match=r"X: pass either scorer .* batch_size=8"):
+        check_scorer_options({"batch_size": 8}, owner="X")
+
+
+def test_selection_is_checked_with_the_framework_name() -> None:
+    with pytest.raises(ValueError, match="top_n must be >= 1, got 0"):
+        Selection.checked(activation="sigmoid", top_k=0, top_k_name="top_n")
+    with pytest.raises(ValueError, match="min_relative_score needs non-negative scores"):
+        Selection.checked(activation="raw", min_relative_score=0.5)
+    with pytest.raises(TypeError, match="token_budget must be an int"):
+        Selection.checked(activation="sigmoid", token_budget="10")
+
+
+def test_selection_override_keeps_unset_values_and_checks_new_ones() -> None:
+    base = Selection.checked(activation="sigmoid", top_k=3, score_threshold=0.1, top_k_name="top_n")
+    merged = base.override(activation="sigmoid", top_k=5, token_budget=100)
+    assert merged.kwargs() == {
+        "top_k": 5,
+        "score_threshold": 0.1,
+        "min_relative_score": None,
+        "token_budget": 100,
+    }
+    assert base.top_k == 3
+    with pytest.raises(ValueError, match="top_n must be >= 1"):
+        base.override(activation="sigmoid", top_k=-1)
+
+
+def test_rerank_items_returns_the_callers_items_and_reports_the_blank(
+    tiny_scorer: CrossEncoderScorer,
+) -> None:
+    docs = _docs()
+    out = rerank_items(tiny_scorer, QUERY, docs, text=lambda d: d.body)
+    assert sorted(h.item.tag for h in out.hits) == [0, 2, 4]
+    assert [d.tag for d in out.skipped] == [1, 3, 5]
+    assert all(h.item is docs[h.index] for h in out.hits)
+    assert all(type(h.score) is float for h in out.hits)
+    core = tiny_scorer.rerank(QUERY, [d.body for d in docs])
+    assert [(h.index, h.score) for h in out.hits] == [(h.index, h.score) for h in core.hits]
+    assert out.pairs == core.pairs == 3
+    assert docs == _docs()  # not changed
+
+
+def test_rerank_items_applies_the_selection(tiny_scorer: CrossEncoderScorer) -> None:
+    docs = _docs()
+    out = rerank_items(
+        tiny_scorer, QUERY, docs, text=lambda d: d.body, selection=Selection(top_k=2)
+    )
+    full = rerank_items(tiny_scorer, QUERY, docs, text=lambda d: d.body)
+    assert [h.index for h in out.hits] == [h.index for h in full.hits][:2]
+
+
+def test_passages_are_cut_from_the_content_not_the_prefixed_text(
+    tiny_model_dir: Path,
+) -> None:
+    scorer = CrossEncoderScorer(tiny_model_dir, long_documents="chunk", max_length=24)
+    long = " ".join(["the cat and the dog"] * 20 + ["the drug on blood cells"])
+    docs = [Doc(long, 0), Doc("blood cells", 1)]
+    out = rerank_items(
+        scorer,
+        QUERY,
+        docs,
+        text=lambda d: f"title: x\n{d.body}",
+        content=lambda d: d.body,
+        passages=True,
+    )
+    for hit in out.hits:
+        body = hit.item.body
+        assert body is not None
+        handed, span = cut_passage(body, hit.passage)
+        if span is None:
+            assert handed == body
+        else:
+            assert handed == body[span[0] : span[1]]
+            assert handed and handed in body
+    long_hit = next(h for h in out.hits if h.index == 0)
+    assert long_hit.passage is not None
+    assert long_hit.passage[1] - long_hit.passage[0] < len(long)
+
+
+def test_cut_passage_without_a_passage_keeps_the_content() -> None:
+    assert cut_passage("abc def", None) == ("abc def", None)
+    assert cut_passage("abc def", (4, 7)) == ("def", [4, 7])
+
+
+def test_async_matches_sync(tiny_scorer: CrossEncoderScorer) -> None:
+    docs = _docs()
+    sync = rerank_items(tiny_scorer, QUERY, docs, text=lambda d: d.body)
+    got = asyncio.run(arerank_items(tiny_scorer, QUERY, docs, text=lambda d: d.body))
+    assert got == sync
+
+
+def test_items_must_be_a_list(tiny_scorer: CrossEncoderScorer) -> None:
+    with pytest.raises(TypeError, match="items must be a list, got str"):
+        rerank_items(tiny_scorer, QUERY, "abc", text=str)  # type: ignore[arg-type]
+
+
+def test_no_items_do_not_load_the_model(tiny_model_dir: Path) -> None:
+    scorer = CrossEncoderScorer(tiny_model_dir)
+    out = rerank_items(scorer, QUERY, [], text=lambda d: d)
+    assert out.hits == [] and out.skipped == [] and not scorer.is_loaded
+
+
+def test_the_scorer_protocol_accepts_the_core_scorer(tiny_scorer: CrossEncoderScorer) -> None:
+    assert isinstance(tiny_scorer, RerankScorer)
+    assert not isinstance(object(), RerankScorer)
+    assert Ranked(item="x", index=0, score=1.0).passage is None
