@@ -305,7 +305,7 @@ def _texts_and_contents(
     if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
         raise TypeError(f"items must be a list, got {type(items).__name__}")
     texts = [text(item) for item in items]
-    contents = None
+    contents: list[str | None] | None = None
     if passages and content is not None:
         contents = [content(item) or "" for item in items]
     return texts, contents
