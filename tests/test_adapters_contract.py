@@ -1,0 +1,517 @@
+"""What every adapter must do, checked the same way for Haystack, LangChain and LlamaIndex.
+
+Each framework gets a small kit that builds its adapter, turns plain texts into that
+framework's objects, runs it (sync and async) and reads the results back. The behaviours
+are written once below; what only one framework has lives in its own test file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import importlib
+import json
+import logging
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import tomllib
+
+from crossrank import CrossEncoderScorer
+from crossrank.adapters import SCORER_OPTIONS, SECRET_OPTIONS, SPAN_KEY, scorer_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+QUERY = "what is the effect of the drug on blood cells"
+WORDS = "the drug blood cells cancer risk gene protein study patients dose heart brain".split()
+
+
+def _texts(n: int, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS, size=int(rng.integers(3, 40)))) for _ in range(n)]
+
+
+@dataclass(frozen=True)
+class Out:
+    """One returned candidate, read back from the framework's object."""
+
+    index: int
+    score: float
+    content: str
+    span: list[int] | None
+
+
+#: Bad queries, the error and its message: the same through the core and every adapter.
+BAD_QUERIES = [
+    ("", ValueError, "query must contain non-whitespace text, got ''"),
+    ("   \n\t", ValueError, "query must contain non-whitespace text"),
+    (None, TypeError, "query must be a string, got None"),
+    (42, TypeError, "query must be a string, got int"),
+    (b"bytes", TypeError, "query must be a string, got bytes"),
+]
+
+
+# ---------------------------------------------------------------------- kits
+
+
+class Kit:
+    """How the suite drives one framework's adapter (public API only)."""
+
+    name: str
+    extra: str
+    module: str
+    framework_modules: tuple[str, ...]
+    top: str = "top_n"
+
+    def cls(self) -> Any:
+        raise NotImplementedError
+
+    def make(self, model: Path | str, **options: Any) -> Any:
+        if "top_k" in options:
+            options[self.top] = options.pop("top_k")
+        return self.cls()(model=str(model), **self.convert(options))
+
+    def convert(self, options: dict[str, Any]) -> dict[str, Any]:
+        return options
+
+    def inputs(self, texts: list[str | None]) -> list[Any]:
+        raise NotImplementedError
+
+    def run(self, adapter: Any, query: str, objs: list[Any]) -> list[Out]:
+        raise NotImplementedError
+
+    async def arun(self, adapter: Any, query: str, objs: list[Any]) -> list[Out]:
+        raise NotImplementedError
+
+    def snapshot(self, objs: list[Any]) -> Any:
+        return [o.model_dump() if hasattr(o, "model_dump") else o.to_dict() for o in objs]
+
+    def round_trip(self, adapter: Any) -> Any:
+        raise NotImplementedError
+
+    def scorer(self, adapter: Any) -> CrossEncoderScorer:
+        scorer = getattr(adapter, "scorer", None)
+        return scorer if scorer is not None else adapter._scorer
+
+
+class HaystackKit(Kit):
+    name = "haystack"
+    extra = "haystack"
+    module = "haystack_integrations.components.rankers.crossrank"
+    framework_modules = ("haystack",)
+    top = "top_k"
+
+    def cls(self) -> Any:
+        from haystack_integrations.components.rankers.crossrank import CrossEncoderRanker
+
+        return CrossEncoderRanker
+
+    def convert(self, options: dict[str, Any]) -> dict[str, Any]:
+        from haystack.utils import ComponentDevice
+
+        if isinstance(options.get("device"), str):
+            options["device"] = ComponentDevice.from_str(options["device"])
+        return options
+
+    def inputs(self, texts: list[str | None]) -> list[Any]:
+        from haystack import Document
+
+        return [Document(content=t, id=str(i), meta={"i": i}) for i, t in enumerate(texts)]
+
+    def _read(self, docs: list[Any]) -> list[Out]:
+        return [Out(d.meta["i"], d.score, d.content, d.meta.get(SPAN_KEY)) for d in docs]
+
+    def run(self, adapter: Any, query: str, objs: list[Any]) -> list[Out]:
+        return self._read(adapter.run(query=query, documents=objs)["documents"])
+
+    async def arun(self, adapter: Any, query: str, objs: list[Any]) -> list[Out]:
+        return self._read((await adapter.run_async(query=query, documents=objs))["documents"])
+
+    def round_trip(self, adapter: Any) -> Any:
+        return self.cls().from_dict(json.loads(json.dumps(adapter.to_dict())))
+
+
+class LangChainKit(Kit):
+    name = "langchain"
+    extra = "langchain"
+    module = "langchain_crossrank"
+    framework_modules = ("langchain_core",)
+
+    def cls(self) -> Any:
+        from langchain_crossrank import CrossEncoderRerank
+
+        return CrossEncoderRerank
+
+    def inputs(self, texts: list[str | None]) -> list[Any]:
+        from langchain_core.documents import Document
+
+        return [Document(page_content=t or "", metadata={"i": i}) for i, t in enumerate(texts)]
+
+    def _read(self, docs: Any) -> list[Out]:
+        return [
+            Out(d.metadata["i"], d.metadata["relevance_score"], d.page_content,
+                d.metadata.get(SPAN_KEY))
+            for d in docs
+        ]
+
+    def run(self, adapter: Any, query: str, objs: list[Any]) -> list[Out]:
+        return self._read(adapter.compress_documents(objs, query))
+
+    async def arun(self, adapter: Any, query: str, objs: list[Any]) -> list[Out]:
+        return self._read(await adapter.acompress_documents(objs, query))
+
+    def round_trip(self, adapter: Any) -> Any:
+        return self.cls().model_validate(json.loads(adapter.model_dump_json()))
+
+
+class LlamaIndexKit(Kit):
+    name = "llama_index"
+    extra = "llama-index"
+    module = "llama_index.postprocessor.crossrank_rerank"
+    framework_modules = ("llama_index.core",)
+
+    def cls(self) -> Any:
+        from llama_index.postprocessor.crossrank_rerank import CrossEncoderRerank
+
+        return CrossEncoderRerank
+
+    def inputs(self, texts: list[str | None]) -> list[Any]:
+        from llama_index.core.schema import NodeWithScore, TextNode
+
+        return [
+            NodeWithScore(node=TextNode(text=t or "", id_=str(i)), score=0.5)
+            for i, t in enumerate(texts)
+        ]
+
+    def _read(self, nodes: Any) -> list[Out]:
+        from llama_index.core.schema import MetadataMode
+
+        return [
+            Out(int(n.node.node_id), n.score, n.node.get_content(metadata_mode=MetadataMode.NONE),
+                n.node.metadata.get(SPAN_KEY))
+            for n in nodes
+        ]
+
+    def run(self, adapter: Any, query: str, objs: list[Any]) -> list[Out]:
+        from llama_index.core.schema import QueryBundle
+
+        return self._read(adapter.postprocess_nodes(objs, query_bundle=QueryBundle(query)))
+
+    async def arun(self, adapter: Any, query: str, objs: list[Any]) -> list[Out]:
+        from llama_index.core.schema import QueryBundle
+
+        return self._read(
+            await adapter.apostprocess_nodes(objs, query_bundle=QueryBundle(query))
+        )
+
+    def round_trip(self, adapter: Any) -> Any:
+        return self.cls().from_dict(json.loads(json.dumps(adapter.to_dict())))
+
+
+KITS = [HaystackKit(), LangChainKit(), LlamaIndexKit()]
+
+
+@pytest.fixture(params=KITS, ids=[k.name for k in KITS])
+def kit(request: pytest.FixtureRequest) -> Kit:
+    return request.param  # type: ignore[no-any-return]
+
+
+def _core(model: Path, texts: list[str | None], **options: Any) -> list[tuple[int, float]]:
+    hits = CrossEncoderScorer(model, device="cpu").rerank(QUERY, texts, **options).hits
+    return [(h.index, h.score) for h in hits]
+
+
+def _pairs(outs: list[Out]) -> list[tuple[int, float]]:
+    return [(o.index, o.score) for o in outs]
+
+
+def _assert_same(got: list[tuple[int, float]], want: list[tuple[int, float]]) -> None:
+    assert [i for i, _ in got] == [i for i, _ in want]
+    np.testing.assert_allclose([s for _, s in got], [s for _, s in want], atol=1e-6)
+
+
+# ---------------------------------------------------------------------- scoring
+
+
+def test_scores_and_order_are_the_cores(kit: Kit, tiny_model_dir: Path) -> None:
+    texts: list[str | None] = list(_texts(25, seed=9))
+    outs = kit.run(kit.make(tiny_model_dir, top_k=25), QUERY, kit.inputs(texts))
+    _assert_same(_pairs(outs), _core(tiny_model_dir, texts))
+    assert all(type(o.score) is float for o in outs)
+    assert [o.content for o in outs] == [texts[o.index] for o in outs]
+
+
+def test_top_k_and_threshold_select_as_the_core(kit: Kit, tiny_model_dir: Path) -> None:
+    texts: list[str | None] = list(_texts(12, seed=3))
+    scores = sorted(s for _, s in _core(tiny_model_dir, texts))
+    threshold = scores[4]
+    adapter = kit.make(tiny_model_dir, top_k=5, score_threshold=threshold)
+    outs = kit.run(adapter, QUERY, kit.inputs(texts))
+    _assert_same(_pairs(outs), _core(tiny_model_dir, texts, top_k=5, score_threshold=threshold))
+    assert len(outs) == 5
+
+
+def test_the_callers_objects_are_not_changed(kit: Kit, tiny_model_dir: Path) -> None:
+    texts: list[str | None] = [*_texts(5, seed=1), " ".join(WORDS * 12)]
+    objs = kit.inputs(texts)
+    before = copy.deepcopy(kit.snapshot(objs))
+    adapter = kit.make(
+        tiny_model_dir, top_k=3, long_documents="chunk", max_length=32, passage_only=True
+    )
+    kit.run(adapter, QUERY, objs)
+    asyncio.run(kit.arun(adapter, QUERY, objs))
+    assert kit.snapshot(objs) == before
+
+
+def test_blank_candidates_are_reported_and_the_rest_returned(
+    kit: Kit, tiny_model_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    texts: list[str | None] = ["the drug", "", "blood cells", "   \n", "a dose"]
+    with caplog.at_level(logging.WARNING, logger="crossrank"):
+        outs = kit.run(kit.make(tiny_model_dir, top_k=10), QUERY, kit.inputs(texts))
+    assert sorted(o.index for o in outs) == [0, 2, 4]
+    reports = [r for r in caplog.records if "have no text" in r.getMessage()]
+    assert len(reports) == 1 and "2 of 5" in reports[0].getMessage()
+
+
+def test_no_candidates_give_nothing_without_loading(kit: Kit, tiny_model_dir: Path) -> None:
+    adapter = kit.make(tiny_model_dir, top_k=3)
+    assert kit.run(adapter, QUERY, []) == []
+    assert not kit.scorer(adapter).is_loaded
+
+
+@pytest.mark.parametrize(("query", "error", "message"), BAD_QUERIES)
+def test_bad_queries_fail_as_in_the_core(
+    kit: Kit, tiny_model_dir: Path, query: Any, error: type[Exception], message: str
+) -> None:
+    if kit.name == "llama_index" and not isinstance(query, str):
+        pytest.skip("a QueryBundle only holds strings")
+    with pytest.raises(error, match=message):
+        CrossEncoderScorer(tiny_model_dir).rank(query, ["text"])
+    with pytest.raises(error, match=message):
+        kit.run(kit.make(tiny_model_dir), query, kit.inputs(["text"]))
+
+
+# ---------------------------------------------------------------------- evidence budget
+
+
+def test_token_budget_counts_what_is_handed_on(kit: Kit, tiny_model_dir: Path) -> None:
+    texts: list[str | None] = list(_texts(10, seed=5))
+    adapter = kit.make(tiny_model_dir, top_k=10, token_budget=60)
+    outs = kit.run(adapter, QUERY, kit.inputs(texts))
+    _assert_same(_pairs(outs), _core(tiny_model_dir, texts, token_budget=60))
+    scorer = kit.scorer(adapter)
+    assert 0 < sum(scorer.count_tokens([o.content for o in outs])) <= 60
+
+
+def test_passages_are_the_cores_and_cut_from_the_content(kit: Kit, tiny_model_dir: Path) -> None:
+    long = " ".join(["the cat and the dog"] * 30 + ["the drug on blood cells"])
+    texts: list[str | None] = [long, *_texts(4, seed=2)]
+    options = {"long_documents": "chunk", "max_length": 32}
+    adapter = kit.make(tiny_model_dir, top_k=5, passage_only=True, token_budget=200, **options)
+    outs = kit.run(adapter, QUERY, kit.inputs(texts))
+    core = CrossEncoderScorer(tiny_model_dir, **options).rerank(  # type: ignore[arg-type]
+        QUERY, texts, top_k=5, token_budget=200, passages=True
+    )
+    assert [o.index for o in outs] == [h.index for h in core.hits]
+    for out, hit in zip(outs, core.hits, strict=True):
+        original = texts[out.index]
+        assert original is not None
+        if hit.passage is None:
+            assert out.span is None and out.content == original
+        else:
+            assert out.span == list(hit.passage)
+            assert out.content == original[hit.passage[0] : hit.passage[1]]
+    long_out = next(o for o in outs if o.index == 0)
+    assert long_out.span is not None and len(long_out.content) < len(long)
+
+
+# ---------------------------------------------------------------------- score contract
+
+
+def test_calibrated_scores_are_the_cores(kit: Kit, tiny_model_dir: Path, tmp_path: Path) -> None:
+    from crossrank.calibration import fit_platt, save_calibration
+
+    fit = fit_platt([-2.0, -1.0, -0.5, 0.5, 1.0, 2.0], [0, 0, 1, 0, 1, 1])
+    path = save_calibration(tmp_path / "cal.json", {"platt": fit}, method="platt")
+    texts: list[str | None] = list(_texts(8, seed=4))
+    adapter = kit.make(tiny_model_dir, top_k=8, activation="calibrated", calibration=str(path))
+    outs = kit.run(adapter, QUERY, kit.inputs(texts))
+    core = CrossEncoderScorer(tiny_model_dir, activation="calibrated", calibration=path)
+    want = [(h.index, h.score) for h in core.rerank(QUERY, texts).hits]
+    _assert_same(_pairs(outs), want)
+    rebuilt = kit.round_trip(adapter)
+    _assert_same(_pairs(kit.run(rebuilt, QUERY, kit.inputs(texts))), want)
+
+
+def test_relative_cut_is_the_cores_and_refused_on_raw_logits(
+    kit: Kit, tiny_model_dir: Path
+) -> None:
+    with pytest.raises(ValueError, match="min_relative_score needs non-negative scores"):
+        kit.make(tiny_model_dir, activation="raw", min_relative_score=0.5)
+    texts: list[str | None] = list(_texts(10, seed=6))
+    outs = kit.run(kit.make(tiny_model_dir, top_k=10, min_relative_score=0.9), QUERY,
+                   kit.inputs(texts))
+    _assert_same(_pairs(outs), _core(tiny_model_dir, texts, min_relative_score=0.9))
+
+
+@pytest.mark.parametrize(("option", "value", "error"), [
+    ("top_k", 0, ValueError),
+    ("top_k", "3", TypeError),
+    ("score_threshold", float("nan"), ValueError),
+    ("token_budget", 0, ValueError),
+    ("min_relative_score", 1.5, ValueError),
+    ("batch_size", 0, ValueError),
+    ("long_documents", "split", ValueError),
+])
+def test_bad_settings_fail_at_construction(
+    kit: Kit, tiny_model_dir: Path, option: str, value: Any, error: type[Exception]
+) -> None:
+    name = kit.top if option == "top_k" else option
+    with pytest.raises(error, match=name):
+        kit.make(tiny_model_dir, **{option: value})
+
+
+# ---------------------------------------------------------------------- settings
+
+
+#: A non-default value for each scorer setting; a new setting must be added here.
+_NON_DEFAULTS: dict[str, Any] = {
+    "device": "cpu",
+    "batch_size": 7,
+    "max_tokens_per_batch": 512,
+    "max_length": 64,
+    "activation": "raw",
+    "backend": "torch-bf16",
+    "onnx_cache_dir": "/tmp/crossrank-onnx-test",
+    "long_documents": "chunk",
+    "max_windows": 3,
+    "window_stride": 8,
+    "aggregation": "mean-top",
+    "top_windows": 3,
+    "cache_dir": "/tmp/crossrank-hf-test",
+    "revision": "v1",
+    "local_files_only": True,
+    "trust_remote_code": True,
+    "model_kwargs": {"attn_implementation": "eager"},
+    "tokenizer_kwargs": {"model_max_length": 64},
+    "config_kwargs": {"hidden_dropout_prob": 0.0},
+}
+#: Settings checked elsewhere: the model (every test), calibration (its own test), secrets.
+_ELSEWHERE = {"model", "calibration", *SECRET_OPTIONS}
+
+
+def test_every_scorer_setting_has_a_value_in_this_suite() -> None:
+    missing = set(SCORER_OPTIONS) - set(_NON_DEFAULTS) - _ELSEWHERE
+    assert not missing, f"add a non-default value for {sorted(missing)} to _NON_DEFAULTS"
+
+
+def test_every_scorer_setting_reaches_the_scorer_and_survives_a_round_trip(
+    kit: Kit, tiny_model_dir: Path
+) -> None:
+    given = {k: v for k, v in _NON_DEFAULTS.items() if k in SCORER_OPTIONS}
+    adapter = kit.make(tiny_model_dir, **copy.deepcopy(given))
+    for restored in (adapter, kit.round_trip(adapter)):
+        settings = scorer_settings(kit.scorer(restored))
+        assert settings["model"] == str(tiny_model_dir)
+        for name, value in given.items():
+            assert settings[name] == value, name
+
+
+def test_adapter_defaults_are_the_scorers(kit: Kit, tiny_model_dir: Path) -> None:
+    settings = scorer_settings(kit.scorer(kit.make(tiny_model_dir)))
+    for name, default in SCORER_OPTIONS.items():
+        if name in _ELSEWHERE or name == "device":
+            continue  # device: adapters resolve it to the one in use, as their peers do
+        assert settings[name] == default, name
+
+
+def test_round_trip_gives_the_same_results(kit: Kit, tiny_model_dir: Path) -> None:
+    texts: list[str | None] = list(_texts(8, seed=7))
+    adapter = kit.make(tiny_model_dir, top_k=4, score_threshold=0.0, token_budget=500)
+    rebuilt = kit.round_trip(adapter)
+    assert type(rebuilt) is type(adapter)
+    _assert_same(
+        _pairs(kit.run(rebuilt, QUERY, kit.inputs(texts))),
+        _pairs(kit.run(adapter, QUERY, kit.inputs(texts))),
+    )
+
+
+# ---------------------------------------------------------------------- concurrency
+
+
+def test_threads_share_one_adapter_safely(kit: Kit, tiny_model_dir: Path) -> None:
+    adapter = kit.make(tiny_model_dir, top_k=5)
+    jobs = [(f"{QUERY} {i}", _texts(30, seed=i)) for i in range(16)]
+    sequential = [_pairs(kit.run(adapter, q, kit.inputs(list(t)))) for q, t in jobs]
+
+    def call(i: int) -> list[tuple[int, float]]:
+        q, t = jobs[i % len(jobs)]
+        return _pairs(kit.run(adapter, q, kit.inputs(list(t))))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(call, range(4 * len(jobs))))
+    for i, got in enumerate(results):
+        assert got == sequential[i % len(jobs)]
+
+
+def test_concurrent_async_calls_keep_the_event_loop_running(
+    kit: Kit, tiny_model_dir: Path
+) -> None:
+    adapter = kit.make(tiny_model_dir, top_k=5)
+    jobs = [(f"{QUERY} {i}", _texts(200, seed=i)) for i in range(20)]
+
+    async def main() -> tuple[list[Any], list[Any], int]:
+        sequential = [_pairs(await kit.arun(adapter, q, kit.inputs(list(t)))) for q, t in jobs]
+        ticks = 0
+        done = asyncio.Event()
+
+        async def heartbeat() -> None:
+            nonlocal ticks
+            while not done.is_set():
+                ticks += 1
+                await asyncio.sleep(0)
+
+        beat = asyncio.create_task(heartbeat())
+        concurrent = await asyncio.gather(
+            *(kit.arun(adapter, q, kit.inputs(list(t))) for q, t in jobs)
+        )
+        done.set()
+        await beat
+        return sequential, [_pairs(c) for c in concurrent], ticks
+
+    sequential, concurrent, ticks = asyncio.run(main())
+    assert concurrent == sequential
+    assert all(len(r) == 5 for r in concurrent)
+    # Scoring runs off the loop's thread: the loop kept turning meanwhile. On the loop's
+    # thread the heartbeat could run at most about once per call.
+    assert ticks > 2 * len(jobs)
+
+
+# ---------------------------------------------------------------------- packaging
+
+
+def _extras() -> set[str]:
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    return set(data["project"]["optional-dependencies"])
+
+
+def test_a_missing_framework_names_the_extra(kit: Kit, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = kit.module.split(".")[0]
+    for name in list(sys.modules):
+        if name == kit.module or name.startswith(kit.module + ".") or (
+            root == "langchain_crossrank" and name.startswith(root)
+        ):
+            monkeypatch.delitem(sys.modules, name)
+    for framework in kit.framework_modules:
+        for name in [framework, *(m for m in sys.modules if m.startswith(framework + "."))]:
+            monkeypatch.setitem(sys.modules, name, None)  # makes `import name` fail
+    with pytest.raises(ImportError) as info:
+        importlib.import_module(kit.module)
+    message = str(info.value)
+    assert f'pip install "crossrank[{kit.extra}]"' in message
+    assert kit.extra in _extras()
