@@ -36,7 +36,7 @@ def test_a_file_is_not_a_model_folder(tmp_path: Path) -> None:
 
 
 def test_folder_without_config(tmp_path: Path) -> None:
-    with pytest.raises(UnsupportedModelError, match="the folder has no config.json"):
+    with pytest.raises(UnsupportedModelError, match=r"the folder has no config\.json"):
         CrossEncoderScorer(tmp_path).warm_up()
 
 
@@ -88,3 +88,98 @@ def test_three_label_model_is_rejected(tmp_path: Path) -> None:
     folder = build_tiny_model(tmp_path / "three", num_labels=3)
     with pytest.raises(UnsupportedModelError, match="it has 3 output labels"):
         CrossEncoderScorer(folder).warm_up()
+
+
+# ------------------------------------------------------------ model/tokenizer/config kwargs
+
+
+def test_config_kwargs_reach_the_loaded_config(tiny_model_dir: Path) -> None:
+    scorer = CrossEncoderScorer(
+        tiny_model_dir, device="cpu", config_kwargs={"hidden_dropout_prob": 0.0}
+    )
+    scorer.warm_up()
+    assert scorer._model().model.config.hidden_dropout_prob == 0.0
+    default = CrossEncoderScorer(tiny_model_dir, device="cpu")
+    default.warm_up()
+    assert default._model().model.config.hidden_dropout_prob == 0.1  # the saved value
+
+
+def test_tokenizer_kwargs_change_the_resolved_max_length(tiny_model_dir: Path) -> None:
+    scorer = CrossEncoderScorer(
+        tiny_model_dir, device="cpu", tokenizer_kwargs={"model_max_length": 64}
+    )
+    assert scorer.max_length == 64
+    assert CrossEncoderScorer(tiny_model_dir, device="cpu").max_length == 128
+    details = scorer.score_details("capital", ["paris " * 70])
+    assert details.truncated == [True]
+
+
+@pytest.mark.parametrize(
+    "model_kwargs",
+    [{"torch_dtype": "bfloat16"}, {"dtype": "bfloat16"}, {"torch_dtype": "torch.bfloat16"}],
+)
+def test_model_kwargs_dtype_strings_load_the_model_in_that_dtype(
+    tiny_model_dir: Path, tiny_scorer: CrossEncoderScorer, model_kwargs: dict[str, str]
+) -> None:
+    import torch
+
+    scorer = CrossEncoderScorer(tiny_model_dir, device="cpu", model_kwargs=model_kwargs)
+    texts = ["paris is the capital of france", "the cat and the dog"]
+    scores = scorer.score("capital of france", texts)
+    assert next(scorer._model().model.parameters()).dtype == torch.bfloat16
+    assert all(type(s) is float for s in scores)
+    reference = tiny_scorer.score("capital of france", texts)
+    assert scores == pytest.approx(reference, abs=0.05)
+    assert scorer.model_kwargs == model_kwargs  # kept as given
+
+
+def test_load_kwargs_are_copied_and_none_stays_none(tiny_model_dir: Path) -> None:
+    given = {"hidden_dropout_prob": 0.0}
+    scorer = CrossEncoderScorer(tiny_model_dir, config_kwargs=given)
+    given["hidden_dropout_prob"] = 0.5
+    assert scorer.config_kwargs == {"hidden_dropout_prob": 0.0}
+    assert scorer.config_kwargs is not given
+    plain = CrossEncoderScorer(tiny_model_dir)
+    assert (plain.model_kwargs, plain.tokenizer_kwargs, plain.config_kwargs) == (None, None, None)
+
+
+@pytest.mark.parametrize("option", ["model_kwargs", "tokenizer_kwargs", "config_kwargs"])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("torch_dtype=bfloat16", "must be a dict of keyword arguments .* got str"),
+        ([("a", 1)], "must be a dict of keyword arguments .* got list"),
+        ({1: "x"}, "keys must be strings, got int 1"),
+    ],
+)
+def test_load_kwargs_must_be_dicts_with_string_keys(
+    option: str, value: object, message: str
+) -> None:
+    with pytest.raises(TypeError, match=f"{option} {message}"):
+        CrossEncoderScorer("some/model", **{option: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("option", "key", "instead"),
+    [
+        ("model_kwargs", "revision", r"CrossEncoderScorer\(revision=...\)"),
+        ("model_kwargs", "trust_remote_code", r"CrossEncoderScorer\(trust_remote_code=...\)"),
+        ("model_kwargs", "config", "config_kwargs"),
+        ("tokenizer_kwargs", "token", r"CrossEncoderScorer\(token=...\)"),
+        ("tokenizer_kwargs", "cache_dir", r"CrossEncoderScorer\(cache_dir=...\)"),
+        ("config_kwargs", "local_files_only", r"CrossEncoderScorer\(local_files_only=...\)"),
+    ],
+)
+def test_load_kwargs_clashing_with_crossrank_options_say_what_to_use(
+    option: str, key: str, instead: str
+) -> None:
+    with pytest.raises(ValueError, match=f"{option} must not set '{key}'.*{instead}"):
+        CrossEncoderScorer("some/model", **{option: {key: "x"}})  # type: ignore[arg-type]
+
+
+def test_a_bad_model_kwarg_is_reported_with_the_option(tiny_model_dir: Path) -> None:
+    scorer = CrossEncoderScorer(tiny_model_dir, device="cpu", model_kwargs={"bogus": 1})
+    with pytest.raises(ModelLoadError, match="bogus") as info:
+        scorer.warm_up()
+    assert "Check model_kwargs (bogus)" in info.value.hint
+    assert not scorer.is_loaded

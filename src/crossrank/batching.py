@@ -1,10 +1,13 @@
-"""Plan forward passes: sort by length to cut padding, cap pairs and padded tokens."""
+"""Plan forward passes: sort by length to cut padding, cap pairs and padded tokens; pad
+each batch's token rows into arrays."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-__all__ = ["plan_batches"]
+import numpy as np
+
+__all__ = ["pad_batch", "plan_batches"]
 
 
 def plan_batches(
@@ -34,3 +37,33 @@ def plan_batches(
     if current:
         batches.append(current)
     return batches
+
+
+def pad_batch(
+    features: Mapping[str, Sequence[Sequence[int]]], pad_token_id: int, *, left: bool = False
+) -> dict[str, np.ndarray]:
+    """Pad one batch's token rows to the longest row, as int64 arrays.
+
+    Args:
+        features: Rows per model input (``input_ids``, ``attention_mask``,
+            ``token_type_ids``...), all with the same number of rows and the same length
+            per row.
+        pad_token_id: Fills ``input_ids``; every other input is filled with 0.
+        left: Pad on the left (tokenizers with ``padding_side="left"``), else on the right.
+
+    Returns:
+        One ``(rows, longest row)`` array per input.
+    """
+    n = len(features["input_ids"])
+    width = max(len(r) for r in features["input_ids"])
+    out: dict[str, np.ndarray] = {}
+    for key, rows in features.items():
+        fill = pad_token_id if key == "input_ids" else 0
+        arr = np.full((n, width), fill, dtype=np.int64)
+        for i, r in enumerate(rows):
+            if left:
+                arr[i, width - len(r) :] = r
+            else:
+                arr[i, : len(r)] = r
+        out[key] = arr
+    return out

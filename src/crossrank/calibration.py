@@ -19,6 +19,7 @@ applies one. See docs/scores.md.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import tempfile
@@ -30,17 +31,23 @@ from typing import Any, Literal
 import numpy as np
 
 __all__ = [
+    "ACTIVATIONS",
     "CALIBRATION_FILE",
     "METHODS",
+    "Activation",
     "Calibration",
+    "activate",
     "brier_score",
     "expected_calibration_error",
     "fit_platt",
     "fit_temperature",
     "load_calibration",
     "log_loss",
+    "resolve_calibration",
     "save_calibration",
 ]
+
+logger = logging.getLogger("crossrank")
 
 #: File name ``crossrank calibrate`` writes beside a model, and the scorer looks for.
 CALIBRATION_FILE = "crossrank_calibration.json"
@@ -50,11 +57,14 @@ _FORMAT = "crossrank-calibration"
 _VERSION = 1
 
 Method = Literal["temperature", "platt"]
+Activation = Literal["sigmoid", "raw", "calibrated"]
+#: How a raw logit becomes the score the scorer returns (see :func:`activate`).
+ACTIVATIONS: tuple[str, ...] = ("sigmoid", "raw", "calibrated")
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
-        return 1.0 / (1.0 + np.exp(-x))
+        return np.asarray(1.0 / (1.0 + np.exp(-x)), dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,3 +354,92 @@ def load_calibration(path: str | os.PathLike[str], *, method: str | None = None)
         model=payload.get("model"),
         source=str(source),
     )
+
+
+# ---------------------------------------------------------------------- activation
+
+
+def resolve_calibration(
+    activation: str, calibration: str | os.PathLike[str] | Calibration | None, model: str
+) -> Calibration | None:
+    """Check ``activation`` and find the calibration it applies.
+
+    Args:
+        activation: One of :data:`ACTIVATIONS`.
+        calibration: With ``"calibrated"``: a file written by ``crossrank calibrate``, a
+            folder holding :data:`CALIBRATION_FILE`, or a :class:`Calibration`; None: the
+            file in ``model``'s folder. Must be None with any other activation.
+        model: The scorer's model id or folder (for the default file and a mismatch
+            warning).
+
+    Returns:
+        The calibration, or None when ``activation`` is not ``"calibrated"``.
+
+    Raises:
+        ValueError: An unknown activation, a calibration without ``"calibrated"``, no
+            calibration to be found, or a file that is not a crossrank calibration.
+        TypeError: ``calibration`` is neither a path nor a :class:`Calibration`.
+        FileNotFoundError: The calibration file does not exist.
+    """
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    if activation != "calibrated":
+        if calibration is not None:
+            raise ValueError(
+                f"calibration is only used with activation='calibrated', got "
+                f"activation={activation!r}"
+            )
+        return None
+    if calibration is None:
+        beside = Path(model).expanduser() / CALIBRATION_FILE
+        if not beside.is_file():
+            raise ValueError(
+                "activation='calibrated' needs a calibration: pass calibration=FILE, or run "
+                f"`crossrank calibrate --model {model} --data DIR` to write {CALIBRATION_FILE} "
+                "beside a local model"
+            )
+        calibration = beside
+    if isinstance(calibration, Calibration):
+        found = calibration
+    elif isinstance(calibration, (str, os.PathLike)):
+        found = load_calibration(calibration)
+    else:
+        raise TypeError(
+            "calibration must be a file path, a folder or a Calibration, got "
+            f"{type(calibration).__name__}"
+        )
+    if found.model and Path(found.model).name != Path(model).name:
+        logger.warning(
+            "crossrank: the calibration %s was fitted for %s, not %s; its probabilities "
+            "may be off",
+            found.source or "",
+            found.model,
+            model,
+        )
+    return found
+
+
+def activate(
+    raw: np.ndarray, activation: str, calibration: Calibration | None = None
+) -> np.ndarray:
+    """Turn raw relevance logits into scores.
+
+    ``"raw"`` returns them as they are, ``"sigmoid"`` maps them into (0, 1), and
+    ``"calibrated"`` applies ``calibration`` (required then; see
+    :func:`resolve_calibration`).
+
+    Raises:
+        ValueError: An unknown activation, or ``"calibrated"`` without a calibration.
+    """
+    if activation == "raw":
+        return raw
+    if activation == "sigmoid":
+        return _sigmoid(raw)
+    if activation == "calibrated":
+        if calibration is None:
+            raise ValueError(
+                "activation='calibrated' needs a Calibration, got None; find one with "
+                "resolve_calibration()"
+            )
+        return calibration.apply(raw)
+    raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")

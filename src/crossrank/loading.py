@@ -1,5 +1,11 @@
 """Load a cross-encoder (tokenizer + sequence-classification model) and wrap its forward pass.
 
+:func:`load_model` is the hub; the steps are small functions: :func:`resolve_source`
+(a local folder or a Hub id), one error wrapper around every ``from_pretrained`` call,
+the checks that the files are a cross-encoder, the max-length resolution, and the forward
+construction (torch or ONNX), both of which turn logits into relevance with
+:func:`relevance`.
+
 Failures become :class:`~crossrank.errors.ModelLoadError` subclasses that name the model,
 say what went wrong and what to do.
 """
@@ -7,7 +13,7 @@ say what went wrong and what to do.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +31,25 @@ from crossrank.errors import (
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["LoadedModel", "load_model", "resolve_device"]
+__all__ = [
+    "HUB_OPTIONS",
+    "LoadedModel",
+    "ModelSource",
+    "load_model",
+    "relevance",
+    "reserved_load_kwargs",
+    "resolve_device",
+    "resolve_source",
+]
+
+#: The scorer options crossrank passes to every ``from_pretrained`` call itself.
+HUB_OPTIONS: tuple[str, ...] = (
+    "token",
+    "cache_dir",
+    "revision",
+    "local_files_only",
+    "trust_remote_code",
+)
 
 _UNREACHABLE = (
     "LocalEntryNotFoundError",
@@ -94,24 +118,99 @@ def _exception_names(error: BaseException) -> set[str]:
     return names
 
 
-def _wrap_hub_error(model: str, error: Exception) -> ModelLoadError:
+def reserved_load_kwargs(option: str) -> dict[str, str]:
+    """Keys ``option`` (``model_kwargs``, ``tokenizer_kwargs`` or ``config_kwargs``) must not
+    hold, because crossrank sets them itself, each with what to do instead."""
+    reserved = {
+        key: f"crossrank passes its own {key}; set CrossEncoderScorer({key}=...) instead"
+        for key in HUB_OPTIONS
+    }
+    if option == "model_kwargs":
+        reserved["config"] = (
+            "crossrank passes the config it loaded; put config settings in config_kwargs"
+        )
+        reserved["output_loading_info"] = (
+            "crossrank sets it to check the relevance head; leave it out"
+        )
+    elif option == "config_kwargs":
+        reserved["return_unused_kwargs"] = "crossrank needs the config alone; leave it out"
+    elif option != "tokenizer_kwargs":
+        raise ValueError(
+            "option must be 'model_kwargs', 'tokenizer_kwargs' or 'config_kwargs', got "
+            f"{option!r}"
+        )
+    return reserved
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model is read from.
+
+    Attributes:
+        name: The model as it was asked for (an id or a path), for messages.
+        path: What ``from_pretrained`` reads: the local folder, or the Hub id.
+        folder: The local folder; None for a Hub id.
+    """
+
+    name: str
+    path: str
+    folder: Path | None
+
+    @property
+    def is_local(self) -> bool:
+        """Whether the model is a local folder."""
+        return self.folder is not None
+
+
+def resolve_source(model: str) -> ModelSource:
+    """Decide whether ``model`` is a local folder or a Hugging Face Hub id.
+
+    Raises:
+        ModelNotFoundError: ``model`` is a file, or looks like a path with no folder there.
+        UnsupportedModelError: The folder has no ``config.json``.
+    """
+    local = Path(model).expanduser()
+    if not local.exists():
+        if _looks_like_path(model):
+            raise ModelNotFoundError(
+                model,
+                f"there is no folder at {local}",
+                "Pass an existing local model folder, or a Hugging Face id like "
+                "'cross-encoder/ms-marco-MiniLM-L6-v2'.",
+            )
+        return ModelSource(name=model, path=model, folder=None)
+    if not local.is_dir():
+        raise ModelNotFoundError(
+            model, "it is a file, not a model folder", "Pass the folder that holds config.json."
+        )
+    if not (local / "config.json").is_file():
+        raise UnsupportedModelError(
+            model,
+            "the folder has no config.json",
+            "Pass a Hugging Face model folder (config.json, weights, tokenizer files).",
+        )
+    return ModelSource(name=model, path=str(local), folder=local)
+
+
+def _hub_failure(error: Exception) -> tuple[type[ModelLoadError], str, str]:
+    """Classify a failed Hub load: (error class, reason, hint)."""
     names = _exception_names(error)
     # Checked first: LocalEntryNotFoundError is also an EntryNotFoundError.
     if names & set(_UNREACHABLE) or "offline" in str(error).lower():
-        return HubUnreachableError(
-            model,
+        return (
+            HubUnreachableError,
             "the Hugging Face Hub could not be reached and the model is not in the local cache",
             "Download it once where the Hub is reachable (it is then cached), "
             "or pass the path of a local model folder.",
         )
     if names & set(_NOT_FOUND):
-        return ModelNotFoundError(
-            model,
+        return (
+            ModelNotFoundError,
             "no such model on the Hugging Face Hub (or it is private)",
             "Check the id, pass token=... for a private model, or pass a local folder.",
         )
-    return ModelLoadError(
-        model,
+    return (
+        ModelLoadError,
         f"{type(error).__name__}: {error}",
         "Check that it is a Hugging Face cross-encoder (sequence-classification) model.",
     )
@@ -128,60 +227,60 @@ def _sentence_transformers_max_length(folder: Path) -> int | None:
     return int(value) if isinstance(value, int) and value > 0 else None
 
 
-def load_model(
-    model: str,
-    *,
-    device: str | torch.device | None,
-    max_length: int | None,
-    token: str | None,
-    cache_dir: str | None,
-    revision: str | None,
-    local_files_only: bool,
-    trust_remote_code: bool,
-    backend: str = "torch",
-    onnx_cache_dir: str | None = None,
-) -> LoadedModel:
-    """Load ``model`` and return what the scorer needs; raise a ModelLoadError on failure."""
-    import torch
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+# What each part of a local folder that fails to load says: (error class, reason, hint).
+_LOCAL_FAILURES: dict[str, tuple[type[ModelLoadError], str, str]] = {
+    "config": (
+        UnsupportedModelError,
+        "config.json could not be read ({error})",
+        "Re-download or re-export it.",
+    ),
+    "tokenizer": (
+        UnsupportedModelError,
+        "its tokenizer could not be loaded ({error})",
+        "Add the tokenizer files.",
+    ),
+    "model": (
+        ModelLoadError,
+        "its weights could not be read ({kind}: {error})",
+        "The weight file may be corrupt or incomplete; re-download or re-save it.",
+    ),
+}
+_PART_OPTION = {"config": "config_kwargs", "tokenizer": "tokenizer_kwargs", "model": "model_kwargs"}
 
-    local = Path(model).expanduser()
-    is_local = local.exists()
-    if is_local and not local.is_dir():
-        raise ModelNotFoundError(
-            model, "it is a file, not a model folder", "Pass the folder that holds config.json."
-        )
-    if not is_local and _looks_like_path(model):
-        raise ModelNotFoundError(
-            model,
-            f"there is no folder at {local}",
-            "Pass an existing local model folder, or a Hugging Face id like "
-            "'cross-encoder/ms-marco-MiniLM-L6-v2'.",
-        )
-    if is_local and not (local / "config.json").is_file():
-        raise UnsupportedModelError(
-            model,
-            "the folder has no config.json",
-            "Pass a Hugging Face model folder (config.json, weights, tokenizer files).",
-        )
-    source = str(local) if is_local else model
-    hub_kwargs: dict[str, Any] = {
-        "token": token,
-        "cache_dir": cache_dir,
-        "revision": revision,
-        "local_files_only": local_files_only,
-        "trust_remote_code": trust_remote_code,
-    }
 
+def _from_pretrained(
+    loader: Any,
+    source: ModelSource,
+    part: str,
+    hub_kwargs: Mapping[str, Any],
+    user_kwargs: Mapping[str, Any] | None,
+    **kwargs: Any,
+) -> Any:
+    """``loader.from_pretrained`` with every failure turned into a ModelLoadError.
+
+    ``part`` is ``"config"``, ``"tokenizer"`` or ``"model"``. A local folder's failure
+    says which part of the folder is wrong; a Hub id's is classified by
+    :func:`_hub_failure` (unreachable, not found, other). Either way the hint names the
+    user's ``*_kwargs`` when some were passed, as they may be the cause.
+    """
     try:
-        config = AutoConfig.from_pretrained(source, **hub_kwargs)
-    except (OSError, ValueError) as e:
-        if is_local:
-            raise UnsupportedModelError(
-                model, f"config.json could not be read ({e})", "Re-download or re-export it."
-            ) from e
-        raise _wrap_hub_error(model, e) from e
+        return loader.from_pretrained(source.path, **hub_kwargs, **(user_kwargs or {}), **kwargs)
+    except Exception as e:  # config, tokenizer, torch and safetensors each raise their own
+        if source.is_local:
+            cls, reason, hint = _LOCAL_FAILURES[part]
+            reason = reason.format(kind=type(e).__name__, error=e)
+        else:
+            cls, reason, hint = _hub_failure(e)
+        if user_kwargs:
+            hint += (
+                f" Check {_PART_OPTION[part]} ({', '.join(sorted(user_kwargs))}), passed to "
+                f"{getattr(loader, '__name__', 'the loader')}.from_pretrained."
+            )
+        raise cls(source.name, reason, hint) from e
 
+
+def _check_cross_encoder(model: str, config: Any) -> int:
+    """Return the number of labels if ``config`` is a one- or two-logit cross-encoder."""
     architectures = list(getattr(config, "architectures", None) or [])
     if architectures and not any(a.endswith("ForSequenceClassification") for a in architectures):
         raise UnsupportedModelError(
@@ -198,15 +297,10 @@ def load_model(
             f"it has {num_labels} output labels",
             "crossrank scores relevance with one-logit or two-logit (relevant/not) models.",
         )
+    return num_labels
 
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, **hub_kwargs)
-    except (OSError, ValueError) as e:
-        if is_local:
-            raise UnsupportedModelError(
-                model, f"its tokenizer could not be loaded ({e})", "Add the tokenizer files."
-            ) from e
-        raise _wrap_hub_error(model, e) from e
+
+def _check_fast_tokenizer(model: str, tokenizer: Any) -> None:
     if not getattr(tokenizer, "is_fast", False):
         raise UnsupportedModelError(
             model,
@@ -215,18 +309,8 @@ def load_model(
             "use_fast=True).save_pretrained(folder)).",
         )
 
-    try:
-        net, info = AutoModelForSequenceClassification.from_pretrained(
-            source, config=config, output_loading_info=True, **hub_kwargs
-        )
-    except Exception as e:  # safetensors, torch and transformers each raise their own types
-        if is_local:
-            raise ModelLoadError(
-                model,
-                f"its weights could not be read ({type(e).__name__}: {e})",
-                "The weight file may be corrupt or incomplete; re-download or re-save it.",
-            ) from e
-        raise _wrap_hub_error(model, e) from e
+
+def _check_relevance_head(model: str, info: Mapping[str, Any]) -> None:
     missing = [k for k in info.get("missing_keys", []) if "classifier" in k or "score" in k]
     if missing:
         raise UnsupportedModelError(
@@ -236,75 +320,208 @@ def load_model(
             "Use a fine-tuned cross-encoder, not a base encoder.",
         )
 
+
+def _resolve_max_length(
+    requested: int | None, tokenizer: Any, config: Any, source: ModelSource
+) -> tuple[int, int]:
+    """Tokens per pair the model reads, and the special tokens a pair takes.
+
+    The model's limit is the smallest of the tokenizer's ``model_max_length``, the config's
+    ``max_position_embeddings`` and a sentence-transformers ``max_seq_length`` (512 when
+    none is known); ``requested`` may lower it, not raise it.
+
+    Raises:
+        ValueError: ``requested`` is above the model's limit, or leaves no room for text.
+    """
     limits = [
         v
         for v in (
             tokenizer.model_max_length if tokenizer.model_max_length < 100_000 else None,
             getattr(config, "max_position_embeddings", None),
-            _sentence_transformers_max_length(local) if is_local else None,
+            _sentence_transformers_max_length(source.folder) if source.folder else None,
         )
         if isinstance(v, int) and v > 0
     ]
     model_limit = min(limits) if limits else 512
-    if max_length is not None and max_length > model_limit:
+    if requested is not None and requested > model_limit:
         raise ValueError(
-            f"max_length must be <= the model's limit of {model_limit} tokens, got {max_length}"
+            f"max_length must be <= the model's limit of {model_limit} tokens, got {requested}"
         )
-    effective_max_length = max_length or model_limit
+    max_length = requested or model_limit
     special = int(tokenizer.num_special_tokens_to_add(pair=True))
-    if effective_max_length <= special + 2:
+    if max_length <= special + 2:
         raise ValueError(
             f"max_length must leave room for text beside {special} special tokens, "
-            f"got {effective_max_length}"
+            f"got {max_length}"
         )
+    return max_length, special
+
+
+def relevance(logits: np.ndarray, num_labels: int) -> np.ndarray:
+    """Relevance logits (float64, one per row) from a model's output logits.
+
+    A one-logit model's logit is its relevance; a two-logit (not relevant, relevant)
+    model's is the positive class's log-odds, ``logits[:, 1] - logits[:, 0]`` (its sigmoid
+    is the softmax probability of the positive class).
+
+    Raises:
+        ValueError: ``num_labels`` is not 1 or 2, or ``logits`` has fewer columns.
+    """
+    arr = np.asarray(logits, dtype=np.float64)
+    if num_labels not in (1, 2) or arr.ndim != 2 or arr.shape[1] < num_labels:
+        raise ValueError(
+            f"relevance needs (rows, num_labels) logits with num_labels 1 or 2, got shape "
+            f"{arr.shape} and num_labels={num_labels}"
+        )
+    if num_labels == 1:
+        return arr[:, 0].copy()
+    return arr[:, 1] - arr[:, 0]
+
+
+def _torch_forward(
+    net: Any, device: torch.device, dtype: torch.dtype | None, num_labels: int
+) -> tuple[Callable[[dict[str, np.ndarray]], np.ndarray], Any]:
+    """The model on ``device`` (cast to ``dtype`` if given) and its forward function."""
+    import torch
+
+    net = net.to(device).eval()
+    if dtype is not None:
+        net = net.to(dtype)
+
+    def forward(arrays: dict[str, np.ndarray]) -> np.ndarray:
+        inputs = {k: torch.from_numpy(v).to(device) for k, v in arrays.items()}
+        with torch.inference_mode():
+            logits = net(**inputs).logits.float()
+        return relevance(logits.cpu().numpy(), num_labels)
+
+    return forward, net
+
+
+def _onnx_forward(
+    model: str,
+    net: Any,
+    tokenizer: Any,
+    *,
+    backend: str,
+    num_labels: int,
+    onnx_cache_dir: str | None,
+    load_options: Mapping[str, Any],
+) -> tuple[Callable[[dict[str, np.ndarray]], np.ndarray], Any, str]:
+    """Export ``net`` (fp32) to ONNX, or reuse the cached file, and open a session on it.
+
+    Returns the forward function, the session and the file's path.
+    """
+    from crossrank.onnx_export import export_onnx, make_onnx_forward
+
+    inputs = ("input_ids", "attention_mask", "token_type_ids")
+    names = [n for n in inputs if n in tokenizer.model_input_names]
+    try:
+        path, _ = export_onnx(
+            net.float().eval(),
+            tokenizer,
+            names,
+            precision="int8" if backend == "onnx-int8" else "fp32",
+            onnx_cache_dir=onnx_cache_dir,
+            load_options=load_options,
+        )
+    except Exception as e:  # the exporter raises many types; say which model failed
+        raise ModelLoadError(
+            model,
+            f"its ONNX export failed ({type(e).__name__}: {e})",
+            "Use backend='torch', or report the model's architecture to crossrank.",
+        ) from e
+    forward, session = make_onnx_forward(path, names, num_labels)
+    return forward, session, str(path)
+
+
+def _dtype_names(kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``model_kwargs`` with ``"torch.float16"``-style dtype strings (as Haystack saves
+    them) written ``"float16"``, the form transformers reads."""
+    out = dict(kwargs or {})
+    for key in ("torch_dtype", "dtype"):
+        value = out.get(key)
+        if isinstance(value, str) and value.startswith("torch."):
+            out[key] = value[len("torch.") :]
+    return out
+
+
+def _export_key_options(
+    model_kwargs: Mapping[str, Any] | None, config_kwargs: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The loading options that are part of the ONNX export's cache key (the ones given)."""
+    given = {"model_kwargs": model_kwargs, "config_kwargs": config_kwargs}
+    return {name: dict(value) for name, value in given.items() if value}
+
+
+def load_model(
+    model: str,
+    *,
+    device: str | torch.device | None,
+    max_length: int | None,
+    token: str | None,
+    cache_dir: str | None,
+    revision: str | None,
+    local_files_only: bool,
+    trust_remote_code: bool,
+    backend: str = "torch",
+    onnx_cache_dir: str | None = None,
+    model_kwargs: Mapping[str, Any] | None = None,
+    tokenizer_kwargs: Mapping[str, Any] | None = None,
+    config_kwargs: Mapping[str, Any] | None = None,
+) -> LoadedModel:
+    """Load ``model`` and return what the scorer needs; raise a ModelLoadError on failure.
+
+    ``model_kwargs``, ``tokenizer_kwargs`` and ``config_kwargs`` go to the model's, the
+    tokenizer's and the config's ``from_pretrained`` (checked by the scorer; see
+    :class:`crossrank.CrossEncoderScorer`).
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    source = resolve_source(model)
+    hub_kwargs: dict[str, Any] = {
+        "token": token,
+        "cache_dir": cache_dir,
+        "revision": revision,
+        "local_files_only": local_files_only,
+        "trust_remote_code": trust_remote_code,
+    }
+    config = _from_pretrained(AutoConfig, source, "config", hub_kwargs, config_kwargs)
+    num_labels = _check_cross_encoder(model, config)
+    tokenizer = _from_pretrained(AutoTokenizer, source, "tokenizer", hub_kwargs, tokenizer_kwargs)
+    _check_fast_tokenizer(model, tokenizer)
+    net, info = _from_pretrained(
+        AutoModelForSequenceClassification,
+        source,
+        "model",
+        hub_kwargs,
+        _dtype_names(model_kwargs) if model_kwargs else None,
+        config=config,
+        output_loading_info=True,
+    )
+    _check_relevance_head(model, info)
+    effective_max_length, special = _resolve_max_length(max_length, tokenizer, config, source)
 
     if device is None and backend.startswith("onnx"):
         device = "cpu"  # the ONNX backends run on onnxruntime's CPU provider
     torch_device = resolve_device(device)
     chosen = choose_backend(backend, torch_device)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     onnx_path: str | None = None
-    forward: Callable[[dict[str, np.ndarray]], np.ndarray]
     if chosen.startswith("onnx"):
-        from crossrank.onnx_export import export_onnx, make_onnx_forward
-
-        names = [
-            n
-            for n in ("input_ids", "attention_mask", "token_type_ids")
-            if n in tokenizer.model_input_names
-        ]
-        try:
-            path, _ = export_onnx(
-                net.eval(),
-                tokenizer,
-                names,
-                precision="int8" if chosen == "onnx-int8" else "fp32",
-                onnx_cache_dir=onnx_cache_dir,
-            )
-        except Exception as e:  # the exporter raises many types; say which model failed
-            raise ModelLoadError(
-                model,
-                f"its ONNX export failed ({type(e).__name__}: {e})",
-                "Use backend='torch', or report the model's architecture to crossrank.",
-            ) from e
-        forward, net = make_onnx_forward(path, names, num_labels)
-        onnx_path = str(path)
+        forward, net, onnx_path = _onnx_forward(
+            model,
+            net,
+            tokenizer,
+            backend=chosen,
+            num_labels=num_labels,
+            onnx_cache_dir=onnx_cache_dir,
+            load_options=_export_key_options(model_kwargs, config_kwargs),
+        )
     else:
         dtype = {"torch-bf16": torch.bfloat16, "torch-fp16": torch.float16}.get(chosen)
-        net = net.to(torch_device).eval()
-        if dtype is not None:
-            net = net.to(dtype)
+        forward, net = _torch_forward(net, torch_device, dtype, num_labels)
 
-        def forward(arrays: dict[str, np.ndarray]) -> np.ndarray:
-            inputs = {k: torch.from_numpy(v).to(torch_device) for k, v in arrays.items()}
-            with torch.inference_mode():
-                logits = net(**inputs).logits.float()
-            if num_labels == 1:
-                raw = logits[:, 0]
-            else:
-                raw = logits[:, 1] - logits[:, 0]
-            return raw.cpu().numpy().astype(np.float64)
-
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     return LoadedModel(
         tokenizer=tokenizer,
         model=net,
@@ -318,4 +535,3 @@ def load_model(
         padding_side=str(getattr(tokenizer, "padding_side", "right")),
         forward=forward,
     )
-

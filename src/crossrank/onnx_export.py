@@ -1,6 +1,7 @@
 """Export a loaded cross-encoder to ONNX (fp32, or int8 by dynamic quantization) and cache it.
 
-The cache key is a hash of the model's content (its config and every weight tensor) and of
+The cache key is a hash of the model's content (its config and every weight tensor), of the
+options it was loaded with (the scorer's ``model_kwargs`` and ``config_kwargs``), and of
 the export settings (format version, opset, precision, torch and onnxruntime versions), so
 a changed model or setting gets a new file and a stale one is never read. Files are written
 under a unique temporary name and moved into place with :func:`os.replace`, which is
@@ -15,12 +16,13 @@ variable, else ``$XDG_CACHE_HOME/crossrank`` (``~/.cache/crossrank``), with file
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +48,20 @@ def cache_root(onnx_cache_dir: str | os.PathLike[str] | None = None) -> Path:
     return Path(xdg) / "crossrank" / "onnx"
 
 
-def model_fingerprint(net: Any) -> str:
-    """A hash of the model's config and weights: it changes whenever the model does."""
+def model_fingerprint(net: Any, load_options: Mapping[str, Any] | None = None) -> str:
+    """A hash of the model's config and weights, and of the options it was loaded with.
+
+    It changes whenever the model does. ``load_options`` (the scorer's ``model_kwargs`` and
+    ``config_kwargs``) are hashed too, as some change the exported graph without changing
+    a weight or a saved config entry (an attention implementation, for instance); values
+    that are not JSON are hashed by their ``str``.
+    """
     import torch
 
     h = hashlib.sha256()
     h.update(net.config.to_json_string(use_diff=False).encode())
+    if load_options:
+        h.update(json.dumps(load_options, sort_keys=True, default=str).encode())
     for name, tensor in sorted(net.state_dict().items()):
         h.update(name.encode())
         h.update(str(tuple(tensor.shape)).encode())
@@ -64,7 +74,10 @@ def _settings_key(precision: str) -> str:
     import onnxruntime
     import torch
 
-    return f"v{_FORMAT_VERSION}-opset{_OPSET}-{precision}-torch{torch.__version__}-ort{onnxruntime.__version__}"
+    return (
+        f"v{_FORMAT_VERSION}-opset{_OPSET}-{precision}-torch{torch.__version__}"
+        f"-ort{onnxruntime.__version__}"
+    )
 
 
 def _atomic_target(folder: Path, name: str) -> tuple[Path, Path]:
@@ -92,6 +105,7 @@ def export_onnx(
     *,
     precision: str,
     onnx_cache_dir: str | os.PathLike[str] | None = None,
+    load_options: Mapping[str, Any] | None = None,
 ) -> tuple[Path, bool]:
     """Return the path of the cached ONNX file for ``net``, exporting it if needed.
 
@@ -102,6 +116,8 @@ def export_onnx(
             token_type_ids.
         precision: ``"fp32"`` or ``"int8"``.
         onnx_cache_dir: The cache folder (see :func:`cache_root`).
+        load_options: The options ``net`` was loaded with, part of the cache key (see
+            :func:`model_fingerprint`).
 
     Returns:
         The file's path, and whether this call exported it (False: read from the cache).
@@ -110,7 +126,7 @@ def export_onnx(
 
     if precision not in ("fp32", "int8"):
         raise ValueError(f"precision must be 'fp32' or 'int8', got {precision!r}")
-    folder = cache_root(onnx_cache_dir) / model_fingerprint(net)
+    folder = cache_root(onnx_cache_dir) / model_fingerprint(net, load_options)
     fp32_path = folder / f"model-{_settings_key('fp32')}.onnx"
     wanted = fp32_path if precision == "fp32" else folder / f"model-{_settings_key('int8')}.onnx"
     if wanted.is_file():
@@ -183,9 +199,12 @@ def make_onnx_forward(
 ) -> tuple[Callable[[dict[str, np.ndarray]], np.ndarray], Any]:
     """An onnxruntime session on ``path`` and a forward function with the torch one's contract.
 
+    Both turn logits into relevance with :func:`crossrank.loading.relevance`.
     ``InferenceSession.run`` is safe to call from several threads at once.
     """
     import onnxruntime as ort
+
+    from crossrank.loading import relevance
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -195,9 +214,6 @@ def make_onnx_forward(
 
     def forward(arrays: dict[str, np.ndarray]) -> np.ndarray:
         feeds = {name: arrays[name] for name in input_names}
-        logits = session.run(["logits"], feeds)[0].astype(np.float64)
-        if num_labels == 1:
-            return np.asarray(logits[:, 0])
-        return np.asarray(logits[:, 1] - logits[:, 0])
+        return relevance(session.run(["logits"], feeds)[0], num_labels)
 
     return forward, session

@@ -1,7 +1,10 @@
 """The core scorer: reads each (query, text) pair jointly and scores it.
 
 Every adapter (Haystack, LangChain, LlamaIndex) calls this class; no scoring logic
-lives anywhere else.
+lives anywhere else. This module coordinates; the work is done in leaf modules: loading
+(:mod:`crossrank.loading`), batching and padding (:mod:`crossrank.batching`), window
+rows and aggregation (:mod:`crossrank.windows`), activation and calibration
+(:mod:`crossrank.calibration`) and selection (:mod:`crossrank.selection`).
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from crossrank.backends import Backend, check_backend
-from crossrank.batching import plan_batches
-from crossrank.calibration import CALIBRATION_FILE, Calibration, _sigmoid, load_calibration
-from crossrank.loading import LoadedModel, load_model
+from crossrank.batching import pad_batch, plan_batches
+from crossrank.calibration import Activation as Activation
+from crossrank.calibration import Calibration, activate, resolve_calibration
+from crossrank.loading import LoadedModel, load_model, reserved_load_kwargs
 from crossrank.selection import Hit, passage_span, select
 from crossrank.validation import (
+    check_load_kwargs,
     check_positive_int,
     check_query,
     check_relative_cut,
@@ -30,7 +35,14 @@ from crossrank.validation import (
     check_texts,
     check_top_k,
 )
-from crossrank.windows import AGGREGATIONS, Aggregation, aggregate
+from crossrank.windows import (
+    AGGREGATIONS,
+    Aggregation,
+    aggregate,
+    document_span,
+    pick_rows,
+    resolve_stride,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -42,9 +54,7 @@ logger = logging.getLogger("crossrank")
 #: Used when neither ``model`` nor the ``CROSSRANK_MODEL`` environment variable is set.
 DEFAULT_MODEL = "cross-encoder/ms-marco-MiniLM-L6-v2"
 
-Activation = Literal["sigmoid", "raw", "calibrated"]
 LongDocuments = Literal["truncate", "chunk"]
-_ACTIVATIONS: tuple[str, ...] = ("sigmoid", "raw", "calibrated")
 
 # Documents are tokenized and scored in groups of this many, so host memory for token
 # ids stays bounded whatever the number of candidates.
@@ -105,7 +115,8 @@ class CrossEncoderScorer:
     Example:
         >>> from crossrank import CrossEncoderScorer
         >>> scorer = CrossEncoderScorer("cross-encoder/ms-marco-MiniLM-L6-v2")
-        >>> scorer.score("what is a cross-encoder?", ["A cross-encoder reads both texts.", "Bananas."])
+        >>> texts = ["A cross-encoder reads both texts.", "Bananas."]
+        >>> scorer.score("what is a cross-encoder?", texts)
         [0.97..., 0.00...]
         >>> [hit.index for hit in scorer.rank("capital of France", ["Berlin", "Paris"], top_k=1)]
         [1]
@@ -156,6 +167,24 @@ class CrossEncoderScorer:
         revision: Model revision (branch, tag or commit) on the Hub.
         local_files_only: Never contact the Hub; load from ``cache_dir`` or a folder.
         trust_remote_code: Allow models that ship their own modelling code.
+        model_kwargs: Keyword arguments for the model's ``from_pretrained``
+            (``AutoModelForSequenceClassification``), e.g. ``{"torch_dtype": "bfloat16"}``
+            or ``{"attn_implementation": "eager"}``; dtype names may also be written
+            ``"torch.bfloat16"``. With an ONNX backend they apply to the PyTorch model that is
+            exported, which is exported in fp32 (``onnx``) or int8 (``onnx-int8``) whatever
+            dtype it was loaded in; a change gives a new cached export.
+        tokenizer_kwargs: Keyword arguments for the tokenizer's ``from_pretrained``
+            (``AutoTokenizer``), e.g. ``{"model_max_length": 256}``, which also lowers the
+            default ``max_length``. The tokenizer must stay a fast one.
+        config_kwargs: Keyword arguments for the config's ``from_pretrained``
+            (``AutoConfig``), which override entries of ``config.json``, e.g.
+            ``{"hidden_dropout_prob": 0.0}``. With an ONNX backend they apply to the model
+            that is exported (a change gives a new cached export).
+
+    The three ``*_kwargs`` must be dicts with string keys (or None); keys crossrank sets from
+    its own options (``token``, ``cache_dir``, ``revision``, ``local_files_only``,
+    ``trust_remote_code``, and the model's ``config``) raise ValueError naming the option to
+    use. They are kept, copied, as attributes of the same names.
     """
 
     def __init__(
@@ -180,6 +209,9 @@ class CrossEncoderScorer:
         revision: str | None = None,
         local_files_only: bool = False,
         trust_remote_code: bool = False,
+        model_kwargs: dict[str, Any] | None = None,
+        tokenizer_kwargs: dict[str, Any] | None = None,
+        config_kwargs: dict[str, Any] | None = None,
     ) -> None:
         if model is None:
             model = os.environ.get("CROSSRANK_MODEL") or DEFAULT_MODEL
@@ -187,8 +219,6 @@ class CrossEncoderScorer:
             model = os.fspath(model)
         if not isinstance(model, str) or not model.strip():
             raise TypeError(f"model must be a model id or a folder path, got {model!r}")
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {activation!r}")
         self.model_name: str = model
         self.device = device
         self.batch_size: int = check_positive_int(batch_size, name="batch_size")  # type: ignore[assignment]
@@ -199,9 +229,7 @@ class CrossEncoderScorer:
             max_length, name="max_length", allow_none=True
         )
         self.activation: Activation = activation
-        self.calibration: Calibration | None = _resolve_calibration(
-            activation, calibration, model
-        )
+        self.calibration: Calibration | None = resolve_calibration(activation, calibration, model)
         self.backend: str = check_backend(backend)
         if long_documents not in ("truncate", "chunk"):
             raise ValueError(
@@ -224,6 +252,17 @@ class CrossEncoderScorer:
         self.revision = revision
         self.local_files_only = local_files_only
         self.trust_remote_code = trust_remote_code
+        self.model_kwargs = check_load_kwargs(
+            model_kwargs, name="model_kwargs", reserved=reserved_load_kwargs("model_kwargs")
+        )
+        self.tokenizer_kwargs = check_load_kwargs(
+            tokenizer_kwargs,
+            name="tokenizer_kwargs",
+            reserved=reserved_load_kwargs("tokenizer_kwargs"),
+        )
+        self.config_kwargs = check_load_kwargs(
+            config_kwargs, name="config_kwargs", reserved=reserved_load_kwargs("config_kwargs")
+        )
         self._loaded: LoadedModel | None = None
         self._load_lock = threading.Lock()
         # Fast tokenizers are not safe to call from several threads at once
@@ -263,6 +302,9 @@ class CrossEncoderScorer:
                     trust_remote_code=self.trust_remote_code,
                     backend=self.backend,
                     onnx_cache_dir=self.onnx_cache_dir,
+                    model_kwargs=self.model_kwargs,
+                    tokenizer_kwargs=self.tokenizer_kwargs,
+                    config_kwargs=self.config_kwargs,
                 )
                 logger.info(
                     "crossrank: loaded %s with backend %s on %s (max_length=%d, %d label(s))",
@@ -309,24 +351,30 @@ class CrossEncoderScorer:
         loaded = self._model()
         query, query_tokens = self._fit_query(loaded, query)
         stride = self._stride(loaded, query_tokens) if self.long_documents == "chunk" else None
-        scores: list[float] = []
-        truncated: list[bool] = []
-        spans: list[tuple[int, int] | None] = []
-        windows: list[int] = []
-        for start in range(0, len(texts), _GROUP_SIZE):
-            group = self._score_group(loaded, query, texts[start : start + _GROUP_SIZE], stride)
-            scores.extend(group[0])
-            truncated.extend(group[1])
-            spans.extend(group[2])
-            windows.extend(group[3])
-        pairs = sum(windows)
-        n_cut = sum(truncated)
+        groups = [
+            self._score_group(loaded, query, texts[start : start + _GROUP_SIZE], stride)
+            for start in range(0, len(texts), _GROUP_SIZE)
+        ]
+        details = ScoreDetails(
+            scores=[s for g in groups for s in g.scores],
+            truncated=[t for g in groups for t in g.truncated],
+            pairs=sum(g.pairs for g in groups),
+            spans=[span for g in groups for span in (g.spans or [])],
+            windows=[w for g in groups for w in (g.windows or [])],
+        )
+        self._warn_truncated(details, loaded)
+        return details
+
+    def _warn_truncated(self, details: ScoreDetails, loaded: LoadedModel) -> None:
+        """Log one warning when some texts were not read in full."""
+        n_cut = details.num_truncated
+        n_texts = len(details.scores)
         if n_cut and self.long_documents == "chunk":
             logger.warning(
                 "crossrank: %d of %d texts had more than max_windows=%d windows; only their "
                 "first %d windows were read",
                 n_cut,
-                len(texts),
+                n_texts,
                 self.max_windows,
                 self.max_windows,
             )
@@ -335,12 +383,9 @@ class CrossEncoderScorer:
                 "crossrank: %d of %d texts were longer than max_length=%d tokens and were "
                 "truncated (document side); the model did not read their ends",
                 n_cut,
-                len(texts),
+                n_texts,
                 loaded.max_length,
             )
-        return ScoreDetails(
-            scores=scores, truncated=truncated, pairs=pairs, spans=spans, windows=windows
-        )
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens of each text with the model's tokenizer (no special tokens)."""
@@ -437,43 +482,14 @@ class CrossEncoderScorer:
         check_query(query)
         if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
             check_texts(texts)  # raises the standard message
-        if contents is not None:
-            if not passages:
-                raise ValueError("contents is only used with passages=True")
-            if isinstance(contents, (str, bytes)) or len(contents) != len(texts):
-                raise ValueError(
-                    f"contents must be a list with one entry per text ({len(texts)}), got "
-                    f"{type(contents).__name__}"
-                    + ("" if isinstance(contents, (str, bytes)) else f" of {len(contents)}")
-                )
-        scorable: list[int] = []
-        skipped: list[int] = []
-        for i, text in enumerate(texts):
-            if text is None or (isinstance(text, str) and not text.strip()):
-                skipped.append(i)
-            else:
-                scorable.append(i)
-        if skipped:
-            logger.warning(
-                "crossrank: %d of %d candidates have no text and were not scored or returned",
-                len(skipped),
-                len(texts),
-            )
+        scorable, skipped = _split_blank(texts)
         scorable_texts = check_texts([texts[i] for i in scorable])
+        scorable_contents = _check_contents(contents, texts, scorable, passages=passages)
         details = self.score_details(query, scorable_texts)
         handed_on: list[str] = scorable_texts
         cuts: list[tuple[int, int] | None] = [None] * len(scorable)
         if passages:
-            handed_on = []
-            for j, i in enumerate(scorable):
-                content = scorable_texts[j] if contents is None else contents[i]
-                if not isinstance(content, str):
-                    raise TypeError(
-                        f"contents[{i}] must be a string, got {type(content).__name__}"
-                    )
-                span = None if details.spans is None else details.spans[j]
-                cuts[j] = passage_span(scorable_texts[j], content, span)
-                handed_on.append(content if cuts[j] is None else content[slice(*cuts[j])])
+            handed_on, cuts = _cut_passages(scorable_texts, scorable_contents, details.spans)
         kept = self._select(
             handed_on, details, top_k, score_threshold, min_relative_score, token_budget
         )
@@ -562,9 +578,8 @@ class CrossEncoderScorer:
 
     def _score_group(
         self, loaded: LoadedModel, query: str, texts: list[str], stride: int | None
-    ) -> tuple[list[float], list[bool], list[tuple[int, int] | None], list[int]]:
+    ) -> ScoreDetails:
         """Score one group; ``stride`` is set in chunk mode (windows), None in truncate mode."""
-        chunk = stride is not None
         extra: dict[str, int] = {} if stride is None else {"stride": stride}
         with self._tokenizer_lock:
             enc = loaded.tokenizer(
@@ -577,64 +592,53 @@ class CrossEncoderScorer:
                 padding=False,
                 **extra,
             )
-        # One row per window. Truncate mode reads each text's first window only; chunk
-        # mode reads its first max_windows windows.
-        sample_of_row: list[int] = enc["overflow_to_sample_mapping"]
-        per_text = self.max_windows if chunk else 1
-        rows_of: list[list[int]] = [[] for _ in texts]
-        available = [0] * len(texts)
-        for row, sample in enumerate(sample_of_row):
-            available[sample] += 1
-            if len(rows_of[sample]) < per_text:
-                rows_of[sample].append(row)
-        chosen = [row for rows in rows_of for row in rows]
-        keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
-        feats = {k: [enc[k][r] for r in chosen] for k in keys}
-        lengths = [len(ids) for ids in feats["input_ids"]]
-        raw_rows = np.empty(len(chosen), dtype=np.float64)
-        for batch in plan_batches(lengths, self.batch_size, self.max_tokens_per_batch):
-            arrays = _pad(
-                {k: [feats[k][i] for i in batch] for k in keys},
-                loaded.pad_token_id,
-                left=loaded.padding_side == "left",
-            )
-            raw_rows[batch] = loaded.forward(arrays)
-        position = {row: i for i, row in enumerate(chosen)}
+        # One row per window: truncate mode reads each text's first, chunk mode its first
+        # max_windows.
+        picked = pick_rows(
+            enc["overflow_to_sample_mapping"], len(texts), 1 if stride is None else self.max_windows
+        )
+        chosen = picked.chosen
+        raw_rows = self._forward_rows(loaded, enc, chosen)
         raw = np.empty(len(texts), dtype=np.float64)
         spans: list[tuple[int, int] | None] = []
-        for t, rows in enumerate(rows_of):
-            window_scores = [float(raw_rows[position[r]]) for r in rows]
+        start = 0
+        for t, rows in enumerate(picked.rows):
+            window_scores = [float(x) for x in raw_rows[start : start + len(rows)]]
+            start += len(rows)
             if len(rows) == 1:
                 raw[t], best = window_scores[0], 0
             else:
                 raw[t], best = aggregate(
                     window_scores, self.aggregation, top_windows=self.top_windows
                 )
-            spans.append(_document_span(enc, rows[best]))
-        scores = _activate(raw, self.activation, self.calibration)
-        truncated = [available[t] > len(rows_of[t]) for t in range(len(texts))]
-        return (
-            [float(s) for s in scores],
-            truncated,
-            spans,
-            [len(rows) for rows in rows_of],
+            spans.append(document_span(enc, rows[best]))
+        return ScoreDetails(
+            scores=[float(x) for x in activate(raw, self.activation, self.calibration)],
+            truncated=picked.truncated,
+            pairs=len(chosen),
+            spans=spans,
+            windows=picked.windows,
         )
+
+    def _forward_rows(self, loaded: LoadedModel, enc: Any, rows: list[int]) -> np.ndarray:
+        """Raw relevance of the tokenized ``rows``, in that order, batch by batch."""
+        keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
+        feats = {k: [enc[k][r] for r in rows] for k in keys}
+        lengths = [len(ids) for ids in feats["input_ids"]]
+        raw = np.empty(len(rows), dtype=np.float64)
+        for batch in plan_batches(lengths, self.batch_size, self.max_tokens_per_batch):
+            arrays = pad_batch(
+                {k: [feats[k][i] for i in batch] for k in keys},
+                loaded.pad_token_id,
+                left=loaded.padding_side == "left",
+            )
+            raw[batch] = loaded.forward(arrays)
+        return raw
 
     def _stride(self, loaded: LoadedModel, query_tokens: int) -> int:
         """Tokens shared by consecutive windows: the setting, or a quarter of the room."""
-        room = max(1, loaded.max_length - loaded.special_tokens - query_tokens)
-        stride = self.window_stride if self.window_stride is not None else room // 4
-        return max(0, min(stride, room - 1))
-
-
-def _document_span(enc: Any, row: int) -> tuple[int, int] | None:
-    """Character span of the document tokens in one tokenized row (None if it has none)."""
-    offsets = enc["offset_mapping"][row]
-    ids = enc.sequence_ids(row)
-    doc = [offsets[i] for i, seq in enumerate(ids) if seq == 1]
-    if not doc:
-        return None
-    return int(doc[0][0]), int(doc[-1][1])
+        room = loaded.max_length - loaded.special_tokens - query_tokens
+        return resolve_stride(room, self.window_stride)
 
 
 def _hit(
@@ -650,69 +654,64 @@ def _hit(
     )
 
 
-def _pad(
-    features: dict[str, list[list[int]]], pad_token_id: int, *, left: bool
-) -> dict[str, np.ndarray]:
-    """Pad token rows to the longest in the batch."""
-    n = len(features["input_ids"])
-    width = max(len(r) for r in features["input_ids"])
-    out: dict[str, np.ndarray] = {}
-    for key, rows in features.items():
-        fill = pad_token_id if key == "input_ids" else 0
-        arr = np.full((n, width), fill, dtype=np.int64)
-        for i, r in enumerate(rows):
-            if left:
-                arr[i, width - len(r) :] = r
-            else:
-                arr[i, : len(r)] = r
-        out[key] = arr
+def _split_blank(texts: Sequence[str | None]) -> tuple[list[int], list[int]]:
+    """Indices of the texts to score and of those with no text (None, empty, whitespace);
+    the latter are logged once."""
+    scorable: list[int] = []
+    skipped: list[int] = []
+    for i, text in enumerate(texts):
+        if text is None or (isinstance(text, str) and not text.strip()):
+            skipped.append(i)
+        else:
+            scorable.append(i)
+    if skipped:
+        logger.warning(
+            "crossrank: %d of %d candidates have no text and were not scored or returned",
+            len(skipped),
+            len(texts),
+        )
+    return scorable, skipped
+
+
+def _check_contents(
+    contents: Sequence[str | None] | None,
+    texts: Sequence[str | None],
+    scorable: list[int],
+    *,
+    passages: bool,
+) -> list[str] | None:
+    """The contents of the scorable candidates (None: cut passages from the texts)."""
+    if contents is None:
+        return None
+    if not passages:
+        raise ValueError("contents is only used with passages=True")
+    if isinstance(contents, (str, bytes)) or len(contents) != len(texts):
+        raise ValueError(
+            f"contents must be a list with one entry per text ({len(texts)}), got "
+            f"{type(contents).__name__}"
+            + ("" if isinstance(contents, (str, bytes)) else f" of {len(contents)}")
+        )
+    out: list[str] = []
+    for i in scorable:
+        content = contents[i]
+        if not isinstance(content, str):
+            raise TypeError(f"contents[{i}] must be a string, got {type(content).__name__}")
+        out.append(content)
     return out
 
 
-def _resolve_calibration(
-    activation: str, calibration: str | os.PathLike[str] | Calibration | None, model: str
-) -> Calibration | None:
-    """The calibration ``activation="calibrated"`` applies; errors name what to do."""
-    if activation != "calibrated":
-        if calibration is not None:
-            raise ValueError(
-                f"calibration is only used with activation='calibrated', got "
-                f"activation={activation!r}"
-            )
-        return None
-    if calibration is None:
-        beside = Path(model).expanduser() / CALIBRATION_FILE
-        if not beside.is_file():
-            raise ValueError(
-                "activation='calibrated' needs a calibration: pass calibration=FILE, or run "
-                f"`crossrank calibrate --model {model} --data DIR` to write {CALIBRATION_FILE} "
-                "beside a local model"
-            )
-        calibration = beside
-    if isinstance(calibration, Calibration):
-        found = calibration
-    elif isinstance(calibration, (str, os.PathLike)):
-        found = load_calibration(calibration)
-    else:
-        raise TypeError(
-            "calibration must be a file path, a folder or a Calibration, got "
-            f"{type(calibration).__name__}"
-        )
-    if found.model and Path(found.model).name != Path(model).name:
-        logger.warning(
-            "crossrank: the calibration %s was fitted for %s, not %s; its probabilities "
-            "may be off",
-            found.source or "",
-            found.model,
-            model,
-        )
-    return found
-
-
-def _activate(raw: np.ndarray, activation: str, calibration: Calibration | None) -> np.ndarray:
-    if activation == "raw":
-        return raw
-    if activation == "calibrated":
-        assert calibration is not None  # set by _resolve_calibration
-        return calibration.apply(raw)
-    return _sigmoid(raw)
+def _cut_passages(
+    texts: list[str],
+    contents: list[str] | None,
+    spans: list[tuple[int, int] | None] | None,
+) -> tuple[list[str], list[tuple[int, int] | None]]:
+    """What each candidate hands on (its best passage, else its whole content) and the
+    passage's ``(start, end)`` in the content (None where the whole content is handed on)."""
+    handed_on: list[str] = []
+    cuts: list[tuple[int, int] | None] = []
+    for j, text in enumerate(texts):
+        content = text if contents is None else contents[j]
+        cut = passage_span(text, content, None if spans is None else spans[j])
+        cuts.append(cut)
+        handed_on.append(content if cut is None else content[cut[0] : cut[1]])
+    return handed_on, cuts

@@ -1,0 +1,160 @@
+"""The leaf modules the scorer coordinates: padding, window rows, strides, relevance from
+logits, activation and calibration resolution, option checks; and each module's ``__all__``."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from crossrank.batching import pad_batch
+from crossrank.calibration import (
+    CALIBRATION_FILE,
+    Calibration,
+    activate,
+    resolve_calibration,
+    save_calibration,
+)
+from crossrank.loading import relevance, reserved_load_kwargs, resolve_source
+from crossrank.validation import check_load_kwargs
+from crossrank.windows import pick_rows, resolve_stride
+
+
+def test_pad_batch_pads_right_or_left_with_the_pad_id() -> None:
+    rows = {"input_ids": [[5, 6, 7], [8]], "attention_mask": [[1, 1, 1], [1]]}
+    right = pad_batch(rows, pad_token_id=9)
+    np.testing.assert_array_equal(right["input_ids"], [[5, 6, 7], [8, 9, 9]])
+    np.testing.assert_array_equal(right["attention_mask"], [[1, 1, 1], [1, 0, 0]])
+    left = pad_batch(rows, pad_token_id=9, left=True)
+    np.testing.assert_array_equal(left["input_ids"], [[5, 6, 7], [9, 9, 8]])
+    np.testing.assert_array_equal(left["attention_mask"], [[1, 1, 1], [0, 0, 1]])
+    assert right["input_ids"].dtype == np.int64
+    assert rows["input_ids"] == [[5, 6, 7], [8]]  # the caller's rows are unchanged
+
+
+def test_pick_rows_keeps_each_texts_first_rows_and_reports_the_rest() -> None:
+    # Text 0 has 3 windows, text 1 has 1, text 2 has 2.
+    sample_of_row = [0, 0, 0, 1, 2, 2]
+    first = pick_rows(sample_of_row, 3, per_text=1)
+    assert first.rows == [[0], [3], [4]]
+    assert first.chosen == [0, 3, 4]
+    assert first.truncated == [True, False, True]
+    assert first.windows == [1, 1, 1]
+    two = pick_rows(sample_of_row, 3, per_text=2)
+    assert two.rows == [[0, 1], [3], [4, 5]]
+    assert two.available == [3, 1, 2]
+    assert two.truncated == [True, False, False]
+    assert two.windows == [2, 1, 2]
+
+
+def test_pick_rows_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="per_text must be >= 1, got 0"):
+        pick_rows([0], 1, per_text=0)
+    with pytest.raises(ValueError, match="row 1 belongs to text 2, but there are 2 texts"):
+        pick_rows([0, 2], 2, per_text=1)
+
+
+def test_resolve_stride_defaults_to_a_quarter_and_stays_below_the_room() -> None:
+    assert resolve_stride(100, None) == 25
+    assert resolve_stride(100, 10) == 10
+    assert resolve_stride(100, 500) == 99  # each window moves by at least one token
+    assert resolve_stride(0, None) == 0
+    assert resolve_stride(-5, 3) == 0
+
+
+def test_relevance_of_one_and_two_logit_outputs() -> None:
+    one = relevance(np.array([[1.5], [-2.0]], dtype=np.float32), 1)
+    np.testing.assert_array_equal(one, [1.5, -2.0])
+    assert one.dtype == np.float64
+    two = relevance(np.array([[0.5, 2.0], [1.0, -1.0]]), 2)
+    np.testing.assert_allclose(two, [1.5, -2.0])
+    with pytest.raises(ValueError, match="num_labels 1 or 2, got shape"):
+        relevance(np.zeros((2, 3)), 3)
+    with pytest.raises(ValueError, match=r"got shape \(2, 1\) and num_labels=2"):
+        relevance(np.zeros((2, 1)), 2)
+
+
+def test_activate_each_activation() -> None:
+    raw = np.array([-1.0, 0.0, 2.0])
+    np.testing.assert_array_equal(activate(raw, "raw"), raw)
+    np.testing.assert_allclose(activate(raw, "sigmoid"), 1 / (1 + np.exp(-raw)))
+    cal = Calibration("platt", 2.0, -1.0)
+    np.testing.assert_allclose(activate(raw, "calibrated", cal), 1 / (1 + np.exp(-(2 * raw - 1))))
+    with pytest.raises(ValueError, match="activation='calibrated' needs a Calibration"):
+        activate(raw, "calibrated")
+    with pytest.raises(ValueError, match="activation must be one of"):
+        activate(raw, "softmax")
+
+
+def test_resolve_calibration(tmp_path: Path) -> None:
+    assert resolve_calibration("sigmoid", None, "m") is None
+    with pytest.raises(ValueError, match="only used with activation='calibrated'"):
+        resolve_calibration("raw", tmp_path, "m")
+    with pytest.raises(ValueError, match="activation must be one of"):
+        resolve_calibration("softmax", None, "m")
+    with pytest.raises(ValueError, match="needs a calibration: pass calibration=FILE"):
+        resolve_calibration("calibrated", None, str(tmp_path))
+    with pytest.raises(TypeError, match="calibration must be a file path, a folder or a"):
+        resolve_calibration("calibrated", 3, "m")  # type: ignore[arg-type]
+    fit = Calibration("temperature", 0.5)
+    assert resolve_calibration("calibrated", fit, "m") is fit
+    save_calibration(tmp_path / CALIBRATION_FILE, {"temperature": fit}, method="temperature")
+    found = resolve_calibration("calibrated", None, str(tmp_path))  # beside the model
+    assert found is not None and found.scale == 0.5
+
+
+def test_check_load_kwargs() -> None:
+    assert check_load_kwargs(None, name="x") is None
+    given = {"a": 1}
+    copy = check_load_kwargs(given, name="x")
+    assert copy == given and copy is not given
+    with pytest.raises(TypeError, match="x must be a dict of keyword arguments"):
+        check_load_kwargs(["a"], name="x")
+    with pytest.raises(ValueError, match="x must not set 'b', 'c'"):
+        check_load_kwargs({"a": 1, "b": 2, "c": 3}, name="x", reserved={"b": "no", "c": "no"})
+    assert set(reserved_load_kwargs("tokenizer_kwargs")) == {
+        "token", "cache_dir", "revision", "local_files_only", "trust_remote_code"
+    }
+    assert {"config", "output_loading_info"} <= set(reserved_load_kwargs("model_kwargs"))
+    with pytest.raises(ValueError, match="option must be 'model_kwargs'"):
+        reserved_load_kwargs("kwargs")
+
+
+def test_resolve_source(tiny_model_dir: Path) -> None:
+    local = resolve_source(str(tiny_model_dir))
+    assert local.is_local and local.folder == tiny_model_dir
+    hub = resolve_source("org/model")
+    assert not hub.is_local and hub.path == "org/model" and hub.folder is None
+
+
+@pytest.mark.parametrize(
+    ("module", "names"),
+    [
+        ("crossrank.batching", ["pad_batch", "plan_batches"]),
+        ("crossrank.windows", ["AGGREGATIONS", "Aggregation", "WindowRows", "aggregate",
+                               "document_span", "pick_rows", "resolve_stride"]),
+        ("crossrank.loading", ["HUB_OPTIONS", "LoadedModel", "ModelSource", "load_model",
+                               "relevance", "reserved_load_kwargs", "resolve_device",
+                               "resolve_source"]),
+        ("crossrank.validation", ["check_fraction", "check_load_kwargs", "check_positive_int",
+                                  "check_query", "check_relative_cut", "check_score_threshold",
+                                  "check_texts", "check_top_k"]),
+        ("crossrank.backends", ["BACKENDS", "Backend", "check_backend", "choose_backend",
+                                "cpu_has_native_bf16", "onnx_available"]),
+        ("crossrank.onnx_export", ["cache_root", "export_onnx", "make_onnx_forward",
+                                   "model_fingerprint"]),
+        ("crossrank.calibration", ["ACTIVATIONS", "CALIBRATION_FILE", "METHODS", "Activation",
+                                   "Calibration", "activate", "brier_score",
+                                   "expected_calibration_error", "fit_platt", "fit_temperature",
+                                   "load_calibration", "log_loss", "resolve_calibration",
+                                   "save_calibration"]),
+        ("crossrank.scorer", ["DEFAULT_MODEL", "CrossEncoderScorer", "Reranked", "ScoreDetails"]),
+    ],
+)
+def test_module_all_is_pinned(module: str, names: list[str]) -> None:
+    mod = importlib.import_module(module)
+    assert sorted(mod.__all__) == sorted(names)
+    for name in mod.__all__:
+        assert hasattr(mod, name)
