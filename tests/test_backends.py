@@ -159,7 +159,7 @@ def test_two_processes_exporting_at_once(tiny_model_dir: Path, tmp_path: Path) -
         for _ in range(2)
     ]
     outputs = [p.communicate(timeout=300) for p in procs]
-    for p, (out, err) in zip(procs, outputs, strict=True):
+    for p, (_out, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err
     results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
     assert results[0] == results[1]
@@ -219,7 +219,7 @@ def test_auto_on_this_machine_is_visible(tiny_model_dir: Path, tmp_path: Path) -
 
 
 def test_backend_checks() -> None:
-    with pytest.raises(ValueError, match="backend must be one of .* got 'tensorrt'"):
+    with pytest.raises(ValueError, match=r"backend must be one of .* got 'tensorrt'"):
         check_backend("tensorrt")
     with pytest.raises(ValueError, match="needs a CUDA device"):
         choose_backend("torch-fp16", torch.device("cpu"))
@@ -246,3 +246,38 @@ def test_emulated_bf16_is_warned(
     with caplog.at_level("WARNING", logger="crossrank"):
         assert choose_backend("torch-bf16", torch.device("cpu")) == "torch-bf16"
     assert "no native bf16" in caplog.text
+
+
+@pytest.mark.parametrize("name", ["openvino", "openvino-int8", "openvino-qint8"])
+def test_openvino_is_named_as_not_supported_yet(name: str) -> None:
+    with pytest.raises(ValueError, match=f"backend='{name}' is not supported yet") as info:
+        check_backend(name)
+    assert str(BACKENDS) in str(info.value)  # the supported ones are listed
+    with pytest.raises(ValueError, match="no OpenVINO backend"):
+        CrossEncoderScorer("some/model", backend=name)  # type: ignore[arg-type]
+    assert not any(b.startswith("openvino") for b in BACKENDS)
+
+
+def test_export_cache_key_includes_model_and_config_kwargs(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    def export(**kwargs: object) -> tuple[str, list[float]]:
+        scorer = CrossEncoderScorer(
+            tiny_model_dir, backend="onnx", onnx_cache_dir=tmp_path, activation="raw",
+            **kwargs,  # type: ignore[arg-type]
+        )
+        scores = scorer.score(QUERY, TEXTS[:4])
+        path = scorer._model().onnx_path
+        assert path is not None
+        return path, scores
+
+    plain, plain_scores = export()
+    assert export()[0] == plain  # same options: the cached file
+    eager, eager_scores = export(model_kwargs={"attn_implementation": "eager"})
+    dropout, _ = export(config_kwargs={"hidden_dropout_prob": 0.0})
+    assert len({plain, eager, dropout}) == 3
+    np.testing.assert_allclose(eager_scores, plain_scores, atol=1e-5)
+    # A bf16-loaded model is exported in fp32, as the backend's name says.
+    bf16, bf16_scores = export(model_kwargs={"torch_dtype": "bfloat16"})
+    assert bf16 not in {plain, eager, dropout}
+    np.testing.assert_allclose(bf16_scores, plain_scores, atol=0.05)

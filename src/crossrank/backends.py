@@ -12,7 +12,10 @@ backend        engine and precision                                        devic
                that passed the accuracy guard (see :func:`choose_backend`)
 =============  ==========================================================  ============
 
-The ONNX files are exported once per model and cached on disk (:mod:`crossrank.onnx`).
+The ONNX files are exported once per model and cached on disk (:mod:`crossrank.onnx_export`).
+
+OpenVINO (``backend="openvino"``, as sentence-transformers and Haystack name it) is not
+supported yet: :func:`check_backend` says so rather than calling it an unknown name.
 """
 
 from __future__ import annotations
@@ -54,10 +57,21 @@ _AUTO_CPU_ORDER: tuple[str, ...] = ()
 
 
 def check_backend(backend: object) -> str:
-    """Return ``backend`` if it names a backend, else raise ValueError saying what was got."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    return str(backend)
+    """Return ``backend`` if it names a supported backend (one of :data:`BACKENDS`).
+
+    Raises:
+        ValueError: Any other value; for ``"openvino"`` and ``"openvino-*"`` the message
+            says that OpenVINO is not supported yet and what to use instead.
+    """
+    if backend in BACKENDS:
+        return str(backend)
+    if isinstance(backend, str) and (backend == "openvino" or backend.startswith("openvino-")):
+        raise ValueError(
+            f"backend={backend!r} is not supported yet: crossrank has no OpenVINO backend. "
+            f"Use one of {BACKENDS}; on a CPU, 'onnx' (fp32) or 'onnx-int8' run on "
+            "onnxruntime (pip install \"crossrank[onnx]\")"
+        )
+    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
 
 
 def onnx_available() -> bool:

@@ -6,13 +6,15 @@ Each check raises with what must hold, what was received and, where it helps, wh
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
     "check_fraction",
+    "check_load_kwargs",
     "check_positive_int",
     "check_query",
+    "check_relative_cut",
     "check_score_threshold",
     "check_texts",
     "check_top_k",
@@ -112,3 +114,42 @@ def check_relative_cut(min_relative_score: Any, activation: str) -> float | None
             "meaningless)"
         )
     return value
+
+
+def check_load_kwargs(
+    value: Any, *, name: str, reserved: Mapping[str, str] | None = None
+) -> dict[str, Any] | None:
+    """Return a copy of ``value`` if it is None or a mapping with string keys; raise otherwise.
+
+    For ``model_kwargs``, ``tokenizer_kwargs`` and ``config_kwargs``: keyword arguments
+    passed on to a ``from_pretrained`` call.
+
+    Args:
+        value: The mapping to check.
+        name: The option's name, for the message.
+        reserved: Keys crossrank sets itself, each with the option to use instead
+            (``{"revision": "revision=..."}``); a key given here raises ValueError.
+
+    Raises:
+        TypeError: ``value`` is not a mapping, or a key is not a string.
+        ValueError: A key is one crossrank sets from its own option.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise TypeError(
+            f"{name} must be a dict of keyword arguments (string keys) or None, got "
+            f"{_describe(value)}"
+        )
+    for key in value:
+        if not isinstance(key, str):
+            raise TypeError(f"{name} keys must be strings, got {_describe(key)}")
+    clashes = [key for key in value if reserved and key in reserved]
+    if clashes:
+        assert reserved is not None
+        instead = "; ".join(f"{key!r}: use {reserved[key]}" for key in clashes)
+        raise ValueError(
+            f"{name} must not set {', '.join(map(repr, clashes))}, which crossrank sets "
+            f"itself ({instead})"
+        )
+    return dict(value)
