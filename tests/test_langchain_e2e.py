@@ -2,6 +2,8 @@
 
 The compressor must lose nothing against the core: same scores, same order, same NDCG@10.
 Long documents: evidence past token 1,000 is found in chunk mode, and handed on as a passage.
+Drop-in: crossrank's BaseCrossEncoder scores as langchain-community's HuggingFaceCrossEncoder
+and ranks as CrossEncoderRerank inside langchain-classic's CrossEncoderReranker.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ import os
 import random
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 from langchain_classic.retrievers import ContextualCompressionRetriever
+from langchain_classic.retrievers.document_compressors import CrossEncoderReranker
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
@@ -24,7 +28,7 @@ from pydantic import ConfigDict
 from crossrank import CrossEncoderScorer
 from crossrank.eval.first_stage import BM25Retriever
 from crossrank.eval.metrics import evaluate
-from langchain_crossrank import CrossEncoderRerank
+from langchain_crossrank import CrossEncoderRerank, CrossrankCrossEncoder
 
 pytestmark = pytest.mark.integration
 
@@ -187,6 +191,50 @@ def test_example_runs(shared_model_dir: Path) -> None:
     assert retriever_part == lcel_part
     assert retriever_part[0].split()[1] == "aspirin-platelets"
     assert "empty" not in result.stdout
+
+
+# ---------------------------------------------------------------------- drop-in
+
+
+def test_cross_encoder_scores_as_huggingface_cross_encoder(
+    scifact: Any, shared_model_dir: Path, candidates: dict[str, list[Document]]
+) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # langchain-community is sunset
+        community = pytest.importorskip("langchain_community.cross_encoders")
+    peer = community.HuggingFaceCrossEncoder(
+        model_name=str(shared_model_dir), model_kwargs={"device": "cpu"}
+    )
+    ours = CrossrankCrossEncoder(model=shared_model_dir, device="cpu")
+    pairs = [
+        (scifact.queries[qid], doc.page_content)
+        for qid, docs in list(candidates.items())[:3]
+        for doc in docs
+    ]  # three queries mixed in one call
+    expected = [float(s) for s in peer.score(pairs)]
+    got = ours.score(pairs)
+    assert all(type(s) is float for s in got)
+    assert got == pytest.approx(expected, abs=1e-4)
+
+
+def test_cross_encoder_reranker_on_crossrank_ranks_as_cross_encoder_rerank(
+    scifact: Any,
+    query_ids: list[str],
+    shared_model_dir: Path,
+    base_retriever: SciFactBM25Retriever,
+    langchain_results: dict[str, list[Document]],
+) -> None:
+    model = CrossrankCrossEncoder(model=shared_model_dir, device="cpu", max_length=MAX_LENGTH)
+    retriever = ContextualCompressionRetriever(
+        base_compressor=CrossEncoderReranker(model=model, top_n=TOP_N),
+        base_retriever=base_retriever,
+    )
+    for qid in query_ids[:5]:
+        docs = retriever.invoke(scifact.queries[qid])
+        assert [d.metadata["id"] for d in docs] == [
+            d.metadata["id"] for d in langchain_results[qid]
+        ]
+        assert all("relevance_score" not in d.metadata for d in docs)  # the peer writes none
 
 
 # ---------------------------------------------------------------------- long documents
