@@ -49,7 +49,7 @@ class CrossrankCrossEncoder(ScorerSettings, BaseCrossEncoder):
     docs/core.md), under the same names and defaults, or a ready ``scorer``. The model loads
     on first use, once, and is safe to share between threads.
 
-    A text with no words (empty or whitespace) is not scored by crossrank: its score is
+    A blank text (empty or whitespace) is not scored by crossrank: its score is
     ``float("-inf")``, so it sorts last and fails any threshold.
 
     Example:
