@@ -7,6 +7,7 @@ test pairs scored by the shared model and measure on held-out queries.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -167,7 +168,10 @@ def test_log_loss_and_brier_by_hand() -> None:
 
 
 def test_save_and_load_round_trip(tmp_path: Path) -> None:
-    fits = {"temperature": Calibration("temperature", 0.5), "platt": Calibration("platt", 2.0, -1.0)}
+    fits = {
+        "temperature": Calibration("temperature", 0.5),
+        "platt": Calibration("platt", 2.0, -1.0),
+    }
     path = save_calibration(tmp_path / "cal.json", fits, method="platt", model="m", report={"n": 1})
     payload = json.loads(path.read_text())
     assert payload["method"] == "platt" and payload["temperature"]["temperature"] == 2.0
@@ -175,7 +179,9 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     loaded = load_calibration(path)
     assert loaded == Calibration("platt", 2.0, -1.0, model="m")
     assert loaded.source == str(path)
-    assert load_calibration(path, method="temperature") == Calibration("temperature", 0.5, model="m")
+    assert load_calibration(path, method="temperature") == Calibration(
+        "temperature", 0.5, model="m"
+    )
     # A folder means the file beside a model.
     folder = tmp_path / "model"
     folder.mkdir()
@@ -218,7 +224,9 @@ def test_calibrated_activation_applies_the_file(tiny_model_dir: Path, tmp_path: 
     # The order is the raw order; selection works on probabilities.
     hits = calibrated.rank(QUERY, TEXTS, min_relative_score=0.5)
     assert [h.index for h in hits] == [
-        i for i in np.argsort(-np.array(raw), kind="stable") if expit(0.5 * raw[i] - 2) >= 0.5 * hits[0].score
+        i
+        for i in np.argsort(-np.array(raw), kind="stable")
+        if expit(0.5 * raw[i] - 2) >= 0.5 * hits[0].score
     ]
     # A Calibration object works too.
     obj = CrossEncoderScorer(
@@ -343,3 +351,39 @@ def test_calibration_lowers_ece_on_held_out_scifact(scifact, scifact_core_run) -
     assert expected_calibration_error(platt.apply(x_held), y_held) < before_ece / 2
     assert log_loss(platt.apply(x_held), y_held) < before_nll
     assert log_loss(temperature.apply(x_held), y_held) < before_nll
+
+
+def test_calibrate_passes_the_scorer_options_to_the_scorer(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from test_eval_harness import write_tiny_beir
+
+    from crossrank.eval.calibrate import calibrate
+
+    built: list[CrossEncoderScorer] = []
+    real_init = CrossEncoderScorer.__init__
+
+    @functools.wraps(real_init)  # the CLI reads the scorer's signature for its defaults
+    def spy(self: CrossEncoderScorer, *args: object, **kwargs: object) -> None:
+        real_init(self, *args, **kwargs)  # type: ignore[arg-type]
+        built.append(self)
+
+    monkeypatch.setattr(CrossEncoderScorer, "__init__", spy)
+    data = write_tiny_beir(tmp_path / "beir", n_queries=8)
+    cli_main(
+        [
+            "calibrate", "--data", str(data), "--model", str(tiny_model_dir), "--top-k", "5",
+            "--held-out", "0.5", "--output", str(tmp_path / "cal.json"), "--quiet",
+            "--device", "cpu", "--long-documents", "chunk", "--max-length", "16",
+            "--aggregation", "first-weighted", "--max-windows", "3", "--window-stride", "6",
+        ]
+    )  # fmt: skip  (the random model may not be calibratable; the scorer is built first)
+    capsys.readouterr()
+    (scorer,) = built
+    assert scorer.activation == "raw"  # calibration reads logits
+    assert (scorer.long_documents, scorer.aggregation) == ("chunk", "first-weighted")
+    assert (scorer.max_windows, scorer.window_stride) == (3, 6)
+    assert scorer.requested_max_length == 16 and scorer.device == "cpu"
+    with pytest.raises(ValueError, match=r"scorer_options must not hold \['activation'\]"):
+        calibrate(data, str(tiny_model_dir), scorer_options={"activation": "sigmoid"})

@@ -377,3 +377,43 @@ def test_eval_chunk_mode_scores_windows(
         run[qid] = dict(zip(ids, scores, strict=True))
     expected = evaluate(run, dataset.qrels, ["ndcg@10"])["ndcg@10"]
     assert row["ndcg@10"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_eval_cli_passes_every_scorer_option_to_the_scorer(
+    tiny_beir: Path, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "chunk.json"
+    code = cli_main(
+        [
+            "eval", "--data", str(tiny_beir), "--model", str(tiny_model_dir), "--k", "4",
+            "--latency-queries", "1", "--device", "cpu", "--quiet", "--max-length", "16",
+            "--long-documents", "chunk", "--aggregation", "mean-top", "--window-stride", "6",
+            "--top-windows", "3", "--out", str(out),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    capsys.readouterr()
+    report = json.loads(out.read_text())
+    assert report["settings"]["scorer_options"] == {"window_stride": 6, "top_windows": 3}
+    expected = evaluate_models(
+        tiny_beir, [str(tiny_model_dir)], ks=[4], latency_queries=1, device="cpu",
+        max_length=16, long_documents="chunk", aggregation="mean-top", progress=False,
+        scorer_options={"window_stride": 6, "top_windows": 3},
+    )  # fmt: skip
+    default_stride = evaluate_models(
+        tiny_beir, [str(tiny_model_dir)], ks=[4], latency_queries=1, device="cpu",
+        max_length=16, long_documents="chunk", aggregation="mean-top", progress=False,
+    )  # fmt: skip
+    (got,) = _rows(report, "reranked")
+    (want,) = _rows(expected, "reranked")
+    (plain,) = _rows(default_stride, "reranked")
+    assert got["ndcg@10"] == want["ndcg@10"]
+    assert got["pairs_per_document"] == want["pairs_per_document"]
+    assert got["pairs_per_document"] != plain["pairs_per_document"]  # the stride was used
+
+
+def test_evaluate_models_rejects_scorer_options_it_sets_itself(tiny_beir: Path) -> None:
+    with pytest.raises(ValueError, match=r"scorer_options must not hold \['batch_size'\]"):
+        evaluate_models(tiny_beir, ["m"], scorer_options={"batch_size": 2})
+    with pytest.raises(TypeError, match="scorer_options must be a dict"):
+        evaluate_models(tiny_beir, ["m"], scorer_options=[("a", 1)])  # type: ignore[arg-type]

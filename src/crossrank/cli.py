@@ -1,8 +1,15 @@
-"""The ``crossrank`` command: ``rerank``, ``eval``, ``bench``, ``calibrate``."""
+"""The ``crossrank`` command: ``rerank``, ``eval``, ``bench``, ``calibrate``.
+
+The scorer's options (model, backend, device, batching, max length, activation and
+calibration, long documents, loading) are declared once, by :func:`add_scorer_options`,
+for every command that builds a :class:`crossrank.CrossEncoderScorer`;
+:func:`scorer_kwargs` turns the parsed flags back into its keyword arguments.
+"""
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from collections.abc import Sequence
@@ -12,11 +19,243 @@ from typing import Any, TextIO
 from crossrank._version import __version__
 from crossrank.backends import BACKENDS
 
-__all__ = ["main"]
+__all__ = ["SCORER_FLAGS", "add_scorer_options", "main", "positive_int", "scorer_kwargs"]
+
+#: The :class:`crossrank.CrossEncoderScorer` keyword arguments :func:`add_scorer_options`
+#: declares flags for (``--batch-size`` for ``batch_size`` ...), in help order.
+SCORER_FLAGS: tuple[str, ...] = (
+    "model",
+    "backend",
+    "device",
+    "batch_size",
+    "max_tokens_per_batch",
+    "max_length",
+    "activation",
+    "calibration",
+    "long_documents",
+    "max_windows",
+    "window_stride",
+    "aggregation",
+    "top_windows",
+    "onnx_cache_dir",
+    "cache_dir",
+    "revision",
+    "local_files_only",
+    "trust_remote_code",
+    "model_kwargs",
+    "tokenizer_kwargs",
+    "config_kwargs",
+)
+_ACTIVATION_FLAGS = ("activation", "calibration")
 
 
 class InputError(ValueError):
     """A problem with the user's input file, worded for the terminal."""
+
+
+def positive_int(value: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value!r}")
+    return number
+
+
+def _json_object(value: str) -> dict[str, Any]:
+    """argparse type: a JSON object, e.g. '{"torch_dtype": "bfloat16"}'."""
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"must be a JSON object, got {value!r} ({e.msg})") from e
+    if not isinstance(parsed, dict):
+        raise argparse.ArgumentTypeError(
+            f"must be a JSON object like '{{\"torch_dtype\": \"bfloat16\"}}', got {value!r}"
+        )
+    return parsed
+
+
+def _scorer_defaults() -> dict[str, Any]:
+    from crossrank.scorer import CrossEncoderScorer
+
+    params = inspect.signature(CrossEncoderScorer.__init__).parameters
+    return {name: p.default for name, p in params.items() if name in SCORER_FLAGS}
+
+
+def add_scorer_options(
+    parser: argparse.ArgumentParser, *, compare: bool = False, activation: bool = True
+) -> argparse.ArgumentParser:
+    """Declare the :class:`crossrank.CrossEncoderScorer` options as flags on ``parser``.
+
+    Each flag is the option's name with dashes (``--batch-size``), with the scorer's own
+    default, and is documented in the scorer's docstring. The flags are in one argument
+    group, "scorer options". Read them back with :func:`scorer_kwargs`.
+
+    Args:
+        parser: The (sub)parser of a command that builds a scorer.
+        compare: ``--model`` and ``--backend`` may be repeated, to compare several (their
+            values are then lists, or None when not given).
+        activation: Declare ``--activation`` and ``--calibration`` (a command that reads
+            raw logits or only ranks, such as ``eval`` and ``calibrate``, leaves them out).
+
+    Returns:
+        ``parser``.
+    """
+    from crossrank.calibration import ACTIVATIONS
+    from crossrank.windows import AGGREGATIONS
+
+    defaults = _scorer_defaults()
+    group = parser.add_argument_group("scorer options", "see crossrank.CrossEncoderScorer")
+    repeat: dict[str, Any] = {"action": "append"} if compare else {"default": None}
+    group.add_argument(
+        "--model",
+        "-m",
+        metavar="M",
+        help="cross-encoder id or folder"
+        + ("; repeat to compare several" if compare else "")
+        + " (default: $CROSSRANK_MODEL, else cross-encoder/ms-marco-MiniLM-L6-v2)",
+        **repeat,
+    )
+    group.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        metavar="B",
+        help=f"inference backend{', repeat to compare' if compare else ''} "
+        f"({', '.join(BACKENDS)}; default: {defaults['backend']})",
+        **({"action": "append"} if compare else {"default": defaults["backend"]}),
+    )
+    group.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: auto)")
+    for flag, help_text in (
+        ("batch_size", "most pairs per forward pass (default: %(default)s)"),
+        ("max_tokens_per_batch", "most padded tokens per forward pass (default: no cap)"),
+        ("max_length", "tokens per pair the model reads (default: the model's limit)"),
+    ):
+        group.add_argument(
+            "--" + flag.replace("_", "-"),
+            type=positive_int,
+            default=defaults[flag],
+            metavar="N",
+            help=help_text,
+        )
+    if activation:
+        group.add_argument(
+            "--activation",
+            choices=ACTIVATIONS,
+            default=defaults["activation"],
+            help="how logits become scores (default: %(default)s)",
+        )
+        group.add_argument(
+            "--calibration",
+            default=None,
+            metavar="FILE",
+            help="with --activation calibrated: a file from `crossrank calibrate` "
+            "(default: the one in the model's folder)",
+        )
+    _add_long_document_options(group, defaults, AGGREGATIONS)
+    _add_loading_options(group, defaults)
+    return parser
+
+
+def _add_long_document_options(
+    group: Any, defaults: dict[str, Any], aggregations: Sequence[str]
+) -> None:
+    group.add_argument(
+        "--long-documents",
+        choices=("truncate", "chunk"),
+        default=defaults["long_documents"],
+        help="cut long texts at max length (default) or score them in overlapping windows",
+    )
+    group.add_argument(
+        "--max-windows",
+        type=positive_int,
+        default=defaults["max_windows"],
+        metavar="N",
+        help="chunk mode: most windows per text (default: %(default)s)",
+    )
+    group.add_argument(
+        "--window-stride",
+        type=positive_int,
+        default=defaults["window_stride"],
+        metavar="N",
+        help="chunk mode: tokens shared by consecutive windows (default: a quarter of a window)",
+    )
+    group.add_argument(
+        "--aggregation",
+        choices=aggregations,
+        default=defaults["aggregation"],
+        help="chunk mode: how window scores become the text's (default: %(default)s)",
+    )
+    group.add_argument(
+        "--top-windows",
+        type=positive_int,
+        default=defaults["top_windows"],
+        metavar="N",
+        help="chunk mode: windows averaged by mean-top (default: %(default)s)",
+    )
+
+
+def _add_loading_options(group: Any, defaults: dict[str, Any]) -> None:
+    for flag, metavar, help_text in (
+        (
+            "onnx_cache_dir",
+            "DIR",
+            "where exported ONNX files are cached (default: $CROSSRANK_CACHE/onnx, else "
+            "~/.cache/crossrank/onnx)",
+        ),
+        ("cache_dir", "DIR", "folder for downloaded models (default: the Hugging Face cache)"),
+        ("revision", "REV", "model revision (branch, tag or commit) on the Hub"),
+    ):
+        group.add_argument(
+            "--" + flag.replace("_", "-"), default=defaults[flag], metavar=metavar, help=help_text
+        )
+    group.add_argument(
+        "--local-files-only", action="store_true", help="never contact the Hugging Face Hub"
+    )
+    group.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow models that ship their own modelling code",
+    )
+    for flag, target in (
+        ("model_kwargs", "the model's"),
+        ("tokenizer_kwargs", "the tokenizer's"),
+        ("config_kwargs", "the config's"),
+    ):
+        group.add_argument(
+            "--" + flag.replace("_", "-"),
+            type=_json_object,
+            default=None,
+            metavar="JSON",
+            help=f"JSON object of keyword arguments for {target} from_pretrained",
+        )
+
+
+def scorer_kwargs(args: argparse.Namespace, *, changed_only: bool = False) -> dict[str, Any]:
+    """The :class:`crossrank.CrossEncoderScorer` keyword arguments in parsed flags.
+
+    Every option :func:`add_scorer_options` declared on the command's parser is returned
+    (with its default when the flag was not given), so ``CrossEncoderScorer(**kwargs)``
+    builds the scorer the flags describe. With ``compare=True``, ``model`` and ``backend``
+    are lists (or None); the caller picks one of each.
+
+    Args:
+        args: The parsed flags.
+        changed_only: Return only the options whose value differs from the scorer's
+            default.
+
+    Example:
+        >>> parser = add_scorer_options(argparse.ArgumentParser())
+        >>> scorer_kwargs(parser.parse_args(["-m", "my/model", "--batch-size", "8"]))["batch_size"]
+        8
+    """
+    values = vars(args)
+    kwargs = {name: values[name] for name in SCORER_FLAGS if name in values}
+    if changed_only:
+        defaults = _scorer_defaults()
+        kwargs = {k: v for k, v in kwargs.items() if v != defaults[k]}
+    return kwargs
 
 
 def read_candidates(path: Path, fmt: str, text_field: str) -> list[dict[str, Any]]:
@@ -62,18 +301,7 @@ def _rerank(args: argparse.Namespace) -> int:
     from crossrank.scorer import CrossEncoderScorer
 
     records = read_candidates(Path(args.input), args.format, args.text_field)
-    scorer = CrossEncoderScorer(
-        args.model,
-        device=args.device,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        activation=args.activation,
-        calibration=args.calibration,
-        backend=args.backend,
-        long_documents=args.long_documents,
-        max_windows=args.max_windows,
-        aggregation=args.aggregation,
-    )
+    scorer = CrossEncoderScorer(**scorer_kwargs(args))
     texts = [r[args.text_field] for r in records]
     outcome = scorer.rerank(
         args.query,
@@ -99,10 +327,12 @@ def _rerank(args: argparse.Namespace) -> int:
             record["rank"] = rank
             if hit.truncated:
                 record["truncated"] = True
-            if args.passage and hit.span is not None:
-                start, end = hit.span
+            if args.passage:
+                # What the token budget counted: the best passage, else the whole text.
+                text = texts[hit.index]
+                start, end = hit.passage if hit.passage is not None else (0, len(text))
                 record["span"] = [start, end]
-                record["passage"] = texts[hit.index][start:end]
+                record["passage"] = text[start:end]
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
     finally:
         if out is not sys.stdout:
@@ -125,8 +355,6 @@ def _add_rerank(subparsers: Any) -> None:
     p.add_argument(
         "--input", "-i", required=True, help="JSONL ({'id', 'text', ...} per line) or text lines"
     )
-    p.add_argument("--model", "-m", default=None, help="model id or folder (default: "
-                   "$CROSSRANK_MODEL, else cross-encoder/ms-marco-MiniLM-L6-v2)")
     p.add_argument("--top-k", "-k", type=int, default=None, help="keep the best K (default: all)")
     p.add_argument("--score-threshold", type=float, default=None, help="drop scores below this")
     p.add_argument("--format", choices=("auto", "jsonl", "text"), default="auto")
@@ -145,40 +373,15 @@ def _add_rerank(subparsers: Any) -> None:
         metavar="N",
         help="keep the best while their tokens add up to at most N",
     )
-    p.add_argument("--activation", choices=("sigmoid", "raw", "calibrated"), default="sigmoid")
-    p.add_argument(
-        "--calibration",
-        default=None,
-        metavar="FILE",
-        help="with --activation calibrated: a file from `crossrank calibrate` "
-        "(default: the one in the model's folder)",
-    )
-    p.add_argument(
-        "--long-documents",
-        choices=("truncate", "chunk"),
-        default="truncate",
-        help="cut long texts (default) or score them in overlapping windows",
-    )
-    p.add_argument(
-        "--max-windows", type=int, default=8, metavar="N", help="chunk mode: windows per text (8)"
-    )
-    p.add_argument(
-        "--aggregation",
-        choices=("max", "mean-top", "first-weighted"),
-        default="max",
-        help="chunk mode: how window scores become the text's (max)",
-    )
     p.add_argument(
         "--passage",
         action="store_true",
-        help="add each kept text's best passage ('passage', 'span'); the token budget "
-        "counts the passages",
+        help="add what each kept text hands on, which the token budget counts: 'passage' "
+        "(its best passage, whole words; the whole text when the best window lies "
+        "outside it) and 'span' ([start, end] characters in the text)",
     )
-    p.add_argument("--backend", choices=BACKENDS, default="torch", help="inference backend (torch)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-length", type=int, default=None)
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: auto)")
     p.add_argument("--out", "-o", default=None, help="output file (default: stdout)")
+    add_scorer_options(p)
     p.set_defaults(func=_rerank)
 
 

@@ -42,11 +42,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from crossrank.cli import positive_int
 from crossrank.eval.harness import (
     align_table,
     hf_progress_bars,
     machine_info,
-    positive_int,
     progress_bar,
     quiet_truncation_warnings,
     write_json,

@@ -11,16 +11,16 @@ fits on the held-out pairs.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from crossrank.backends import BACKENDS
 from crossrank.calibration import (
     CALIBRATION_FILE,
     METHODS,
@@ -33,13 +33,14 @@ from crossrank.calibration import (
     log_loss,
     save_calibration,
 )
+from crossrank.cli import add_scorer_options, positive_int, scorer_kwargs
 from crossrank.eval.data import load_beir
 from crossrank.eval.harness import (
+    _check_scorer_options,
     _first_stage,
     align_table,
     hf_progress_bars,
     machine_info,
-    positive_int,
     progress_bar,
     quiet_truncation_warnings,
     write_json,
@@ -115,8 +116,13 @@ def calibrate(
     max_length: int | None = None,
     long_documents: str = "truncate",
     progress: bool = False,
+    scorer_options: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Calibration], dict[str, Any]]:
     """Fit temperature and Platt scaling for ``model`` on a BEIR set.
+
+    ``scorer_options`` are further :class:`crossrank.CrossEncoderScorer` keyword arguments
+    (``aggregation`` and ``max_windows`` in chunk mode, ``model_kwargs`` ...), not the ones
+    set by this function's own arguments nor ``activation`` (calibration reads raw logits).
 
     Returns:
         ``({"temperature": ..., "platt": ...}, report)``; the report holds the data, the
@@ -127,7 +133,12 @@ def calibrate(
 
     if not 0.0 < held_out < 1.0:
         raise ValueError(f"held_out must be between 0 and 1, got {held_out!r}")
-    dataset = load_beir(data, split=split, qrels_path=qrels)
+    extra = _check_scorer_options(
+        scorer_options,
+        set_here=("model", "activation", "calibration", "backend", "device", "batch_size",
+                  "max_length", "long_documents"),
+    )
+    dataset = load_beir(Path(data), split=split, qrels_path=None if qrels is None else Path(qrels))
     fit_ids, held_ids = _split_queries(list(dataset.queries), held_out, seed, max_queries)
     label, candidates = _first_stage(
         dataset, fit_ids + held_ids, first_stage=first_stage, run_path=run, depth=top_k
@@ -140,6 +151,7 @@ def calibrate(
         batch_size=batch_size,
         max_length=max_length,
         long_documents=long_documents,  # type: ignore[arg-type]
+        **extra,
     )
     logits: dict[str, np.ndarray] = {}
     labels: dict[str, np.ndarray] = {}
@@ -198,6 +210,7 @@ def calibrate(
         "backend": scorer.active_backend,
         "max_length": scorer.max_length,
         "long_documents": long_documents,
+        "scorer_options": json.loads(json.dumps(extra, default=str)),
         "params": {method: _params(fit) for method, fit in fits.items()},
         **sides,
         "machine": machine_info(device),
@@ -254,12 +267,6 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
         "--data", required=True, metavar="DIR", help="BEIR folder with qrels/<split>.tsv"
     )
     parser.add_argument(
-        "--model",
-        default=None,
-        metavar="M",
-        help="cross-encoder id or folder (default: $CROSSRANK_MODEL or the core default)",
-    )
-    parser.add_argument(
         "--output",
         "-o",
         metavar="FILE",
@@ -298,26 +305,23 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
     )
     parser.add_argument("--seed", type=int, default=0, help="query shuffle seed (default: 0)")
     parser.add_argument("--bins", type=positive_int, default=15, help="ECE bins (default: 15)")
-    parser.add_argument("--backend", choices=BACKENDS, default="torch")
-    parser.add_argument(
-        "--long-documents",
-        choices=("truncate", "chunk"),
-        default="truncate",
-        help="calibrate the scores of this mode (default: truncate)",
-    )
-    parser.add_argument("--batch-size", type=positive_int, default=32, metavar="N")
-    parser.add_argument("--max-length", type=positive_int, metavar="N")
-    parser.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: cuda if available)")
     parser.add_argument("--out", metavar="FILE", help="also write the report as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
+    # Calibration is fitted on raw logits: no --activation/--calibration.
+    return add_scorer_options(parser, activation=False)
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
     """Run ``crossrank calibrate``; print the table; write the calibration file."""
     from crossrank.scorer import DEFAULT_MODEL
 
-    model = args.model or os.environ.get("CROSSRANK_MODEL") or DEFAULT_MODEL
+    options = scorer_kwargs(args, changed_only=True)
+    own = {
+        name: options.pop(name)
+        for name in ("backend", "device", "batch_size", "max_length", "long_documents")
+        if name in options
+    }
+    model = options.pop("model", None) or os.environ.get("CROSSRANK_MODEL") or DEFAULT_MODEL
     target = calibration_target(model, args.output)  # fail before the slow part
     with hf_progress_bars(not args.quiet):
         fits, report = calibrate(
@@ -332,12 +336,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
             max_queries=args.max_queries,
             seed=args.seed,
             bins=args.bins,
-            backend=args.backend,
-            device=args.device,
-            batch_size=args.batch_size,
-            max_length=args.max_length,
-            long_documents=args.long_documents,
             progress=not args.quiet,
+            scorer_options=options,
+            **own,
         )
     report["method"] = args.method
     print(format_calibration_table(report))

@@ -36,7 +36,7 @@ import numpy as np
 
 from crossrank._optional import missing_extra
 from crossrank._version import __version__
-from crossrank.backends import BACKENDS
+from crossrank.cli import add_scorer_options, positive_int, scorer_kwargs
 from crossrank.eval.data import Dataset, load_beir, load_trec_run
 from crossrank.eval.metrics import evaluate, ranked_ids
 
@@ -267,6 +267,7 @@ def evaluate_models(
     aggregation: str = "max",
     max_windows: int = 8,
     progress: bool = True,
+    scorer_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluate a first stage and each model reranking its top K, for every K.
 
@@ -301,6 +302,9 @@ def evaluate_models(
         aggregation: Chunk mode's window aggregation.
         max_windows: Chunk mode's cap on windows per document.
         progress: Show a progress bar on stderr.
+        scorer_options: Further :class:`crossrank.CrossEncoderScorer` keyword arguments
+            for every model (``window_stride``, ``model_kwargs``, ``revision`` ...); not
+            the ones set above.
 
     Returns:
         The report: ``settings``, ``machine``, ``timings`` and ``rows`` (one per first stage
@@ -316,6 +320,11 @@ def evaluate_models(
     from crossrank.scorer import DEFAULT_MODEL, CrossEncoderScorer
 
     backend_list = [check_backend(b) for b in dict.fromkeys(backends or ["torch"])]
+    extra = _check_scorer_options(
+        scorer_options,
+        set_here=("model", "device", "batch_size", "max_length", "backend", "long_documents",
+                  "aggregation", "max_windows"),
+    )
     k_list = parse_ks(ks)
     max_k = k_list[-1]
     if limit_queries is not None and limit_queries < 1:
@@ -379,6 +388,7 @@ def evaluate_models(
             long_documents=long_documents,  # type: ignore[arg-type]
             aggregation=aggregation,  # type: ignore[arg-type]
             max_windows=max_windows,
+            **extra,
         )
         t0 = time.perf_counter()
         scorer.warm_up()
@@ -458,6 +468,7 @@ def evaluate_models(
             "long_documents": long_documents,
             "aggregation": aggregation if long_documents == "chunk" else None,
             "max_windows": max_windows if long_documents == "chunk" else None,
+            "scorer_options": json.loads(json.dumps(extra, default=str)),
             "document_text": _DOCUMENT_TEXT,
         },
         "machine": machine_info(device),
@@ -467,6 +478,26 @@ def evaluate_models(
         },
         "rows": rows,
     }
+
+
+def _check_scorer_options(
+    scorer_options: Mapping[str, Any] | None, *, set_here: Sequence[str]
+) -> dict[str, Any]:
+    """``scorer_options`` as a dict, checked not to repeat an option the caller sets."""
+    if scorer_options is None:
+        return {}
+    if not isinstance(scorer_options, Mapping):
+        raise TypeError(
+            "scorer_options must be a dict of CrossEncoderScorer keyword arguments, got "
+            f"{type(scorer_options).__name__}"
+        )
+    clashes = sorted(set(scorer_options) & set(set_here))
+    if clashes:
+        raise ValueError(
+            f"scorer_options must not hold {clashes}: pass them as this function's own "
+            "arguments"
+        )
+    return dict(scorer_options)
 
 
 # ---------------------------------------------------------------------- output
@@ -543,13 +574,6 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
         metavar="DIR",
         help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv",
     )
-    parser.add_argument(
-        "--model",
-        action="append",
-        metavar="M",
-        help="cross-encoder id or folder; repeat to compare several "
-        "(default: $CROSSRANK_MODEL or the core default)",
-    )
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
         "--first-stage",
@@ -584,77 +608,41 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("--out", metavar="FILE", help="write the report as JSON")
     parser.add_argument("--plot", metavar="FILE", help="write a PNG of NDCG@10 against p95 latency")
     parser.add_argument(
-        "--batch-size",
-        type=positive_int,
-        default=32,
-        metavar="N",
-        help="pairs per forward pass (32)",
-    )
-    parser.add_argument(
-        "--max-length",
-        type=positive_int,
-        metavar="N",
-        help="tokens per pair the model reads (default: the model's limit)",
-    )
-    parser.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: cuda if available)")
-    parser.add_argument(
-        "--backend",
-        action="append",
-        choices=BACKENDS,
-        metavar="B",
-        help=f"inference backend, repeat to compare ({', '.join(BACKENDS)}; default: torch)",
-    )
-    parser.add_argument(
         "--latency-queries",
         type=positive_int,
         default=_DEFAULT_LATENCY_QUERIES,
         metavar="N",
         help="queries timed for each K below the largest (default: 20)",
     )
-    parser.add_argument(
-        "--long-documents",
-        choices=("truncate", "chunk"),
-        default="truncate",
-        help="cut documents at max_length (default) or score them window by window",
-    )
-    parser.add_argument(
-        "--aggregation",
-        choices=("max", "mean-top", "first-weighted"),
-        default="max",
-        help="chunk mode: how window scores become the document's (default: max)",
-    )
-    parser.add_argument(
-        "--max-windows",
-        type=positive_int,
-        default=8,
-        metavar="N",
-        help="chunk mode: most windows per document (default: 8)",
-    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    return parser
+    # Ranking metrics do not depend on the activation: no --activation/--calibration.
+    return add_scorer_options(parser, compare=True, activation=False)
 
 
 def run_eval(args: argparse.Namespace) -> int:
     """Run ``crossrank eval`` from parsed arguments; print the table; return an exit code."""
+    options = scorer_kwargs(args, changed_only=True)
+    own = {
+        name: options.pop(name)
+        for name in ("device", "batch_size", "max_length", "long_documents", "aggregation",
+                     "max_windows")
+        if name in options
+    }
     with hf_progress_bars(not args.quiet):
         report = evaluate_models(
             args.data,
-            args.model,
+            options.pop("model", None),
             first_stage=args.first_stage or "bm25",
             ks=args.k,
             split=args.split,
             qrels=args.qrels,
             run=args.run,
             limit_queries=args.limit_queries,
-            batch_size=args.batch_size,
-            max_length=args.max_length,
-            device=args.device,
-            backends=args.backend,
+            backends=options.pop("backend", None),
             latency_queries=args.latency_queries,
-            long_documents=args.long_documents,
-            aggregation=args.aggregation,
-            max_windows=args.max_windows,
             progress=not args.quiet,
+            scorer_options=options,
+            **own,
         )
     print(format_eval_table(report))
     if args.out:
@@ -664,16 +652,6 @@ def run_eval(args: argparse.Namespace) -> int:
 
         print(f"wrote {plot_tradeoff(report, args.plot)}")
     return 0
-
-
-def positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value!r}")
-    return number
 
 
 def _ks_type(value: str) -> list[int]:
