@@ -92,8 +92,11 @@ class RerankScorer(Protocol):
     """What the adapters need of a scorer: :class:`crossrank.CrossEncoderScorer`, or any
     scorer with the same ``rerank``/``arerank`` contract (a remote one, for instance)."""
 
-    model_name: str
-    activation: str
+    @property
+    def model_name(self) -> str: ...
+
+    @property
+    def activation(self) -> str: ...
 
     def warm_up(self) -> None: ...
 
