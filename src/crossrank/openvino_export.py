@@ -1,0 +1,357 @@
+"""Convert a loaded cross-encoder to OpenVINO (fp32, or int8 by NNCF static quantization),
+cache it on disk, and compile it for the CPU.
+
+Three backends run on it (``pip install "crossrank[openvino]"``):
+
+- ``openvino``: the fp32 model, compiled with ``INFERENCE_PRECISION_HINT=f32`` (OpenVINO
+  would otherwise run it in bf16 on a CPU with AVX512-BF16 or AMX), so its scores equal
+  PyTorch's.
+- ``openvino-bf16``: the same file, compiled with ``INFERENCE_PRECISION_HINT=bf16``; only on
+  a CPU that OpenVINO reports as computing bf16 natively (:func:`openvino_supports_bf16`).
+- ``openvino-int8``: static post-training quantization with NNCF (``nncf.quantize``,
+  ``model_type=TRANSFORMER``): int8 weights and activations with scales calibrated once on a
+  sample of (query, text) pairs, the user's own (``calibration``) or a built-in sample
+  (:func:`crossrank.probe.calibration_pairs`). The layers NNCF's transformer preset keeps in
+  float (softmax, layer norms, GELU, the attention score products' softmax input, additions)
+  and the relevance head (:data:`INT8_FLOAT_LAYERS`) stay fp32; the compiled model runs the
+  rest in int8 and those in fp32.
+
+The converted model is saved under the ONNX export's cache (the same folder per model
+content, see :mod:`crossrank.onnx_export`): one folder per precision and settings (format
+version, OpenVINO, NNCF and torch versions; for int8, a hash of the calibration pairs and
+the quantization settings). A folder is written under a temporary name and renamed into
+place, which is atomic: several processes converting the same model at once each write
+their own, the first rename wins, the others discard theirs, and a reader only ever sees a
+complete folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import io
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "INT8_FLOAT_LAYERS",
+    "OPENVINO_BACKENDS",
+    "export_openvino",
+    "make_openvino_forward",
+    "openvino_available",
+    "openvino_supports_bf16",
+    "require_openvino",
+]
+
+logger = logging.getLogger("crossrank")
+
+#: The backends this module serves.
+OPENVINO_BACKENDS: tuple[str, ...] = ("openvino", "openvino-bf16", "openvino-int8")
+
+#: Bump when the conversion changes in a way that makes old folders wrong.
+_FORMAT_VERSION = "1"
+
+#: Layers kept in float by the int8 model besides those NNCF's transformer preset keeps: the
+#: relevance head (the classifier's matrix product and its bias), whose output is the score
+#: itself. Names are matched as regular expressions against OpenVINO node names.
+INT8_FLOAT_LAYERS: tuple[str, ...] = (r".*classifier.*",)
+
+#: Most pairs used to calibrate the int8 model (NNCF reads each one once per statistic).
+_CALIBRATION_LIMIT = 96
+
+
+def openvino_available(backend: str = "openvino") -> bool:
+    """Whether ``backend``'s packages are installed: ``openvino``, and ``nncf`` for int8."""
+    names = ("openvino", "nncf") if backend == "openvino-int8" else ("openvino",)
+    return all(importlib.util.find_spec(name) is not None for name in names)
+
+
+def require_openvino(backend: str) -> None:
+    """Raise the one-line install hint if ``backend`` cannot be imported.
+
+    Raises:
+        ImportError: ``openvino`` (or ``nncf`` for ``openvino-int8``) is not installed; the
+            message names ``pip install "crossrank[openvino]"``.
+    """
+    if openvino_available(backend):
+        return
+    from crossrank._optional import missing_extra
+
+    missing = "openvino" if importlib.util.find_spec("openvino") is None else "nncf"
+    raise missing_extra(f"backend={backend!r}", "openvino", ModuleNotFoundError(name=missing))
+
+
+@lru_cache(maxsize=1)
+def _core() -> Any:
+    import openvino as ov
+
+    return ov.Core()
+
+
+@lru_cache(maxsize=1)
+def openvino_supports_bf16() -> bool:
+    """Whether OpenVINO's CPU plugin computes bf16 natively here (AVX512-BF16 or AMX).
+
+    It asks the plugin (``OPTIMIZATION_CAPABILITIES`` lists ``BF16``) and requires the CPU
+    flags too (:func:`crossrank.backends.cpu_has_native_bf16`), so a CPU that would
+    emulate bf16 is never offered ``openvino-bf16``. False when OpenVINO is not installed.
+    """
+    from crossrank.backends import cpu_has_native_bf16
+
+    if not openvino_available() or not cpu_has_native_bf16():
+        return False
+    try:
+        capabilities = _core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except RuntimeError:  # no CPU plugin
+        return False
+    return "BF16" in capabilities
+
+
+def _settings_key(precision: str) -> str:
+    import openvino
+    import torch
+
+    key = f"ov{_FORMAT_VERSION}-{precision}-openvino{openvino.__version__.split('-')[0]}"
+    key += f"-torch{torch.__version__}"
+    if precision == "int8":
+        import nncf
+
+        key += f"-nncf{nncf.__version__}"
+    return key
+
+
+def _calibration_key(pairs: Sequence[tuple[str, str]]) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps([list(INT8_FLOAT_LAYERS), _CALIBRATION_LIMIT]).encode())
+    for query, text in pairs:
+        h.update(json.dumps([query, text]).encode())
+    return h.hexdigest()[:16]
+
+
+def _folder_in_place(final: Path, write: Callable[[Path], None]) -> bool:
+    """Write a folder with ``write(tmp)`` and rename it to ``final`` atomically.
+
+    Returns True if this call's folder was put in place, False if another writer's was
+    already there (this call's copy is then discarded).
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        write(tmp)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if (final / "model.xml").is_file():
+                return False  # another process won the race; its folder is complete
+            raise
+        return True
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _example_inputs(tokenizer: Any, input_names: Sequence[str]) -> dict[str, Any]:
+    enc = tokenizer(
+        ["a short query", "another query"],
+        ["a document", "a longer document with several more words in it than the first"],
+        padding=True,
+        return_tensors="pt",
+    )
+    return {name: enc[name] for name in input_names}
+
+
+def _convert(net: Any, tokenizer: Any, input_names: Sequence[str]) -> Any:
+    """The OpenVINO model of ``net`` (fp32, dynamic batch and sequence length)."""
+    import openvino as ov
+    import torch
+
+    example = _example_inputs(tokenizer, input_names)
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        # The tracer warns about traced Python conditions; the graph is checked against
+        # PyTorch in the tests.
+        warnings.simplefilter("ignore")
+        model = ov.convert_model(net.float().to("cpu").eval(), example_input=example)
+    for port in model.inputs:
+        port.get_tensor().set_names({port.get_any_name()})
+    return model
+
+
+def _calibration_items(
+    tokenizer: Any, input_names: Sequence[str], pairs: Sequence[tuple[str, str]], max_length: int
+) -> list[dict[str, np.ndarray]]:
+    items = []
+    for query, text in pairs[:_CALIBRATION_LIMIT]:
+        enc = tokenizer(
+            query, text, truncation="only_second", max_length=max_length, return_tensors="np"
+        )
+        items.append({name: enc[name].astype(np.int64) for name in input_names})
+    return items
+
+
+@contextlib.contextmanager
+def _quiet_nncf() -> Iterator[None]:
+    """NNCF draws progress bars on stdout and logs through its own logger: keep both quiet."""
+    nncf_logger = logging.getLogger("nncf")
+    level = nncf_logger.level
+    nncf_logger.setLevel(logging.ERROR)
+    sink = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            yield
+    finally:
+        nncf_logger.setLevel(level)
+
+
+def _quantize(model: Any, items: list[dict[str, np.ndarray]]) -> Any:
+    import nncf
+
+    with _quiet_nncf(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return nncf.quantize(
+            model,
+            nncf.Dataset(items),
+            model_type=nncf.ModelType.TRANSFORMER,
+            subset_size=len(items),
+            ignored_scope=nncf.IgnoredScope(patterns=list(INT8_FLOAT_LAYERS), validate=False),
+        )
+
+
+def export_openvino(
+    net: Any,
+    tokenizer: Any,
+    input_names: Sequence[str],
+    *,
+    precision: str,
+    cache_dir: str | os.PathLike[str] | None = None,
+    load_options: Mapping[str, Any] | None = None,
+    calibration: Sequence[tuple[str, str]] | None = None,
+    max_length: int | None = None,
+) -> tuple[Path, bool]:
+    """Return the cached OpenVINO model (``model.xml``) for ``net``, converting it if needed.
+
+    Args:
+        net: A loaded transformers sequence-classification model (on the CPU).
+        tokenizer: Its tokenizer (for the example inputs and the calibration pairs).
+        input_names: The tensors the model reads, e.g. input_ids, attention_mask,
+            token_type_ids.
+        precision: ``"fp32"`` (also what ``openvino-bf16`` compiles) or ``"int8"``.
+        cache_dir: The cache folder (see :func:`crossrank.onnx_export.cache_root`).
+        load_options: The options ``net`` was loaded with, part of the cache key.
+        calibration: For int8: the (query, text) pairs whose activations set the int8
+            scales (the first 96 are used). Default: the built-in sample
+            (:func:`crossrank.probe.calibration_pairs`). Other pairs give another file.
+        max_length: Tokens per calibration pair (default: the tokenizer's
+            ``model_max_length``, at most 512); pass the scorer's ``max_length``.
+
+    Returns:
+        The path of ``model.xml``, and whether this call converted it (False: cached).
+
+    Raises:
+        ValueError: ``precision`` is neither ``"fp32"`` nor ``"int8"``, or ``calibration``
+            is empty.
+    """
+    from crossrank.onnx_export import cache_root, model_fingerprint
+
+    if precision not in ("fp32", "int8"):
+        raise ValueError(f"precision must be 'fp32' or 'int8', got {precision!r}")
+    if calibration is not None and not calibration:
+        raise ValueError(
+            "calibration must hold at least one (query, text) pair, got an empty sequence; "
+            "pass None to use the built-in sample"
+        )
+    folder = cache_root(cache_dir) / model_fingerprint(net, load_options)
+    fp32_dir = folder / f"openvino-{_settings_key('fp32')}"
+    wanted = fp32_dir
+    pairs: Sequence[tuple[str, str]] = ()
+    if precision == "int8":
+        if calibration is None:
+            from crossrank.probe import calibration_pairs
+
+            calibration = calibration_pairs()
+        pairs = list(calibration)
+        wanted = folder / f"openvino-{_settings_key('int8')}-cal{_calibration_key(pairs)}"
+    if (wanted / "model.xml").is_file():
+        return wanted / "model.xml", False
+
+    import openvino as ov
+
+    started = time.perf_counter()
+    if (fp32_dir / "model.xml").is_file():
+        model = _core().read_model(fp32_dir / "model.xml")
+    else:
+        model = _convert(net, tokenizer, input_names)
+        _folder_in_place(
+            fp32_dir, lambda tmp: ov.save_model(model, tmp / "model.xml", compress_to_fp16=False)
+        )
+    if precision == "int8":
+        limit = max_length or min(int(getattr(tokenizer, "model_max_length", 512)), 512)
+        items = _calibration_items(tokenizer, input_names, pairs, limit)
+        quantized = _quantize(model, items)
+        _folder_in_place(
+            wanted,
+            lambda tmp: ov.save_model(quantized, tmp / "model.xml", compress_to_fp16=False),
+        )
+    logger.info(
+        "crossrank: converted the model to OpenVINO %s in %.1f s (%s)",
+        precision,
+        time.perf_counter() - started,
+        wanted,
+    )
+    return wanted / "model.xml", True
+
+
+def make_openvino_forward(
+    path: Path,
+    input_names: Sequence[str],
+    num_labels: int,
+    *,
+    inference_precision: str = "f32",
+    threads: int | None = None,
+) -> tuple[Callable[[dict[str, np.ndarray]], np.ndarray], Any]:
+    """Compile ``path`` for the CPU and return a forward function and the compiled model.
+
+    Args:
+        path: A ``model.xml`` from :func:`export_openvino`.
+        input_names: The tensors to feed.
+        num_labels: 1 or 2 (see :func:`crossrank.loading.relevance`).
+        inference_precision: ``"f32"`` (exact) or ``"bf16"``: what the float layers run in.
+        threads: Intra-op threads (default: OpenVINO's, one per core).
+
+    The forward function is safe to call from several threads at once: each thread gets
+    its own inference request.
+    """
+    from crossrank.loading import relevance
+
+    if inference_precision not in ("f32", "bf16"):
+        raise ValueError(
+            f"inference_precision must be 'f32' or 'bf16', got {inference_precision!r}"
+        )
+    config: dict[str, Any] = {
+        "INFERENCE_PRECISION_HINT": inference_precision,
+        "PERFORMANCE_HINT": "LATENCY",
+    }
+    if threads is not None:
+        config["INFERENCE_NUM_THREADS"] = threads
+    compiled = _core().compile_model(str(path), "CPU", config)
+    local = threading.local()
+
+    def forward(arrays: dict[str, np.ndarray]) -> np.ndarray:
+        request = getattr(local, "request", None)
+        if request is None:
+            request = local.request = compiled.create_infer_request()
+        request.infer({name: arrays[name] for name in input_names})
+        return relevance(request.get_output_tensor(0).data, num_labels)
+
+    return forward, compiled

@@ -1,0 +1,250 @@
+"""OpenVINO backends: scores against torch fp32, the conversion cache (content-keyed,
+atomic, two processes at once), thread safety, and the missing-extra hint."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import build_tiny_model
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from crossrank import openvino_export
+from crossrank.openvino_export import (
+    export_openvino,
+    make_openvino_forward,
+    openvino_supports_bf16,
+    require_openvino,
+)
+from crossrank.probe import agreement, encode_batches, probe_cases
+
+pytest.importorskip("openvino", reason='needs pip install "crossrank[openvino]"')
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMES = ["input_ids", "attention_mask", "token_type_ids"]
+QUERY = "what is the effect of the drug on blood cells"
+TEXTS = [
+    "the drug increased blood cells in patients",
+    "paris is the capital of france",
+    "gene expression in cancer cells was measured after treatment",
+    "a study of dose and risk in heart disease",
+    "the cat and the dog",
+    "protein levels in the brain decreased",
+    "what is the capital of germany? berlin",
+    "blood",
+    "treatment effect on patients with cancer: a clinical study of the drug dose and "
+    "its effect on blood cells, heart and brain",
+    "cells cells cells cells",
+    "an increase in risk",
+    "who studies genes",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir: Path) -> tuple[object, object]:
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    net = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir).eval()
+    return tokenizer, net
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_model_dir: Path) -> np.ndarray:
+    from crossrank import CrossEncoderScorer
+
+    scorer = CrossEncoderScorer(tiny_model_dir, device="cpu", activation="raw")
+    return np.array(scorer.score(QUERY, TEXTS))
+
+
+def scores(path: Path, tokenizer: object, precision: str = "f32") -> np.ndarray:
+    forward, _ = make_openvino_forward(path, NAMES, 1, inference_precision=precision)
+    batches = encode_batches(tokenizer, QUERY, TEXTS, max_length=128, input_names=NAMES)
+    return np.concatenate([forward(b) for b in batches])
+
+
+def test_fp32_equals_torch_and_is_cached(
+    tiny: tuple[object, object], reference: np.ndarray, tmp_path: Path
+) -> None:
+    tokenizer, net = tiny
+    path, converted = export_openvino(net, tokenizer, NAMES, precision="fp32", cache_dir=tmp_path)
+    assert converted and path.name == "model.xml" and path.with_suffix(".bin").is_file()
+    np.testing.assert_allclose(scores(path, tokenizer), reference, atol=1e-4)
+    again, converted = export_openvino(net, tokenizer, NAMES, precision="fp32", cache_dir=tmp_path)
+    assert (again, converted) == (path, False)
+    # One pair at a time (no padding): the same scores as in a padded batch.
+    forward, _ = make_openvino_forward(path, NAMES, 1)
+    one = [
+        forward(encode_batches(tokenizer, QUERY, [t], max_length=128, input_names=NAMES)[0])[0]
+        for t in TEXTS
+    ]
+    np.testing.assert_allclose(one, reference, atol=1e-4)
+    assert not list(path.parent.parent.glob(".*.tmp"))  # no temporary folder left behind
+
+
+def test_cache_is_keyed_by_model_content(
+    tiny: tuple[object, object], tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    tokenizer, net = tiny
+    path, _ = export_openvino(net, tokenizer, NAMES, precision="fp32", cache_dir=tmp_path)
+    other_dir = build_tiny_model(tmp_path_factory.mktemp("other-ce"), seed=7)
+    other = AutoModelForSequenceClassification.from_pretrained(other_dir).eval()
+    other_path, converted = export_openvino(
+        other, tokenizer, NAMES, precision="fp32", cache_dir=tmp_path
+    )
+    assert converted and other_path != path
+
+
+@pytest.mark.skipif(not openvino_supports_bf16(), reason="this CPU has no native bf16")
+def test_bf16_agrees_with_torch(
+    tiny: tuple[object, object], reference: np.ndarray, tmp_path: Path
+) -> None:
+    tokenizer, net = tiny
+    path, _ = export_openvino(net, tokenizer, NAMES, precision="fp32", cache_dir=tmp_path)
+    got = scores(path, tokenizer, "bf16")
+    assert np.abs(got - reference).max() <= 0.05
+    assert not np.array_equal(got, scores(path, tokenizer, "f32"))  # really ran in bf16
+
+
+def test_int8_is_calibrated_and_keyed_by_its_calibration(
+    tiny: tuple[object, object], reference: np.ndarray, tmp_path: Path
+) -> None:
+    tokenizer, net = tiny
+    path, converted = export_openvino(net, tokenizer, NAMES, precision="int8", cache_dir=tmp_path)
+    assert converted and "-int8-" in path.parent.name
+    got = scores(path, tokenizer)
+    assert np.abs(got - reference).max() <= 0.1
+    assert not np.allclose(got, reference, atol=1e-5)  # really quantized
+    # The fp32 model it was quantized from is cached too, and reused.
+    assert len(list(path.parent.parent.glob("openvino-*-fp32-*"))) == 1
+    own = [(QUERY, t) for t in TEXTS]
+    mine, converted = export_openvino(
+        net, tokenizer, NAMES, precision="int8", cache_dir=tmp_path, calibration=own
+    )
+    assert converted and mine != path
+    cached, converted = export_openvino(
+        net, tokenizer, NAMES, precision="int8", cache_dir=tmp_path, calibration=own
+    )
+    assert (cached, converted) == (mine, False)
+
+
+def test_bad_arguments_say_what_to_do(tiny: tuple[object, object], tmp_path: Path) -> None:
+    tokenizer, net = tiny
+    with pytest.raises(ValueError, match="precision must be 'fp32' or 'int8', got 'fp16'"):
+        export_openvino(net, tokenizer, NAMES, precision="fp16", cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="calibration must hold at least one"):
+        export_openvino(net, tokenizer, NAMES, precision="int8", cache_dir=tmp_path, calibration=[])
+
+
+def test_forward_is_safe_from_several_threads(
+    tiny: tuple[object, object], reference: np.ndarray, tmp_path: Path
+) -> None:
+    tokenizer, net = tiny
+    path, _ = export_openvino(net, tokenizer, NAMES, precision="fp32", cache_dir=tmp_path)
+    forward, _ = make_openvino_forward(path, NAMES, 1, threads=1)
+    batches = encode_batches(tokenizer, QUERY, TEXTS, max_length=128, input_names=NAMES)
+    results: list[np.ndarray] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(5):
+                results.append(np.concatenate([forward(b) for b in batches]))
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 20
+    for got in results:
+        np.testing.assert_allclose(got, reference, atol=1e-4)
+
+
+_CHILD = textwrap.dedent(
+    """
+    import sys
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from crossrank.openvino_export import export_openvino, make_openvino_forward
+
+    model, cache = sys.argv[1], sys.argv[2]
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    net = AutoModelForSequenceClassification.from_pretrained(model).eval()
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    path, converted = export_openvino(net, tokenizer, names, precision="fp32", cache_dir=cache)
+    make_openvino_forward(path, names, 1)
+    print(path)
+    """
+)
+
+
+def test_two_processes_converting_at_once_both_succeed(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    script = tmp_path / "child.py"
+    script.write_text(_CHILD)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(tiny_model_dir), str(tmp_path / "cache")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(2)
+    ]
+    paths = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        paths.append(out.strip().splitlines()[-1])
+    assert paths[0] == paths[1] and Path(paths[0]).is_file()
+    assert not list((tmp_path / "cache").rglob(".*.tmp"))
+
+
+def test_missing_extra_gives_the_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "nncf" else real(name, *a),
+    )
+    assert openvino_export.openvino_available("openvino")
+    assert not openvino_export.openvino_available("openvino-int8")
+    with pytest.raises(ImportError) as info:
+        require_openvino("openvino-int8")
+    message = str(info.value)
+    assert "\n" not in message
+    assert "backend='openvino-int8'" in message and "(nncf)" in message
+    assert 'pip install "crossrank[openvino]"' in message
+    require_openvino("openvino")  # fp32 needs only openvino
+
+
+@pytest.mark.integration
+def test_shared_model_int8_keeps_the_top(shared_model_dir: Path, tmp_path: Path) -> None:
+    """The shared cross-encoder in int8 and bf16 against fp32 on the probe's cases."""
+    tokenizer = AutoTokenizer.from_pretrained(shared_model_dir)
+    net = AutoModelForSequenceClassification.from_pretrained(shared_model_dir).eval()
+    fp32, _ = export_openvino(net, tokenizer, NAMES, precision="fp32", cache_dir=tmp_path)
+    int8, _ = export_openvino(net, tokenizer, NAMES, precision="int8", cache_dir=tmp_path)
+    cases = [
+        encode_batches(tokenizer, q, t, max_length=512, input_names=NAMES) for q, t in probe_cases()
+    ]
+
+    def run(path: Path, precision: str = "f32") -> list[np.ndarray]:
+        forward, _ = make_openvino_forward(path, NAMES, 1, inference_precision=precision)
+        return [np.concatenate([forward(b) for b in batches]) for batches in cases]
+
+    reference = run(fp32)
+    assert agreement(reference, run(int8))["passed"]
+    if openvino_supports_bf16():
+        assert agreement(reference, run(fp32, "bf16"))["passed"]
