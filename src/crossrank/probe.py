@@ -282,19 +282,18 @@ def timing_case() -> tuple[str, list[str]]:
 
 
 def calibration_pairs() -> list[tuple[str, str]]:
-    """The built-in int8 calibration sample: 96 (query, text) pairs.
+    """The built-in int8 calibration sample: 48 (query, text) pairs.
 
-    Each of eight calibration queries (other wordings than the probe's) is paired with
-    twelve texts: single passages, and two to six passages joined, so that the pairs span
-    about 60 to 450 tokens and both related and unrelated texts.
+    Each of eight calibration queries (other wordings than the probe's) is paired with six
+    texts of one to six passages joined, so that the pairs span about 60 to 450 tokens and
+    both related and unrelated texts.
     """
     passages = _passages()
     n = len(passages)
     pairs = []
     for qi, query in enumerate(_CALIBRATION_QUERIES):
-        for j in range(12):
-            width = 1 + (j % 6)
-            start = (qi * 5 + j * 7) % n
+        for width in range(1, 7):
+            start = (qi * 5 + width * 7) % n
             pairs.append((query, " ".join(passages[(start + k) % n] for k in range(width))))
     return pairs
 
