@@ -1,4 +1,8 @@
-"""Unit tests for the Haystack ranker, on the tiny random model (offline, fast)."""
+"""What only the Haystack ranker has, on the tiny random model (offline, fast).
+
+What every adapter must do is in tests/test_adapters_contract.py; the drop-in behaviours
+for SentenceTransformersSimilarityRanker users are in tests/test_haystack_dropin.py.
+"""
 
 from __future__ import annotations
 
@@ -378,12 +382,6 @@ def test_pipeline_yaml_round_trip(tiny_model_dir: Path) -> None:
     assert _ids_scores(first) == _ids_scores(second)
 
 
-# ---------------------------------------------------------------------- async
-
-
-# ---------------------------------------------------------------------- missing extra
-
-
 # ---------------------------------------------------------------------- long documents
 # Long documents, the evidence budget, passage hand-off and calibrated scores, with what only
 # Haystack has: prefixes, embedded meta fields, duplicate ids and per-call values.
@@ -608,7 +606,7 @@ def test_a_pipeline_yaml_round_trip_keeps_passages_and_scores(
 
 
 @pytest.mark.asyncio
-async def test_run_async_with_the_new_options_equals_run(
+async def test_run_async_takes_the_same_per_call_values_as_run(
     tiny_model_dir: Path, calibration_file: Path
 ) -> None:
     ranker = _all_options(tiny_model_dir, calibration_file)

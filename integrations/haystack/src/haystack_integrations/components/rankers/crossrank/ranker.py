@@ -321,6 +321,8 @@ class CrossEncoderRanker:
             min_relative_score: Drop Documents scoring below this fraction of the best.
             token_budget: Most tokens handed on in all.
             scale_score: ``False``: raw logits for this call; ``True``: the ``activation``.
+                The first call whose value differs from the init value loads a second
+                copy of the model, which later such calls reuse.
 
         Returns:
             ``{"documents": [...]}``: copies of the kept Documents, best first, each with
