@@ -126,7 +126,7 @@ def test_register_variant_keeps_the_reference_last(monkeypatch: pytest.MonkeyPat
 
 
 def test_asking_for_a_variant_that_cannot_run_here_is_an_error(tiny_model_dir: Path) -> None:
-    with pytest.raises(ValueError, match="crossrank-torch-fp16.* cannot run here: needs a CUDA"):
+    with pytest.raises(ValueError, match=r"crossrank-torch-fp16.* cannot run here: needs a CUDA"):
         benchmark(
             str(tiny_model_dir), variants=["crossrank-torch-fp16"], device="cpu", progress=False
         )

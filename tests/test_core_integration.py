@@ -27,7 +27,8 @@ def st_run(scifact, scifact_candidates, shared_model_dir):  # type: ignore[no-un
     for qid, hits in scifact_candidates.items():
         ids = [d for d, _ in hits]
         pairs = [(scifact.queries[qid], scifact.doc_text(d)) for d in ids]
-        run[qid] = dict(zip(ids, (float(s) for s in model.predict(pairs, batch_size=32))))
+        scores = [float(s) for s in model.predict(pairs, batch_size=32)]
+        run[qid] = dict(zip(ids, scores, strict=True))
     return run
 
 
@@ -48,9 +49,11 @@ def test_reranked_ndcg_equals_sentence_transformers(scifact, scifact_core_run, s
     for m in metrics:
         assert core[m] == pytest.approx(st[m], abs=1e-12)
     # Same top-10 per query, not only the same mean.
+    def top(run: dict[str, dict[str, float]], q: str) -> list[str]:
+        return sorted(run[q], key=lambda d: -run[q][d])[:10]
+
     for q in scifact_core_run:
-        top = lambda run: sorted(run[q], key=lambda d: -run[q][d])[:10]  # noqa: E731
-        assert top(scifact_core_run) == top(st_run)
+        assert top(scifact_core_run, q) == top(st_run, q)
 
 
 def test_reranking_beats_a_random_order(scifact, scifact_candidates, scifact_core_run) -> None:  # type: ignore[no-untyped-def]
@@ -66,7 +69,9 @@ def test_reranking_beats_a_random_order(scifact, scifact_candidates, scifact_cor
     assert reranked > shuffled + 0.1
 
 
-def test_truncation_is_reported_on_real_long_documents(scifact, shared_scorer: CrossEncoderScorer) -> None:
+def test_truncation_is_reported_on_real_long_documents(
+    scifact, shared_scorer: CrossEncoderScorer
+) -> None:
     texts = [scifact.doc_text(d) for d in sorted(scifact.corpus)[:200]]
     lengths = [len(shared_scorer._model().tokenizer(t)["input_ids"]) for t in texts]
     query = "a claim about cells"

@@ -19,7 +19,8 @@ EXTRAS = set(PYPROJECT["project"]["optional-dependencies"])
 
 LEAVES = {
     "crossrank": ROOT / "src" / "crossrank",
-    "haystack": ROOT / "integrations/haystack/src/haystack_integrations/components/rankers/crossrank",
+    "haystack": ROOT
+    / "integrations/haystack/src/haystack_integrations/components/rankers/crossrank",
     "langchain": ROOT / "integrations/langchain/src/langchain_crossrank",
     "llama_index": ROOT / "integrations/llama_index/src/llama_index/postprocessor/crossrank_rerank",
 }

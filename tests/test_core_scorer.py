@@ -54,7 +54,7 @@ def test_scores_are_python_floats_in_input_order(tiny_scorer: CrossEncoderScorer
     assert all(type(s) is float for s in scores)
     assert all(0.0 < s < 1.0 for s in scores)
     # Each score is independent of the other candidates: scoring one at a time agrees.
-    for text, s in zip(TEXTS, scores):
+    for text, s in zip(TEXTS, scores, strict=True):
         assert tiny_scorer.score(QUERY, [text])[0] == pytest.approx(s, abs=1e-6)
 
 
@@ -199,7 +199,9 @@ def test_empty_texts_return_empty_without_loading(tiny_model_dir: Path) -> None:
         (["q"], TypeError, "query must be a string, got list"),
     ],
 )
-def test_bad_query(tiny_scorer: CrossEncoderScorer, query: object, error: type, message: str) -> None:
+def test_bad_query(
+    tiny_scorer: CrossEncoderScorer, query: object, error: type, message: str
+) -> None:
     with pytest.raises(error, match=message):
         tiny_scorer.score(query, ["text"])  # type: ignore[arg-type]
 
@@ -295,11 +297,11 @@ def test_loading_is_lazy_and_happens_once_across_threads(
 def test_concurrent_scoring_matches_sequential(tiny_scorer: CrossEncoderScorer) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    inputs = [(f"{QUERY} {i}", TEXTS[i % 3:] + ["dog " * i]) for i in range(40)]
+    inputs = [(f"{QUERY} {i}", [*TEXTS[i % 3 :], "dog " * i]) for i in range(40)]
     expected = [tiny_scorer.score(q, t) for q, t in inputs]
     with ThreadPoolExecutor(max_workers=8) as pool:
         got = list(pool.map(lambda qt: tiny_scorer.score(*qt), inputs))
-    for e, g in zip(expected, got):
+    for e, g in zip(expected, got, strict=True):
         np.testing.assert_allclose(g, e, atol=1e-6)
 
 
@@ -335,7 +337,9 @@ def test_rerank_skips_and_reports_candidates_without_text(
 
 
 def test_unicode_and_control_characters(tiny_scorer: CrossEncoderScorer) -> None:
-    texts = ["中文文本", "مرحبا بالعالم", "emoji 😀🎉", "e\u0301 combining", "nul\x00byte", "\u200b"]
+    texts = [
+        "中文文本", "مرحبا بالعالم", "emoji 😀🎉", "e\u0301 combining", "nul\x00byte", "\u200b"
+    ]
     scores = tiny_scorer.score(QUERY, texts)
     assert len(scores) == len(texts) and all(math.isfinite(s) for s in scores)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -179,7 +178,7 @@ def test_evidence_after_token_1000_is_found_in_chunk_mode_only(
     assert chunk[0].index == 0  # found
     assert truncate[0].index != 0  # invisible past the cut
     # The best window lies in (or reaches into) the relevant passage.
-    start, end = chunk[0].span  # type: ignore[misc]
+    _, end = chunk[0].span  # type: ignore[misc]
     assert end > case.passage_start
 
 

@@ -72,7 +72,7 @@ def _json_object(value: str) -> dict[str, Any]:
         raise argparse.ArgumentTypeError(f"must be a JSON object, got {value!r} ({e.msg})") from e
     if not isinstance(parsed, dict):
         raise argparse.ArgumentTypeError(
-            f"must be a JSON object like '{{\"torch_dtype\": \"bfloat16\"}}', got {value!r}"
+            f'must be a JSON object like \'{{"torch_dtype": "bfloat16"}}\', got {value!r}'
         )
     return parsed
 
@@ -103,9 +103,6 @@ def add_scorer_options(
     Returns:
         ``parser``.
     """
-    from crossrank.calibration import ACTIVATIONS
-    from crossrank.windows import AGGREGATIONS
-
     defaults = _scorer_defaults()
     group = parser.add_argument_group("scorer options", "see crossrank.CrossEncoderScorer")
     repeat: dict[str, Any] = {"action": "append"} if compare else {"default": None}
@@ -126,110 +123,91 @@ def add_scorer_options(
         f"({', '.join(BACKENDS)}; default: {defaults['backend']})",
         **({"action": "append"} if compare else {"default": defaults["backend"]}),
     )
-    group.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: auto)")
-    for flag, help_text in (
-        ("batch_size", "most pairs per forward pass (default: %(default)s)"),
-        ("max_tokens_per_batch", "most padded tokens per forward pass (default: no cap)"),
-        ("max_length", "tokens per pair the model reads (default: the model's limit)"),
-    ):
-        group.add_argument(
-            "--" + flag.replace("_", "-"),
-            type=positive_int,
-            default=defaults[flag],
-            metavar="N",
-            help=help_text,
-        )
-    if activation:
-        group.add_argument(
-            "--activation",
-            choices=ACTIVATIONS,
-            default=defaults["activation"],
-            help="how logits become scores (default: %(default)s)",
-        )
-        group.add_argument(
-            "--calibration",
-            default=None,
-            metavar="FILE",
-            help="with --activation calibrated: a file from `crossrank calibrate` "
-            "(default: the one in the model's folder)",
-        )
-    _add_long_document_options(group, defaults, AGGREGATIONS)
-    _add_loading_options(group, defaults)
+    for name, help_text, kwargs in _option_specs(activation):
+        kwargs.setdefault("default", defaults[name])
+        group.add_argument("--" + name.replace("_", "-"), help=help_text, **kwargs)
     return parser
 
 
-def _add_long_document_options(
-    group: Any, defaults: dict[str, Any], aggregations: Sequence[str]
-) -> None:
-    group.add_argument(
-        "--long-documents",
-        choices=("truncate", "chunk"),
-        default=defaults["long_documents"],
-        help="cut long texts at max length (default) or score them in overlapping windows",
-    )
-    group.add_argument(
-        "--max-windows",
-        type=positive_int,
-        default=defaults["max_windows"],
-        metavar="N",
-        help="chunk mode: most windows per text (default: %(default)s)",
-    )
-    group.add_argument(
-        "--window-stride",
-        type=positive_int,
-        default=defaults["window_stride"],
-        metavar="N",
-        help="chunk mode: tokens shared by consecutive windows (default: a quarter of a window)",
-    )
-    group.add_argument(
-        "--aggregation",
-        choices=aggregations,
-        default=defaults["aggregation"],
-        help="chunk mode: how window scores become the text's (default: %(default)s)",
-    )
-    group.add_argument(
-        "--top-windows",
-        type=positive_int,
-        default=defaults["top_windows"],
-        metavar="N",
-        help="chunk mode: windows averaged by mean-top (default: %(default)s)",
-    )
+def _option_specs(activation: bool) -> list[tuple[str, str, dict[str, Any]]]:
+    """(scorer option, help, add_argument keywords) for every flag but --model/--backend."""
+    from crossrank.calibration import ACTIVATIONS
+    from crossrank.windows import AGGREGATIONS
 
+    def count() -> dict[str, Any]:
+        return {"type": positive_int, "metavar": "N"}
 
-def _add_loading_options(group: Any, defaults: dict[str, Any]) -> None:
-    for flag, metavar, help_text in (
+    def path(metavar: str) -> dict[str, Any]:
+        return {"metavar": metavar}
+
+    def switch() -> dict[str, Any]:
+        return {"action": "store_true"}
+
+    def json_object() -> dict[str, Any]:
+        return {"type": _json_object, "metavar": "JSON"}
+
+    specs: list[tuple[str, str, dict[str, Any]]] = [
+        ("device", "cpu, cuda, cuda:1, mps (default: auto)", {}),
+        ("batch_size", "most pairs per forward pass (default: %(default)s)", count()),
+        ("max_tokens_per_batch", "most padded tokens per forward pass (default: no cap)", count()),
+        ("max_length", "tokens per pair the model reads (default: the model's limit)", count()),
+    ]
+    if activation:
+        specs += [
+            (
+                "activation",
+                "how logits become scores (default: %(default)s)",
+                {"choices": ACTIVATIONS},
+            ),
+            (
+                "calibration",
+                "with --activation calibrated: a file from `crossrank calibrate` "
+                "(default: the one in the model's folder)",
+                path("FILE"),
+            ),
+        ]
+    specs += [
+        (
+            "long_documents",
+            "cut long texts at max length (default) or score them in overlapping windows",
+            {"choices": ("truncate", "chunk")},
+        ),
+        ("max_windows", "chunk mode: most windows per text (default: %(default)s)", count()),
+        (
+            "window_stride",
+            "chunk mode: tokens shared by consecutive windows (default: a quarter of a window)",
+            count(),
+        ),
+        (
+            "aggregation",
+            "chunk mode: how window scores become the text's (default: %(default)s)",
+            {"choices": AGGREGATIONS},
+        ),
+        ("top_windows", "chunk mode: windows averaged by mean-top (default: %(default)s)", count()),
         (
             "onnx_cache_dir",
-            "DIR",
-            "where exported ONNX files are cached (default: $CROSSRANK_CACHE/onnx, else "
-            "~/.cache/crossrank/onnx)",
+            "where exported ONNX files are cached (default: "
+            "$CROSSRANK_CACHE/onnx, else ~/.cache/crossrank/onnx)",
+            path("DIR"),
         ),
-        ("cache_dir", "DIR", "folder for downloaded models (default: the Hugging Face cache)"),
-        ("revision", "REV", "model revision (branch, tag or commit) on the Hub"),
-    ):
-        group.add_argument(
-            "--" + flag.replace("_", "-"), default=defaults[flag], metavar=metavar, help=help_text
+        (
+            "cache_dir",
+            "folder for downloaded models (default: the Hugging Face cache)",
+            path("DIR"),
+        ),
+        ("revision", "model revision (branch, tag or commit) on the Hub", path("REV")),
+        ("local_files_only", "never contact the Hugging Face Hub", switch()),
+        ("trust_remote_code", "allow models that ship their own modelling code", switch()),
+    ]
+    specs += [
+        (name, f"JSON object of keyword arguments for {target} from_pretrained", json_object())
+        for name, target in (
+            ("model_kwargs", "the model's"),
+            ("tokenizer_kwargs", "the tokenizer's"),
+            ("config_kwargs", "the config's"),
         )
-    group.add_argument(
-        "--local-files-only", action="store_true", help="never contact the Hugging Face Hub"
-    )
-    group.add_argument(
-        "--trust-remote-code",
-        action="store_true",
-        help="allow models that ship their own modelling code",
-    )
-    for flag, target in (
-        ("model_kwargs", "the model's"),
-        ("tokenizer_kwargs", "the tokenizer's"),
-        ("config_kwargs", "the config's"),
-    ):
-        group.add_argument(
-            "--" + flag.replace("_", "-"),
-            type=_json_object,
-            default=None,
-            metavar="JSON",
-            help=f"JSON object of keyword arguments for {target} from_pretrained",
-        )
+    ]
+    return specs
 
 
 def scorer_kwargs(args: argparse.Namespace, *, changed_only: bool = False) -> dict[str, Any]:
