@@ -208,3 +208,27 @@ def test_the_scorer_protocol_accepts_the_core_scorer(tiny_scorer: CrossEncoderSc
     assert isinstance(tiny_scorer, RerankScorer)
     assert not isinstance(object(), RerankScorer)
     assert Ranked(item="x", index=0, score=1.0).passage is None
+
+
+def test_a_call_can_ask_for_another_activation_on_the_same_model(tiny_model_dir: Path) -> None:
+    scorer = CrossEncoderScorer(tiny_model_dir)
+    raw = CrossEncoderScorer(tiny_model_dir, activation="raw")
+    docs = _docs()
+    got = rerank_items(scorer, QUERY, docs, text=lambda d: d.body, activation="raw")
+    want = rerank_items(raw, QUERY, docs, text=lambda d: d.body)
+    assert [(h.index, h.score) for h in got.hits] == [(h.index, h.score) for h in want.hits]
+    default = rerank_items(scorer, QUERY, docs, text=lambda d: d.body)
+    assert all(0.0 < h.score < 1.0 for h in default.hits)  # the scorer's own: sigmoid
+    async_got = asyncio.run(
+        arerank_items(scorer, QUERY, docs, text=lambda d: d.body, activation="raw")
+    )
+    assert async_got == got
+
+
+def test_a_per_call_activation_is_checked(tiny_scorer: CrossEncoderScorer) -> None:
+    with pytest.raises(ValueError, match="activation must be one of"):
+        tiny_scorer.rerank(QUERY, ["blood"], activation="softmax")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="needs a scorer built with a calibration"):
+        tiny_scorer.rerank(QUERY, ["blood"], activation="calibrated")
+    with pytest.raises(ValueError, match="min_relative_score needs non-negative scores"):
+        tiny_scorer.rerank(QUERY, ["blood"], activation="raw", min_relative_score=0.5)

@@ -111,6 +111,7 @@ class RerankScorer(Protocol):
         token_budget: int | None = None,
         passages: bool = False,
         contents: Sequence[str | None] | None = None,
+        activation: Any = None,
     ) -> Reranked: ...
 
     async def arerank(
@@ -124,6 +125,7 @@ class RerankScorer(Protocol):
         token_budget: int | None = None,
         passages: bool = False,
         contents: Sequence[str | None] | None = None,
+        activation: Any = None,
     ) -> Reranked: ...
 
 
@@ -314,6 +316,18 @@ def _texts_and_contents(
     return texts, contents
 
 
+def _call_options(
+    selection: Selection | None,
+    passages: bool,
+    contents: list[str | None] | None,
+    activation: str | None,
+) -> dict[str, Any]:
+    options = {**(selection or Selection()).kwargs(), "passages": passages, "contents": contents}
+    if activation is not None:  # scorers without per-call activations still work
+        options["activation"] = activation
+    return options
+
+
 def _collect(items: Sequence[T], reranked: Reranked) -> RankedItems[T]:
     hits = [_ranked(items, hit) for hit in reranked.hits]
     return RankedItems(
@@ -334,6 +348,7 @@ def rerank_items(
     content: Callable[[T], str | None] | None = None,
     selection: Selection | None = None,
     passages: bool = False,
+    activation: str | None = None,
 ) -> RankedItems[T]:
     """Score the caller's items against ``query`` and return the kept ones, best first.
 
@@ -348,13 +363,15 @@ def rerank_items(
         selection: What is kept (default: everything, best first).
         passages: Find each kept item's best passage (:attr:`Ranked.passage`); the token
             budget then counts the passages, so what is handed on fits.
+        activation: This call's activation (``None``: the scorer's), e.g. ``"raw"`` for
+            Haystack's per-call ``scale_score=False``; the same loaded model serves it.
 
     Returns:
         A :class:`RankedItems`. No items: no hits, and the model is not loaded.
     """
     texts, contents = _texts_and_contents(items, text, content, passages)
     reranked = scorer.rerank(
-        query, texts, **(selection or Selection()).kwargs(), passages=passages, contents=contents
+        query, texts, **_call_options(selection, passages, contents, activation)
     )
     return _collect(items, reranked)
 
@@ -368,11 +385,12 @@ async def arerank_items(
     content: Callable[[T], str | None] | None = None,
     selection: Selection | None = None,
     passages: bool = False,
+    activation: str | None = None,
 ) -> RankedItems[T]:
     """:func:`rerank_items` with the scoring off the event loop (same arguments)."""
     texts, contents = _texts_and_contents(items, text, content, passages)
     reranked = await scorer.arerank(
-        query, texts, **(selection or Selection()).kwargs(), passages=passages, contents=contents
+        query, texts, **_call_options(selection, passages, contents, activation)
     )
     return _collect(items, reranked)
 

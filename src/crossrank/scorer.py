@@ -22,8 +22,8 @@ import numpy as np
 
 from crossrank.backends import Backend, check_backend
 from crossrank.batching import pad_batch, plan_batches
+from crossrank.calibration import ACTIVATIONS, Calibration, activate, resolve_calibration
 from crossrank.calibration import Activation as Activation
-from crossrank.calibration import Calibration, activate, resolve_calibration
 from crossrank.loading import LoadedModel, load_model, reserved_load_kwargs
 from crossrank.selection import Hit, passage_span, select
 from crossrank.validation import (
@@ -342,8 +342,16 @@ class CrossEncoderScorer:
         """
         return self.score_details(query, texts).scores
 
-    def score_details(self, query: str, texts: Sequence[str]) -> ScoreDetails:
-        """Like :meth:`score`, and also report which texts were truncated."""
+    def score_details(
+        self, query: str, texts: Sequence[str], *, activation: Activation | None = None
+    ) -> ScoreDetails:
+        """Like :meth:`score`, and also report which texts were truncated.
+
+        Args:
+            activation: This call's activation, ``None``: the scorer's (see
+                :meth:`rerank`).
+        """
+        act = self._activation(activation)
         query = check_query(query)
         texts = check_texts(texts)
         if not texts:
@@ -352,7 +360,7 @@ class CrossEncoderScorer:
         query, query_tokens = self._fit_query(loaded, query)
         stride = self._stride(loaded, query_tokens) if self.long_documents == "chunk" else None
         groups = [
-            self._score_group(loaded, query, texts[start : start + _GROUP_SIZE], stride)
+            self._score_group(loaded, query, texts[start : start + _GROUP_SIZE], stride, act)
             for start in range(0, len(texts), _GROUP_SIZE)
         ]
         details = ScoreDetails(
@@ -461,6 +469,7 @@ class CrossEncoderScorer:
         token_budget: int | None = None,
         passages: bool = False,
         contents: Sequence[str | None] | None = None,
+        activation: Activation | None = None,
     ) -> Reranked:
         """The adapters' entry point: like :meth:`rank`, but candidates may lack text.
 
@@ -474,10 +483,14 @@ class CrossEncoderScorer:
                 counts the passages' tokens (the whole content where a hit has no passage).
             contents: With ``passages``: what each candidate's passage is cut from, when
                 ``texts`` put something before it (a prefix, metadata). ``None``: the texts.
+            activation: This call's activation, ``None``: the scorer's. One loaded model
+                serves them all: ``"raw"`` and ``"sigmoid"`` always, ``"calibrated"`` when
+                the scorer has a calibration (Haystack's per-call ``scale_score`` uses it).
         """
+        act = self._activation(activation)
         top_k = check_top_k(top_k)
         score_threshold = check_score_threshold(score_threshold)
-        min_relative_score = check_relative_cut(min_relative_score, self.activation)
+        min_relative_score = check_relative_cut(min_relative_score, act)
         token_budget = check_positive_int(token_budget, name="token_budget", allow_none=True)
         check_query(query)
         if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
@@ -485,7 +498,7 @@ class CrossEncoderScorer:
         scorable, skipped = _split_blank(texts)
         scorable_texts = check_texts([texts[i] for i in scorable])
         scorable_contents = _check_contents(contents, texts, scorable, passages=passages)
-        details = self.score_details(query, scorable_texts)
+        details = self.score_details(query, scorable_texts, activation=act)
         handed_on: list[str] = scorable_texts
         cuts: list[tuple[int, int] | None] = [None] * len(scorable)
         if passages:
@@ -534,6 +547,7 @@ class CrossEncoderScorer:
         token_budget: int | None = None,
         passages: bool = False,
         contents: Sequence[str | None] | None = None,
+        activation: Activation | None = None,
     ) -> Reranked:
         """:meth:`rerank` in a worker thread, so the event loop keeps running."""
         return await asyncio.to_thread(
@@ -546,6 +560,7 @@ class CrossEncoderScorer:
             token_budget=token_budget,
             passages=passages,
             contents=contents,
+            activation=activation,
         )
 
     async def awarm_up(self) -> None:
@@ -553,6 +568,19 @@ class CrossEncoderScorer:
         await asyncio.to_thread(self.warm_up)
 
     # ------------------------------------------------------------------ internals
+
+    def _activation(self, activation: Any) -> Activation:
+        """A call's activation: the scorer's, or one this scorer can also give."""
+        if activation is None:
+            return self.activation
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        if activation == "calibrated" and self.calibration is None:
+            raise ValueError(
+                "activation='calibrated' for one call needs a scorer built with a "
+                "calibration (activation='calibrated', calibration=FILE)"
+            )
+        return activation  # type: ignore[no-any-return]
 
     def _fit_query(self, loaded: LoadedModel, query: str) -> tuple[str, int]:
         """Cut a query that would leave the document less than half of max_length.
@@ -577,7 +605,12 @@ class CrossEncoderScorer:
         return query[: offsets[limit - 1][1]], limit
 
     def _score_group(
-        self, loaded: LoadedModel, query: str, texts: list[str], stride: int | None
+        self,
+        loaded: LoadedModel,
+        query: str,
+        texts: list[str],
+        stride: int | None,
+        activation: Activation,
     ) -> ScoreDetails:
         """Score one group; ``stride`` is set in chunk mode (windows), None in truncate mode."""
         extra: dict[str, int] = {} if stride is None else {"stride": stride}
@@ -613,7 +646,7 @@ class CrossEncoderScorer:
                 )
             spans.append(document_span(enc, rows[best]))
         return ScoreDetails(
-            scores=[float(x) for x in activate(raw, self.activation, self.calibration)],
+            scores=[float(x) for x in activate(raw, activation, self.calibration)],
             truncated=picked.truncated,
             pairs=len(chosen),
             spans=spans,
