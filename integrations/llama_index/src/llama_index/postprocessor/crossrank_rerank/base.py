@@ -1,23 +1,25 @@
 """``CrossEncoderRerank``: a LlamaIndex node postprocessor backed by crossrank's core scorer.
 
-The adapter only converts: nodes -> (query, texts) -> :meth:`CrossEncoderScorer.rerank`
--> new ``NodeWithScore`` objects (with ``passage_only``, copies holding the best passage,
-cut from each node's own text by the core). All scoring,
-selection and validation live in the core.
+The adapter only converts: nodes -> :func:`crossrank.adapters.rerank_items` -> new
+``NodeWithScore`` objects. Scoring, selection, passages and the checks of every setting
+live in the core; the scorer's settings are the fields of :class:`CrossEncoderRerank`,
+derived from :class:`crossrank.CrossEncoderScorer`'s signature.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 try:
-    from llama_index.core.bridge.pydantic import Field, PrivateAttr
+    from llama_index.core.bridge.pydantic import Field, PrivateAttr, create_model
     from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload
     from llama_index.core.callbacks.base import EventContext
-    from llama_index.core.instrumentation import get_dispatcher
+    from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr-defined]
     from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
     from llama_index.core.postprocessor.types import BaseNodePostprocessor
     from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle
@@ -26,18 +28,20 @@ except ImportError as e:
 
     raise missing_extra("The LlamaIndex postprocessor", "llama-index", e) from e
 
-from crossrank.backends import Backend
-from crossrank.scorer import Activation, CrossEncoderScorer, LongDocuments
-from crossrank.selection import Hit
-from crossrank.validation import (
-    check_fraction,
-    check_positive_int,
-    check_query,
-    check_relative_cut,
-    check_score_threshold,
-    check_top_k,
+from crossrank.adapters import (
+    SCORER_OPTIONS,
+    SECRET_OPTIONS,
+    SPAN_KEY,
+    Ranked,
+    RerankScorer,
+    Selection,
+    check_scorer_options,
+    cut_passage,
+    rerank_items,
+    scorer_settings,
 )
-from crossrank.windows import Aggregation
+from crossrank.loading import resolve_device
+from crossrank.scorer import CrossEncoderScorer
 
 __all__ = ["CrossEncoderRerank"]
 
@@ -45,44 +49,81 @@ dispatcher = get_dispatcher(__name__)
 
 #: Metadata key that holds the first-stage score when ``keep_retrieval_score=True``.
 RETRIEVAL_SCORE_KEY = "retrieval_score"
-#: Metadata key that holds the passage's ``[start, end]`` when ``passage_only=True``.
-SPAN_KEY = "crossrank_span"
 
-# Settings that configure the core scorer; with a ready ``scorer`` they must stay unset.
-_SCORER_DEFAULTS: dict[str, Any] = {
-    "model": None,
-    "activation": "sigmoid",
-    "batch_size": 32,
-    "max_length": None,
-    "max_tokens_per_batch": None,
-    "backend": "torch",
-    "onnx_cache_dir": None,
-    "device": None,
-    "cache_dir": None,
-    "local_files_only": False,
-    "calibration": None,
-    "long_documents": "truncate",
-    "max_windows": 8,
-    "window_stride": None,
-    "aggregation": "max",
-    "top_windows": 2,
+#: sentence-transformers ``CrossEncoder(...)`` keyword -> crossrank scorer setting, for
+#: ``cross_encoder_kwargs`` (older names included). ``activation_fn`` is converted apart.
+_CROSS_ENCODER_KEYS: dict[str, str] = {
+    "max_length": "max_length",
+    "cache_folder": "cache_dir",
+    "cache_dir": "cache_dir",
+    "trust_remote_code": "trust_remote_code",
+    "revision": "revision",
+    "local_files_only": "local_files_only",
+    "token": "token",
+    "backend": "backend",
+    "model_kwargs": "model_kwargs",
+    "automodel_args": "model_kwargs",
+    "tokenizer_kwargs": "tokenizer_kwargs",
+    "tokenizer_args": "tokenizer_kwargs",
+    "processor_kwargs": "tokenizer_kwargs",
+    "config_kwargs": "config_kwargs",
+    "activation_fn": "activation",
+    "default_activation_function": "activation",
 }
+#: Keys the peer refuses in ``cross_encoder_kwargs`` (they have their own arguments).
+_TOP_LEVEL_KEYS = ("model", "model_name", "model_name_or_path", "device")
 
 
-class CrossEncoderRerank(BaseNodePostprocessor):
+def _option_docs() -> dict[str, str]:
+    """The first sentence of each setting's entry in ``CrossEncoderScorer``'s docstring:
+    the one place the scorer's settings are documented."""
+    doc = inspect.getdoc(CrossEncoderScorer) or ""
+    args = doc.partition("\nArgs:\n")[2]
+    docs: dict[str, str] = {}
+    for match in re.finditer(r"^ {4}(\w+): (.+?)(?=^ {4}\w+: |^\S|\Z)", args, re.M | re.S):
+        text = " ".join(match.group(2).split())
+        first = re.split(r"(?<!e\.g)(?<!i\.e)\.\s+(?=[A-Z`])", text, maxsplit=1)[0]
+        docs[match.group(1)] = first.rstrip(".") + "."
+    return docs
+
+
+def _scorer_fields() -> dict[str, Any]:
+    """One pydantic field per :data:`crossrank.adapters.SCORER_OPTIONS` name, with the
+    scorer's default; secrets are kept out of ``to_dict``/``to_json`` and ``repr``."""
+    docs = _option_docs()
+    fields: dict[str, Any] = {}
+    for name, default in SCORER_OPTIONS.items():
+        description = (
+            f"{docs.get(name, '')} Setting of crossrank.CrossEncoderScorer (docs/core.md)."
+        ).strip()
+        secret = name in SECRET_OPTIONS
+        fields[name] = (
+            Any,
+            Field(default=default, description=description, exclude=secret, repr=not secret),
+        )
+    return fields
+
+
+if TYPE_CHECKING:
+    _ScorerFields = BaseNodePostprocessor
+else:
+    _ScorerFields = create_model(
+        "_ScorerFields", __base__=BaseNodePostprocessor, **_scorer_fields()
+    )
+
+
+class CrossEncoderRerank(_ScorerFields):
     """Rerank retrieved nodes with a cross-encoder, through crossrank's core scorer.
 
-    The model is loaded on first use (or ``rerank.scorer.warm_up()``), not in the
-    constructor. The caller's nodes are never changed: the result holds new
-    ``NodeWithScore`` objects wrapping copies of the kept nodes, best first, with the
-    cross-encoder score as a Python ``float``. The text scored for each node is
-    ``node.get_content(metadata_mode=metadata_mode)``; nodes whose own content is empty
-    or whitespace are not scored and not returned, whatever their metadata (a log warning
-    from the core says how many). The model settings (``model``, ``activation``,
-    ``calibration``, ``long_documents`` ... ``top_windows``, ``batch_size`` ...
-    ``local_files_only``) are fixed when the postprocessor is built; ``top_n``,
-    ``score_threshold``, ``min_relative_score``, ``token_budget``, ``passage_only``,
-    ``keep_retrieval_score`` and ``metadata_mode`` are read on each call.
+    A drop-in for LlamaIndex's ``SentenceTransformerRerank``: the same positional order
+    (``CrossEncoderRerank(3, model)``) and arguments. What differs on purpose is listed in
+    docs/llama_index.md ("Migrating from SentenceTransformerRerank"): the caller's nodes
+    are never changed (the result wraps copies, best first, scores as Python floats);
+    nodes whose own content is blank are not scored and not returned, whatever their
+    metadata (a log warning says how many); ``top_n`` defaults to 5; the model loads on
+    first use (or ``rerank.scorer.warm_up()``). The text scored for a node is
+    ``node.get_content(metadata_mode=metadata_mode)``. The scorer's settings are fixed
+    when the postprocessor is built; the other fields are read on each call.
 
     Example:
         ```python
@@ -102,64 +143,54 @@ class CrossEncoderRerank(BaseNodePostprocessor):
         ```
 
     Args:
+        top_n: Most nodes returned.
         model: A Hugging Face model id or a local folder. Default (None): the environment
             variable ``CROSSRANK_MODEL``, else ``cross-encoder/ms-marco-MiniLM-L6-v2``.
-        scorer: A ready :class:`crossrank.CrossEncoderScorer` to use instead of building
-            one (share one loaded model between components). Not serialized. With it,
-            leave the model settings (see above) unset.
-        top_n: Most nodes returned.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``. Default (None): the one
+            crossrank will use (CUDA, then MPS, then CPU; CPU for the ONNX backends),
+            resolved now and stored in the ``device`` field, as the peer does.
+        keep_retrieval_score: Keep each node's first-stage score in the copy's metadata
+            under ``"retrieval_score"``, excluded from the LLM's and the embedder's text.
+        trust_remote_code: Run the model repository's own code (needed by some models).
+        scorer: A ready scorer to use instead of building one (share one loaded model
+            between components): a :class:`crossrank.CrossEncoderScorer`, or any scorer
+            with its ``rerank`` contract (:class:`crossrank.adapters.RerankScorer`). Not
+            serialized. With it, leave the scorer settings unset.
         score_threshold: Drop nodes scoring below this (applied before ``top_n``).
         min_relative_score: Drop nodes scoring below this fraction (0..1) of the best
             node's score (after ``score_threshold``, before ``top_n``). Not with
-            ``activation="raw"`` (logits can be negative): the core raises.
+            ``activation="raw"``.
         token_budget: Keep the best nodes while their tokens (the model's tokenizer) add
-            up to at most this; applied last, so the result is a best-first prefix. With
-            ``passage_only`` the passages' tokens are counted, else the scored texts'.
-        passage_only: Return copies whose text is only the node's best passage (the best
-            window in ``long_documents="chunk"`` mode, the part read in ``"truncate"``
-            mode), with ``metadata["crossrank_span"] = [start, end]``, character offsets
-            into the node's own text. The key is hidden from the LLM's and the
-            embedder's text. A node whose best window lies wholly in its metadata keeps
-            its whole text and gets no key.
-        keep_retrieval_score: Keep each node's first-stage score in the copy's metadata
-            under ``"retrieval_score"``, excluded from the LLM's and the embedder's text.
-        activation: ``"sigmoid"`` (scores in (0, 1)), ``"raw"`` (logits) or
-            ``"calibrated"`` (probabilities of relevance from ``calibration``; see
-            docs/scores.md).
-        calibration: With ``activation="calibrated"``: a calibration file written by
-            ``crossrank calibrate``, or a folder holding ``crossrank_calibration.json``.
-            Default (None): the one in the model's folder. Serialized as a path string.
-        long_documents: ``"truncate"`` (default): a node longer than the model reads is
-            cut (a warning is logged). ``"chunk"``: it is split into overlapping token
-            windows, each scored; the node's score aggregates them
-            (docs/long-documents.md).
-        max_windows: In chunk mode, the most windows scored per node (bounds the cost).
-        window_stride: In chunk mode, tokens shared by neighbouring windows. Default: a
-            quarter of the room beside the query.
-        aggregation: In chunk mode, ``"max"`` (default), ``"mean-top"`` or
-            ``"first-weighted"``.
-        top_windows: Windows averaged by ``aggregation="mean-top"``.
+            up to at most this; applied last. With ``passage_only`` the passages' tokens
+            are counted, else the scored texts'.
+        passage_only: Return copies whose text is only the node's best passage, with
+            ``metadata["crossrank_span"] = [start, end]`` (character offsets into the
+            node's own text; hidden from the LLM's and the embedder's text). A node whose
+            best window lies wholly in its metadata keeps its whole text and gets no key.
         metadata_mode: Which metadata goes into the scored text (default
-            ``MetadataMode.EMBED``, as LlamaIndex's own rerankers).
-        batch_size: Most pairs per forward pass.
-        max_length: Tokens per (query, text) pair the model reads. Default: the model's
-            own limit. Longer texts are truncated (or windowed in chunk mode).
-        max_tokens_per_batch: Optional cap on padded tokens per forward pass.
-        backend: ``"torch"`` (fp32), ``"torch-bf16"``, ``"torch-fp16"`` (CUDA), ``"onnx"``,
-            ``"onnx-int8"`` (onnxruntime, CPU, ``pip install "crossrank[onnx]"``) or
-            ``"auto"``; see docs/backends.md.
-        onnx_cache_dir: Where exported ONNX files are cached.
-        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``. Default: CUDA if available.
-        cache_dir: Folder for downloaded models (default: the Hugging Face cache).
-        local_files_only: Never contact the Hugging Face Hub.
+            ``MetadataMode.EMBED``, as the peer).
+        cache_folder: The peer's name for ``cache_dir`` (where downloaded models go).
+        cross_encoder_kwargs: Keyword arguments of sentence-transformers' ``CrossEncoder``,
+            mapped onto crossrank's settings: ``max_length``, ``cache_folder``,
+            ``trust_remote_code``, ``revision``, ``local_files_only``, ``token``,
+            ``backend``, ``model_kwargs``, ``tokenizer_kwargs`` (``processor_kwargs``),
+            ``config_kwargs``, and ``activation_fn`` (``torch.nn.Sigmoid()`` ->
+            ``activation="sigmoid"``, ``torch.nn.Identity()`` -> ``"raw"``). Not
+            serialized itself: the settings it maps to are.
         callback_manager: LlamaIndex callback manager (query engines set their own).
+        **scorer_options: Any other setting of :class:`crossrank.CrossEncoderScorer`
+            (``activation``, ``calibration``, ``long_documents``, ``batch_size``,
+            ``backend``, ``cache_dir``, ``token``, ...), with its default and meaning
+            there (docs/core.md). Each is a field of this class and is serialized, except
+            ``token`` (never written to ``to_dict``/``to_json``; on loading, the Hugging
+            Face client reads ``HF_TOKEN``).
+
+    Raises:
+        TypeError: A setting has the wrong type, or the name is not a setting.
+        ValueError: A setting is out of range, a scorer setting is given beside
+            ``scorer``, or ``cross_encoder_kwargs`` holds a key crossrank cannot honour.
     """
 
-    model: str | None = Field(
-        default=None,
-        description="Cross-encoder model id or folder; None: CROSSRANK_MODEL, else the "
-        "crossrank default.",
-    )
     top_n: int = Field(default=5, description="Most nodes returned.")
     score_threshold: float | None = Field(
         default=None, description="Drop nodes scoring below this (before top_n)."
@@ -184,115 +215,59 @@ class CrossEncoderRerank(BaseNodePostprocessor):
         description="Keep the first-stage score in metadata['retrieval_score'] (hidden from "
         "the LLM and embedder text).",
     )
-    activation: Activation = Field(
-        default="sigmoid",
-        description="'sigmoid' (0..1), 'raw' (logits) or 'calibrated' (probabilities).",
-    )
-    calibration: str | None = Field(
-        default=None,
-        description="With activation='calibrated': calibration file or folder; None: the "
-        "model folder's crossrank_calibration.json.",
-    )
-    long_documents: LongDocuments = Field(
-        default="truncate",
-        description="'truncate' (cut long nodes) or 'chunk' (score overlapping windows).",
-    )
-    max_windows: int = Field(default=8, description="Chunk mode: most windows per node.")
-    window_stride: int | None = Field(
-        default=None,
-        description="Chunk mode: tokens shared by neighbouring windows; None: a quarter of "
-        "the room.",
-    )
-    aggregation: Aggregation = Field(
-        default="max", description="Chunk mode: 'max', 'mean-top' or 'first-weighted'."
-    )
-    top_windows: int = Field(default=2, description="Windows averaged by 'mean-top'.")
     metadata_mode: MetadataMode = Field(
         default=MetadataMode.EMBED,
         description="Text scored: node.get_content(metadata_mode=metadata_mode).",
     )
-    batch_size: int = Field(default=32, description="Most pairs per forward pass.")
-    max_length: int | None = Field(
-        default=None, description="Tokens per pair the model reads; None: the model's limit."
-    )
-    max_tokens_per_batch: int | None = Field(
-        default=None, description="Optional cap on padded tokens per forward pass."
-    )
-    backend: Backend = Field(
-        default="torch",
-        description="torch, torch-bf16, torch-fp16, onnx, onnx-int8 or auto (docs/backends.md).",
-    )
-    onnx_cache_dir: str | None = Field(
-        default=None, description="Where exported ONNX files are cached."
-    )
-    device: str | None = Field(default=None, description="Torch device; None: CUDA if available.")
-    cache_dir: str | None = Field(default=None, description="Folder for downloaded models.")
-    local_files_only: bool = Field(default=False, description="Never contact the Hub.")
 
-    _scorer: CrossEncoderScorer = PrivateAttr()
+    _scorer: RerankScorer = PrivateAttr()
 
     def __init__(
         self,
-        *,
-        model: str | os.PathLike[str] | None = None,
-        scorer: CrossEncoderScorer | None = None,
         top_n: int = 5,
+        model: str | os.PathLike[str] | None = None,
+        device: str | None = None,
+        keep_retrieval_score: bool = False,
+        trust_remote_code: bool = False,
+        *,
+        scorer: RerankScorer | None = None,
         score_threshold: float | None = None,
         min_relative_score: float | None = None,
         token_budget: int | None = None,
         passage_only: bool = False,
-        keep_retrieval_score: bool = False,
-        activation: Activation = "sigmoid",
-        calibration: str | os.PathLike[str] | None = None,
-        long_documents: LongDocuments = "truncate",
-        max_windows: int = 8,
-        window_stride: int | None = None,
-        aggregation: Aggregation = "max",
-        top_windows: int = 2,
         metadata_mode: MetadataMode = MetadataMode.EMBED,
-        batch_size: int = 32,
-        max_length: int | None = None,
-        max_tokens_per_batch: int | None = None,
-        backend: Backend = "torch",
-        onnx_cache_dir: str | os.PathLike[str] | None = None,
-        device: str | None = None,
-        cache_dir: str | os.PathLike[str] | None = None,
-        local_files_only: bool = False,
+        cache_folder: str | os.PathLike[str] | None = None,
+        cross_encoder_kwargs: Mapping[str, Any] | None = None,
         callback_manager: CallbackManager | None = None,
+        **scorer_options: Any,
     ) -> None:
-        _check_top_n(top_n)
-        check_score_threshold(score_threshold)
-        check_fraction(min_relative_score, name="min_relative_score")
-        check_positive_int(token_budget, name="token_budget", allow_none=True)
+        if isinstance(top_n, (str, os.PathLike)):
+            raise TypeError(
+                f"top_n must be an int, got {top_n!r}: the first positional argument is "
+                "top_n, as in llama-index-core's SentenceTransformerRerank(top_n, model, "
+                f"...); pass the model by keyword: CrossEncoderRerank(model={top_n!r})"
+            )
+        options = _options(
+            scorer_options,
+            model=model,
+            device=device,
+            trust_remote_code=trust_remote_code,
+            cache_folder=cache_folder,
+            cross_encoder_kwargs=cross_encoder_kwargs,
+        )
+        if scorer is None:
+            options["device"] = _device_in_use(options["device"], options["backend"])
+            # Building the scorer checks every setting (and reads a calibration file); it
+            # loads no model.
+            scorer = CrossEncoderScorer(**options)
+        else:
+            _check_scorer(scorer)
+            check_scorer_options(options, owner="CrossEncoderRerank")
         if not isinstance(passage_only, bool):
             raise TypeError(f"passage_only must be True or False, got {passage_only!r}")
-        settings: dict[str, Any] = {
-            "model": None if model is None else os.fspath(model),
-            "activation": activation,
-            "calibration": _calibration_path(calibration),
-            "long_documents": long_documents,
-            "max_windows": max_windows,
-            "window_stride": window_stride,
-            "aggregation": aggregation,
-            "top_windows": top_windows,
-            "batch_size": batch_size,
-            "max_length": max_length,
-            "max_tokens_per_batch": max_tokens_per_batch,
-            "backend": backend,
-            "onnx_cache_dir": None if onnx_cache_dir is None else os.fspath(onnx_cache_dir),
-            "device": device,
-            "cache_dir": None if cache_dir is None else os.fspath(cache_dir),
-            "local_files_only": local_files_only,
-        }
-        if scorer is None:
-            # Building the scorer validates every setting (and reads a calibration file);
-            # it loads no model.
-            scorer = CrossEncoderScorer(**settings)
-        else:
-            settings = _settings_of(scorer, settings)
-        # The core checks this on every call; say it once, now.
-        check_relative_cut(min_relative_score, scorer.activation)
+        _selection(scorer, top_n, score_threshold, min_relative_score, token_budget)
         fields: dict[str, Any] = {
+            **_settings(scorer),
             "top_n": top_n,
             "score_threshold": score_threshold,
             "min_relative_score": min_relative_score,
@@ -300,7 +275,6 @@ class CrossEncoderRerank(BaseNodePostprocessor):
             "passage_only": passage_only,
             "keep_retrieval_score": keep_retrieval_score,
             "metadata_mode": metadata_mode,
-            **settings,
         }
         if callback_manager is not None:
             fields["callback_manager"] = callback_manager
@@ -313,69 +287,44 @@ class CrossEncoderRerank(BaseNodePostprocessor):
         return "CrossEncoderRerank"
 
     @property
-    def scorer(self) -> CrossEncoderScorer:
+    def scorer(self) -> RerankScorer:
         """The core scorer (``rerank.scorer.warm_up()`` loads the model now)."""
         return self._scorer
 
-    # ------------------------------------------------------------------ hooks
-
+    # LlamaIndex's BaseNodePostprocessor runs this in a worker thread for
+    # ``apostprocess_nodes`` (asyncio.to_thread), so there is no async twin here.
     @dispatcher.span
     def _postprocess_nodes(
         self,
         nodes: list[NodeWithScore],
         query_bundle: QueryBundle | None = None,
     ) -> list[NodeWithScore]:
+        selection = _selection(
+            self._scorer,
+            self.top_n,
+            self.score_threshold,
+            self.min_relative_score,
+            self.token_budget,
+        )
         query = self._start(nodes, query_bundle)
         if not nodes:
-            return self._end(nodes, [], None, passage_only=False)
-        texts = self._texts(nodes)
+            return self._end([], None, passage_only=False)
         passage_only = self.passage_only  # read once: the hand-off matches the budget
+        metadata_mode = self.metadata_mode
         with self._event(nodes, query) as event:
-            reranked = self._scorer.rerank(
-                query, texts, **self._selection(nodes, passage_only)
+            ranked = rerank_items(
+                self._scorer,
+                query,
+                nodes,
+                text=lambda item: _scored_text(item, metadata_mode),
+                content=_own_text,
+                selection=selection,
+                passages=passage_only,
             )
-            return self._end(nodes, reranked.hits, event, passage_only=passage_only)
-
-    @dispatcher.span
-    async def _apostprocess_nodes(
-        self,
-        nodes: list[NodeWithScore],
-        query_bundle: QueryBundle | None = None,
-    ) -> list[NodeWithScore]:
-        query = self._start(nodes, query_bundle)
-        if not nodes:
-            return self._end(nodes, [], None, passage_only=False)
-        texts = self._texts(nodes)
-        passage_only = self.passage_only
-        with self._event(nodes, query) as event:
-            # The core scores in a worker thread; the event loop keeps running.
-            reranked = await self._scorer.arerank(
-                query, texts, **self._selection(nodes, passage_only)
-            )
-            return self._end(nodes, reranked.hits, event, passage_only=passage_only)
-
-    # ------------------------------------------------------------------ conversion
-
-    def _selection(self, nodes: Sequence[NodeWithScore], passage_only: bool) -> dict[str, Any]:
-        """The per-call selection options for the core (which validates them). With
-        ``passage_only`` the core cuts each passage from the node's own text, so the token
-        budget counts exactly what is handed on."""
-        options: dict[str, Any] = {
-            "top_k": self.top_n,
-            "score_threshold": self.score_threshold,
-            "min_relative_score": self.min_relative_score,
-            "token_budget": self.token_budget,
-        }
-        if passage_only:
-            options["passages"] = True
-            options["contents"] = [
-                n.node.get_content(metadata_mode=MetadataMode.NONE) for n in nodes
-            ]
-        return options
+            return self._end(ranked.hits, event, passage_only=passage_only)
 
     def _start(self, nodes: Sequence[NodeWithScore], query_bundle: QueryBundle | None) -> str:
-        """Check the inputs, emit ``ReRankStartEvent`` and return the query string."""
-        top_n = _check_top_n(self.top_n)
+        """Check the nodes and the bundle, emit ``ReRankStartEvent``, return the query."""
         if isinstance(nodes, (str, bytes)) or not isinstance(nodes, Sequence):
             raise TypeError(f"nodes must be a list of NodeWithScore, got {type(nodes).__name__}")
         for i, item in enumerate(nodes):
@@ -388,7 +337,7 @@ class CrossEncoderRerank(BaseNodePostprocessor):
             ReRankStartEvent(
                 query=query_bundle,
                 nodes=list(nodes),
-                top_n=top_n,
+                top_n=self.top_n,
                 model_name=self._scorer.model_name,
             )
         )
@@ -403,21 +352,7 @@ class CrossEncoderRerank(BaseNodePostprocessor):
                 f"query_bundle must be a QueryBundle, got {type(query_bundle).__name__}; "
                 "pass a string as query_str=..."
             )
-        return check_query(query_bundle.query_str)
-
-    def _texts(self, nodes: Sequence[NodeWithScore]) -> list[str | None]:
-        """The text scored for each node; None (not scored) when the node has no content.
-
-        A node whose own content is blank has nothing to match the query, whatever its
-        metadata: it is skipped rather than scored on its metadata alone.
-        """
-        texts: list[str | None] = []
-        for item in nodes:
-            if not item.node.get_content(metadata_mode=MetadataMode.NONE).strip():
-                texts.append(None)
-            else:
-                texts.append(item.node.get_content(metadata_mode=self.metadata_mode))
-        return texts
+        return query_bundle.query_str
 
     def _event(
         self, nodes: Sequence[NodeWithScore], query: str
@@ -435,8 +370,7 @@ class CrossEncoderRerank(BaseNodePostprocessor):
 
     def _end(
         self,
-        nodes: Sequence[NodeWithScore],
-        hits: list[Hit],
+        hits: list[Ranked[NodeWithScore]],
         event: EventContext | None,
         *,
         passage_only: bool,
@@ -445,10 +379,9 @@ class CrossEncoderRerank(BaseNodePostprocessor):
         close the callback event and emit ``ReRankEndEvent``."""
         out: list[NodeWithScore] = []
         for hit in hits:
-            original = nodes[hit.index]
-            node = original.node.model_copy(deep=True)
+            node = hit.item.node.model_copy(deep=True)
             if self.keep_retrieval_score:
-                old = original.score
+                old = hit.item.score
                 node.metadata[RETRIEVAL_SCORE_KEY] = None if old is None else float(old)
                 _hide(node, RETRIEVAL_SCORE_KEY)
             if passage_only:
@@ -458,6 +391,161 @@ class CrossEncoderRerank(BaseNodePostprocessor):
             event.on_end(payload={EventPayload.NODES: out})
         dispatcher.event(ReRankEndEvent(nodes=out))
         return out
+
+
+# ---------------------------------------------------------------------- settings
+
+
+def _options(
+    given: Mapping[str, Any],
+    *,
+    model: Any,
+    device: Any,
+    trust_remote_code: Any,
+    cache_folder: Any,
+    cross_encoder_kwargs: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """Every scorer setting by name (defaults filled in) from the arguments, the peer's
+    aliases and ``cross_encoder_kwargs``; a setting given two ways must agree."""
+    unknown = sorted(set(given) - set(SCORER_OPTIONS))
+    if unknown:
+        raise TypeError(
+            f"CrossEncoderRerank got unexpected keyword argument(s) {unknown}; besides its "
+            f"own arguments it takes the settings of crossrank.CrossEncoderScorer: "
+            f"{sorted(SCORER_OPTIONS)} (docs/core.md)"
+        )
+    explicit: dict[str, Any] = {
+        **given,
+        "model": model,
+        "device": device,
+        "trust_remote_code": trust_remote_code,
+    }
+    if cache_folder is not None:
+        explicit["cache_dir"] = _once("cache_dir", given, cache_folder, "cache_folder")
+    for name, value in _from_cross_encoder_kwargs(cross_encoder_kwargs).items():
+        explicit[name] = _once(name, explicit, value, f"cross_encoder_kwargs[{name!r}]")
+    options = {**SCORER_OPTIONS, **explicit}
+    calibration = options["calibration"]
+    if calibration is not None and not isinstance(calibration, (str, os.PathLike)):
+        raise TypeError(
+            "calibration must be a file or folder path (it is serialized as a string), got "
+            f"{type(calibration).__name__}; to use a Calibration object, build "
+            "CrossEncoderScorer(..., activation='calibrated', calibration=...) and pass scorer="
+        )
+    return options
+
+
+def _once(name: str, given: Mapping[str, Any], value: Any, source: str) -> Any:
+    """``value`` for setting ``name``, unless it was already set otherwise."""
+    before = given.get(name, SCORER_OPTIONS[name])
+    if before != SCORER_OPTIONS[name] and before != value:
+        raise ValueError(
+            f"{name} is given twice with different values: {name}={before!r} and "
+            f"{source}={value!r}; pass it once"
+        )
+    return value
+
+
+def _from_cross_encoder_kwargs(kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """sentence-transformers ``CrossEncoder`` keyword arguments as crossrank settings."""
+    if kwargs is None:
+        return {}
+    if not isinstance(kwargs, Mapping):
+        raise TypeError(f"cross_encoder_kwargs must be a dict, got {type(kwargs).__name__}")
+    top_level = [key for key in kwargs if key in _TOP_LEVEL_KEYS]
+    if top_level:
+        raise ValueError(
+            f"cross_encoder_kwargs must not hold {top_level}: use the top-level 'model' and "
+            "'device' arguments instead (as SentenceTransformerRerank requires)"
+        )
+    options: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        name = _CROSS_ENCODER_KEYS.get(key)
+        if name is None or name not in SCORER_OPTIONS:
+            honoured = sorted(k for k, v in _CROSS_ENCODER_KEYS.items() if v in SCORER_OPTIONS)
+            raise ValueError(
+                f"cross_encoder_kwargs[{key!r}] has no crossrank equivalent; the keys "
+                f"crossrank honours are {honoured}. Drop it, or set the crossrank setting "
+                "directly (docs/llama_index.md, 'Migrating from SentenceTransformerRerank')"
+            )
+        if name == "activation":
+            value = _activation_of(key, value)
+        options[name] = _once(name, options, value, f"cross_encoder_kwargs[{key!r}]")
+    return options
+
+
+def _activation_of(key: str, fn: Any) -> str:
+    """crossrank's ``activation`` for a sentence-transformers activation module."""
+    import torch
+
+    if fn is None or isinstance(fn, torch.nn.Sigmoid):
+        return "sigmoid"
+    if isinstance(fn, torch.nn.Identity):
+        return "raw"
+    raise ValueError(
+        f"cross_encoder_kwargs[{key!r}] must be torch.nn.Sigmoid() (activation='sigmoid') "
+        f"or torch.nn.Identity() (activation='raw'), got {fn!r}; for calibrated "
+        "probabilities use activation='calibrated' (docs/scores.md)"
+    )
+
+
+def _device_in_use(device: Any, backend: Any) -> str:
+    """The device the scorer will run on, resolved now as the peer's infer_torch_device."""
+    if device is None and isinstance(backend, str) and backend.startswith("onnx"):
+        return "cpu"  # the ONNX backends run on onnxruntime's CPU provider
+    return str(resolve_device(device))
+
+
+def _check_scorer(scorer: Any) -> None:
+    if not isinstance(scorer, RerankScorer):
+        raise TypeError(
+            "scorer must be a crossrank.CrossEncoderScorer (or a scorer with its rerank "
+            f"contract, crossrank.adapters.RerankScorer), got {type(scorer).__name__}"
+        )
+
+
+def _settings(scorer: RerankScorer) -> dict[str, Any]:
+    """The scorer's settings as the fields hold them: JSON-safe, secrets included (the
+    field keeps them out of ``to_dict``), ``device`` the one in use."""
+    if not isinstance(scorer, CrossEncoderScorer):  # a remote scorer: only what it names
+        return {**SCORER_OPTIONS, "model": scorer.model_name, "activation": scorer.activation}
+    settings = scorer_settings(scorer, secrets=True)
+    settings["device"] = _device_in_use(settings["device"], settings["backend"])
+    return settings
+
+
+def _selection(
+    scorer: RerankScorer,
+    top_n: Any,
+    score_threshold: Any,
+    min_relative_score: Any,
+    token_budget: Any,
+) -> Selection:
+    if top_n is None:  # the core's None means "all"; a postprocessor always cuts
+        raise TypeError("top_n must be an int >= 1, got None; use a large top_n to keep all")
+    return Selection.checked(
+        activation=scorer.activation,
+        top_k=top_n,
+        score_threshold=score_threshold,
+        min_relative_score=min_relative_score,
+        token_budget=token_budget,
+        top_k_name="top_n",
+    )
+
+
+# ---------------------------------------------------------------------- nodes
+
+
+def _own_text(item: NodeWithScore) -> str:
+    return item.node.get_content(metadata_mode=MetadataMode.NONE)
+
+
+def _scored_text(item: NodeWithScore, metadata_mode: MetadataMode) -> str | None:
+    """The text scored for a node; None (not scored) when its own content is blank: it
+    has nothing to match the query, whatever its metadata."""
+    if not _own_text(item).strip():
+        return None
+    return item.node.get_content(metadata_mode=metadata_mode)
 
 
 def _hide(node: BaseNode, key: str) -> None:
@@ -471,70 +559,15 @@ def _keep_passage(node: BaseNode, passage: tuple[int, int] | None) -> None:
     """Cut a node copy's text to its passage (offsets in the node's own text, from the
     core). Where the node records its place in a source document
     (``start_char_idx``/``end_char_idx``), those move with it."""
-    if passage is None:  # the best window lies in the metadata: keep the whole text
+    text, span = cut_passage(node.get_content(metadata_mode=MetadataMode.NONE), passage)
+    if span is None:  # the best window lies in the metadata: keep the whole text
         return
-    content = node.get_content(metadata_mode=MetadataMode.NONE)
-    start, end = passage
-    node.set_content(content[start:end])
-    node.metadata[SPAN_KEY] = [start, end]
+    start, end = span
+    node.set_content(text)
+    node.metadata[SPAN_KEY] = span
     _hide(node, SPAN_KEY)
     origin = getattr(node, "start_char_idx", None)  # TextNode has them; Document does not
     if origin is not None:
         node.start_char_idx = origin + start  # type: ignore[attr-defined]
         if getattr(node, "end_char_idx", None) is not None:
             node.end_char_idx = origin + end  # type: ignore[attr-defined]
-
-
-def _check_top_n(top_n: Any) -> int:
-    if top_n is None:  # the core's None means "all"; a postprocessor always cuts
-        raise TypeError("top_n must be an int >= 1, got None; use a large top_n to keep all")
-    return check_top_k(top_n, name="top_n")  # type: ignore[return-value]
-
-
-def _calibration_path(calibration: Any) -> str | None:
-    """The calibration as the path string that is serialized."""
-    if calibration is None or isinstance(calibration, str):
-        return calibration
-    if isinstance(calibration, os.PathLike):
-        path = os.fspath(calibration)
-        if isinstance(path, str):
-            return path
-    raise TypeError(
-        "calibration must be a file or folder path (it is serialized as a string), got "
-        f"{type(calibration).__name__}; to use a Calibration object, build "
-        "CrossEncoderScorer(..., activation='calibrated', calibration=...) and pass scorer="
-    )
-
-
-def _settings_of(scorer: CrossEncoderScorer, given: dict[str, Any]) -> dict[str, Any]:
-    """The serializable settings of a ready scorer; reject settings passed beside it."""
-    if not isinstance(scorer, CrossEncoderScorer):
-        raise TypeError(
-            f"scorer must be a crossrank.CrossEncoderScorer, got {type(scorer).__name__}"
-        )
-    clashing = [name for name, value in given.items() if value != _SCORER_DEFAULTS[name]]
-    if clashing:
-        raise ValueError(
-            f"pass either scorer or the model settings, not both; got scorer and {clashing}. "
-            "Configure the CrossEncoderScorer instead"
-        )
-    calibration = scorer.calibration
-    return {
-        "model": scorer.model_name,
-        "activation": scorer.activation,
-        # The file it was read from (None for a Calibration built in code: not serializable).
-        "calibration": None if calibration is None else calibration.source,
-        "long_documents": scorer.long_documents,
-        "max_windows": scorer.max_windows,
-        "window_stride": scorer.window_stride,
-        "aggregation": scorer.aggregation,
-        "top_windows": scorer.top_windows,
-        "batch_size": scorer.batch_size,
-        "max_length": scorer.requested_max_length,
-        "max_tokens_per_batch": scorer.max_tokens_per_batch,
-        "backend": scorer.backend,
-        "onnx_cache_dir": scorer.onnx_cache_dir,
-        "device": None if scorer.device is None else str(scorer.device),
-        "cache_dir": scorer.cache_dir,
-        "local_files_only": scorer.local_files_only,
-    }
