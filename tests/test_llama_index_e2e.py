@@ -264,3 +264,34 @@ def test_long_evidence_is_found_in_chunk_mode_and_handed_on_as_a_passage(
     assert [n.score for n in again.source_nodes] == pytest.approx(
         [n.score for n in response.source_nodes], abs=1e-6
     )
+
+
+# ---------------------------------------------------------------------- the peer
+
+
+def test_same_nodes_and_scores_as_sentence_transformer_rerank(
+    scifact: Dataset,
+    retriever: SciFactBM25Retriever,
+    query_ids: list[str],
+    shared_model_dir: Path,
+) -> None:
+    """LlamaIndex's own SentenceTransformerRerank (llama-index-core, on sentence-transformers)
+    and CrossEncoderRerank built the same way keep the same nodes with the same scores."""
+    from llama_index.core.postprocessor import SentenceTransformerRerank
+
+    peer = SentenceTransformerRerank(5, str(shared_model_dir), "cpu", True)
+    ours = CrossEncoderRerank(5, str(shared_model_dir), "cpu", True)
+    for qid in query_ids[:5]:
+        bundle = QueryBundle(scifact.queries[qid])
+        peer_nodes = peer.postprocess_nodes(retriever.retrieve(bundle), bundle)
+        our_nodes = ours.postprocess_nodes(retriever.retrieve(bundle), bundle)
+        _assert_same(
+            _pairs(our_nodes), [(n.node.node_id, float(n.score or 0.0)) for n in peer_nodes]
+        )
+        assert [n.node.metadata["retrieval_score"] for n in our_nodes] == pytest.approx(
+            [n.node.metadata["retrieval_score"] for n in peer_nodes]
+        )
+    # A config the peer saved loads as CrossEncoderRerank's.
+    loaded = CrossEncoderRerank.from_dict(peer.to_dict())
+    assert (loaded.model, loaded.top_n, loaded.device) == (str(shared_model_dir), 5, "cpu")
+    assert loaded.keep_retrieval_score is True
