@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -269,15 +270,17 @@ def test_a_relative_cut_needs_scaled_scores_per_call_too(tiny_model_dir: Path) -
         ranker.run(query=QUERY, documents=_docs(), scale_score=False)
     with pytest.raises(TypeError, match="scale_score must be True or False, got int 0"):
         ranker.run(query=QUERY, documents=_docs(), scale_score=0)  # type: ignore[arg-type]
-    assert not ranker._scorer.is_loaded and not ranker._raw.is_loaded
-
-
-def test_only_the_scorer_in_use_loads(tiny_model_dir: Path) -> None:
-    ranker = _ranker(tiny_model_dir, scale_score=False)
-    ranker.warm_up()
-    assert ranker._raw.is_loaded and not ranker._scorer.is_loaded
-    ranker.run(query=QUERY, documents=_docs())
     assert not ranker._scorer.is_loaded
+
+
+def test_one_loaded_model_serves_scaled_and_raw_calls(tiny_model_dir: Path) -> None:
+    ranker = _ranker(tiny_model_dir, top_k=None)
+    scaled = _scored(ranker.run(query=QUERY, documents=_docs()))
+    loaded = ranker._scorer._loaded
+    raw = _scored(ranker.run(query=QUERY, documents=_docs(), scale_score=False))
+    assert ranker._scorer._loaded is loaded  # the same model, not a second copy
+    assert [d for d, _ in raw] == [d for d, _ in scaled]
+    assert [s for _, s in scaled] == pytest.approx([1 / (1 + math.exp(-s)) for _, s in raw])
 
 
 # ---------------------------------------------------------------------- model loading options

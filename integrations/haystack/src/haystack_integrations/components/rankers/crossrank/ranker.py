@@ -189,14 +189,9 @@ class CrossEncoderRanker:
             )
         self.token = token
         options = {**scorer_options, "model": model, "device": self.device.to_torch_str()}
-        # The core checks every scorer setting. Building a scorer loads nothing; the raw one
-        # serves calls with scale_score=False (it loads only if such a call comes).
+        # The core checks every scorer setting; building the scorer loads nothing. Calls
+        # with scale_score=False ask the same scorer for raw logits.
         self._scorer = CrossEncoderScorer(**options)
-        self._raw = (
-            self._scorer
-            if self._scorer.activation == "raw"
-            else CrossEncoderScorer(**{**options, "activation": "raw", "calibration": None})
-        )
         self._token_resolved = False
         self._selection = Selection.checked(
             activation=self._scorer.activation if scale_score else "raw",
@@ -230,21 +225,20 @@ class CrossEncoderRanker:
 
     # ------------------------------------------------------------------ loading
 
-    def _scorer_for(self, scale_score: bool) -> CrossEncoderScorer:
-        """The scorer for ``scale_score``, with the token resolved before it can load."""
+    def _ready_scorer(self) -> CrossEncoderScorer:
+        """The scorer, with the token resolved before the model can load."""
         if not self._token_resolved:
-            value = self.token.resolve_value() if self.token is not None else None
-            self._scorer.token = self._raw.token = value
+            self._scorer.token = self.token.resolve_value() if self.token is not None else None
             self._token_resolved = True
-        return self._scorer if scale_score else self._raw
+        return self._scorer
 
     def warm_up(self) -> None:
         """Load the model now rather than on the first run. Safe to call repeatedly."""
-        self._scorer_for(self.scale_score).warm_up()
+        self._ready_scorer().warm_up()
 
     async def warm_up_async(self) -> None:
         """Like :meth:`warm_up`, loading in a worker thread so the event loop keeps running."""
-        await self._scorer_for(self.scale_score).awarm_up()
+        await self._ready_scorer().awarm_up()
 
     # ------------------------------------------------------------------ serialization
 
@@ -321,8 +315,7 @@ class CrossEncoderRanker:
             min_relative_score: Drop Documents scoring below this fraction of the best.
             token_budget: Most tokens handed on in all.
             scale_score: ``False``: raw logits for this call; ``True``: the ``activation``.
-                The first call whose value differs from the init value loads a second
-                copy of the model, which later such calls reuse.
+                The same loaded model serves both.
 
         Returns:
             ``{"documents": [...]}``: copies of the kept Documents, best first, each with
@@ -378,22 +371,24 @@ class CrossEncoderRanker:
                 raise TypeError(f"documents[{i}] must be a haystack Document, got {_got(doc)}")
         if scale_score is not None:
             _check_types(scale_score=scale_score)
-        scorer = self._scorer_for(self.scale_score if scale_score is None else scale_score)
+        scale = self.scale_score if scale_score is None else scale_score
+        activation = self._scorer.activation if scale else "raw"
         selection = self._selection.override(
-            activation=scorer.activation,
+            activation=activation,
             top_k=top_k,
             score_threshold=score_threshold,
             min_relative_score=min_relative_score,
             token_budget=token_budget,
         )
         return {
-            "scorer": scorer,
+            "scorer": self._ready_scorer(),
             "query": self.query_prefix + query + self.query_suffix,
             "items": _deduplicate(documents),
             "text": self._text,
             "content": _content,
             "selection": selection,
             "passages": self.passage_only,
+            "activation": activation,
         }
 
     def _text(self, doc: Document) -> str | None:
