@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import threading
 from pathlib import Path
 
@@ -357,3 +358,21 @@ def test_repr_does_not_load(tiny_model_dir: Path) -> None:
     scorer = CrossEncoderScorer(tiny_model_dir)
     assert "not loaded" in repr(scorer)
     assert not scorer.is_loaded
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("cache_dir", 3, "cache_dir must be a folder path or None, got 3"),
+        ("onnx_cache_dir", "", "onnx_cache_dir must be a folder path or None"),
+        ("revision", 1, "revision must be a string or None, got int"),
+        ("token", b"hf", "token must be a string or None, got bytes"),
+        ("local_files_only", "yes", "local_files_only must be True or False, got 'yes'"),
+        ("trust_remote_code", 1, "trust_remote_code must be True or False, got 1"),
+    ],
+)
+def test_loading_options_are_type_checked_before_loading(
+    tiny_model_dir: Path, option: str, value: object, message: str
+) -> None:
+    with pytest.raises(TypeError, match=re.escape(message)):
+        CrossEncoderScorer(tiny_model_dir, **{option: value})  # type: ignore[arg-type]

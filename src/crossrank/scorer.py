@@ -244,14 +244,12 @@ class CrossEncoderScorer:
         )
         self.aggregation: Aggregation = aggregation
         self.top_windows: int = check_positive_int(top_windows, name="top_windows")  # type: ignore[assignment]
-        self.onnx_cache_dir = (
-            None if onnx_cache_dir is None else str(Path(onnx_cache_dir).expanduser())
-        )
-        self.token = token
-        self.cache_dir = None if cache_dir is None else str(Path(cache_dir).expanduser())
-        self.revision = revision
-        self.local_files_only = local_files_only
-        self.trust_remote_code = trust_remote_code
+        self.onnx_cache_dir = _folder(onnx_cache_dir, "onnx_cache_dir")
+        self.token = _optional_str(token, "token")
+        self.cache_dir = _folder(cache_dir, "cache_dir")
+        self.revision = _optional_str(revision, "revision")
+        self.local_files_only = _flag(local_files_only, "local_files_only")
+        self.trust_remote_code = _flag(trust_remote_code, "trust_remote_code")
         self.model_kwargs = check_load_kwargs(
             model_kwargs, name="model_kwargs", reserved=reserved_load_kwargs("model_kwargs")
         )
@@ -672,6 +670,27 @@ class CrossEncoderScorer:
         """Tokens shared by consecutive windows: the setting, or a quarter of the room."""
         room = loaded.max_length - loaded.special_tokens - query_tokens
         return resolve_stride(room, self.window_stride)
+
+
+def _folder(value: Any, name: str) -> str | None:
+    """A folder option as an expanded path string (None stays None)."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+        raise TypeError(f"{name} must be a folder path or None, got {value!r}")
+    return str(Path(value).expanduser())
+
+
+def _optional_str(value: Any, name: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{name} must be a string or None, got {type(value).__name__}")
+    return value
+
+
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
 
 
 def _hit(
