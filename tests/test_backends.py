@@ -181,41 +181,40 @@ def test_cache_root_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
 # ---------------------------------------------------------------------- auto and checks
 
 
-@pytest.mark.parametrize("onnx", [True, False])
-@pytest.mark.parametrize("bf16", [True, False])
-def test_auto_never_picks_an_unsupported_backend(
-    monkeypatch: pytest.MonkeyPatch, onnx: bool, bf16: bool
+def test_auto_probes_once_and_shows_its_choice(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Whatever backends the measured list holds, auto skips those this machine lacks.
-    monkeypatch.setattr(backends_module, "_AUTO_CPU_ORDER", ("onnx-int8", "torch-bf16"))
-    monkeypatch.setattr(backends_module, "onnx_available", lambda: onnx)
-    monkeypatch.setattr(backends_module, "cpu_has_native_bf16", lambda: bf16)
-    chosen = choose_backend("auto", torch.device("cpu"))
-    if onnx:
-        assert chosen == "onnx-int8"
-    elif bf16:
-        assert chosen == "torch-bf16"
-    else:
-        assert chosen == "torch"
-    # On a GPU, auto keeps fp32 torch (half precision is opt-in).
-    assert choose_backend("auto", torch.device("cuda")) == "torch"
+    """auto on the tiny model: the probe measures this machine's candidates, the choice is
+    one that passed, it shows in active_backend and repr, and a second load reads it."""
+    from crossrank.probe import candidate_backends
 
-
-def test_auto_lists_only_guarded_cpu_backends() -> None:
-    """The measured list (see crossrank.backends) holds only real, CPU-capable backends."""
-    for name in backends_module._AUTO_CPU_ORDER:
-        assert name in BACKENDS and name not in ("auto", "torch", "torch-fp16")
-
-
-def test_auto_on_this_machine_is_visible(tiny_model_dir: Path, tmp_path: Path) -> None:
+    monkeypatch.delenv("CROSSRANK_BACKEND", raising=False)
     scorer = CrossEncoderScorer(tiny_model_dir, backend="auto", onnx_cache_dir=tmp_path)
     assert scorer.backend == "auto"
     chosen = scorer.active_backend
-    assert chosen in BACKENDS and chosen != "auto"
-    assert chosen == choose_backend("auto", torch.device("cpu"))
-    assert chosen in repr(scorer)
-    if chosen == "torch-bf16":
-        assert backends_module.cpu_has_native_bf16()
+    decision = scorer._model().decision
+    assert decision is not None and decision.source == "probe"
+    assert chosen == decision.backend and chosen in candidate_backends("cpu")
+    assert [t.backend for t in decision.trials] == candidate_backends("cpu")
+    assert next(t for t in decision.trials if t.backend == chosen).passed
+    assert f"loaded, {chosen}" in repr(scorer)
+    again = CrossEncoderScorer(tiny_model_dir, backend="auto", onnx_cache_dir=tmp_path)
+    assert again.active_backend == chosen
+    assert again._model().decision is not None and again._model().decision.source == "cache"
+    np.testing.assert_allclose(again.score(QUERY, TEXTS), scorer.score(QUERY, TEXTS))
+
+
+def test_auto_follows_the_environment_variable(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CROSSRANK_BACKEND", "onnx")
+    scorer = CrossEncoderScorer(tiny_model_dir, backend="auto", onnx_cache_dir=tmp_path)
+    assert scorer.active_backend == "onnx"
+    assert scorer._model().decision is not None
+    assert scorer._model().decision.source == "env"
+    assert not (tmp_path / "auto").exists()  # no probe, no decision written
+    # An explicit backend is never overridden.
+    assert CrossEncoderScorer(tiny_model_dir, backend="torch").active_backend == "torch"
 
 
 def test_backend_checks() -> None:
@@ -235,8 +234,7 @@ def test_onnx_without_the_extra_names_the_install_command(
     monkeypatch.setattr(backends_module, "onnx_available", lambda: False)
     with pytest.raises(ImportError, match=r'pip install "crossrank\[onnx\]"'):
         choose_backend("onnx-int8", torch.device("cpu"))
-    monkeypatch.setattr(backends_module, "_AUTO_CPU_ORDER", ("onnx-int8",))
-    assert choose_backend("auto", torch.device("cpu")) == "torch"
+    assert choose_backend("auto", torch.device("cpu")) == "auto"  # resolved at load
 
 
 def test_emulated_bf16_is_warned(
@@ -248,14 +246,59 @@ def test_emulated_bf16_is_warned(
     assert "no native bf16" in caplog.text
 
 
-@pytest.mark.parametrize("name", ["openvino", "openvino-int8", "openvino-qint8"])
-def test_openvino_is_named_as_not_supported_yet(name: str) -> None:
-    with pytest.raises(ValueError, match=f"backend='{name}' is not supported yet") as info:
-        check_backend(name)
-    assert str(BACKENDS) in str(info.value)  # the supported ones are listed
-    with pytest.raises(ValueError, match="no OpenVINO backend"):
-        CrossEncoderScorer("some/model", backend=name)  # type: ignore[arg-type]
-    assert not any(b.startswith("openvino") for b in BACKENDS)
+def test_openvino_backends_are_named_as_haystack_names_them() -> None:
+    assert {"openvino", "openvino-bf16", "openvino-int8"} <= set(BACKENDS)
+    with pytest.raises(ValueError, match=r"backend must be one of .* got 'openvino-qint8'"):
+        check_backend("openvino-qint8")
+    with pytest.raises(ValueError, match=r"runs on the CPU \(OpenVINO\)"):
+        choose_backend("openvino", torch.device("cuda"))
+
+
+def test_openvino_without_the_extra_names_the_install_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "openvino" else real(n, *a)
+    )
+    with pytest.raises(
+        ImportError, match=r'\(openvino\)\. Install it with: pip install "crossrank\[openvino\]"'
+    ):
+        choose_backend("openvino", torch.device("cpu"))
+
+
+def test_openvino_bf16_needs_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    from crossrank import openvino_export
+
+    pytest.importorskip("openvino")
+    monkeypatch.setattr(openvino_export, "openvino_supports_bf16", lambda: False)
+    with pytest.raises(ValueError, match="needs a CPU that computes bf16 natively"):
+        choose_backend("openvino-bf16", torch.device("cpu"))
+
+
+@pytest.mark.parametrize(("backend", "atol"), [("openvino", 1e-4), ("openvino-int8", 0.1)])
+def test_openvino_through_the_scorer(
+    backend: str, atol: float, tiny_model_dir: Path, torch_scores: np.ndarray, tmp_path: Path
+) -> None:
+    pytest.importorskip("openvino")
+    scorer = CrossEncoderScorer(
+        tiny_model_dir,
+        backend=backend,
+        activation="raw",
+        onnx_cache_dir=tmp_path,  # type: ignore[arg-type]
+    )
+    scores = np.array(scorer.score(QUERY, TEXTS))
+    assert scorer.active_backend == backend and scorer._model().device == "cpu"
+    assert np.abs(scores - torch_scores).max() <= atol
+    path = scorer._model().onnx_path
+    assert path is not None and path.endswith("model.xml")
+    # Static int8 has fixed scales: a pair's score does not depend on its batch.
+    one_by_one = np.array([scorer.score(QUERY, [t])[0] for t in TEXTS])
+    np.testing.assert_allclose(
+        one_by_one, scores, atol=1e-3 if backend == "openvino-int8" else 1e-4
+    )
 
 
 def test_export_cache_key_includes_model_and_config_kwargs(
@@ -263,7 +306,10 @@ def test_export_cache_key_includes_model_and_config_kwargs(
 ) -> None:
     def export(**kwargs: object) -> tuple[str, list[float]]:
         scorer = CrossEncoderScorer(
-            tiny_model_dir, backend="onnx", onnx_cache_dir=tmp_path, activation="raw",
+            tiny_model_dir,
+            backend="onnx",
+            onnx_cache_dir=tmp_path,
+            activation="raw",
             **kwargs,  # type: ignore[arg-type]
         )
         scores = scorer.score(QUERY, TEXTS[:4])

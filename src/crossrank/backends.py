@@ -1,21 +1,23 @@
 """Inference backends: which engine and precision run the model's forward pass.
 
-=============  ==========================================================  ============
-backend        engine and precision                                        device
-=============  ==========================================================  ============
-``torch``      PyTorch, fp32 (the reference; equals sentence-transformers)  any
-``torch-bf16`` PyTorch, bfloat16 weights and activations                   CPU or CUDA
-``torch-fp16`` PyTorch, float16                                            CUDA only
-``onnx``       onnxruntime, fp32, exported from the same model             CPU
-``onnx-int8``  onnxruntime, int8 weights (dynamic quantization)            CPU
-``auto``       the fastest of these that this machine runs natively and
-               that passed the accuracy guard (see :func:`choose_backend`)
-=============  ==========================================================  ============
+=================  ======================================================  ============
+backend            engine and precision                                    device
+=================  ======================================================  ============
+``torch``          PyTorch, fp32 (the reference; equals sentence-transformers)  any
+``torch-bf16``     PyTorch, bfloat16 weights and activations               CPU or CUDA
+``torch-fp16``     PyTorch, float16                                        CUDA only
+``onnx``           onnxruntime, fp32, exported from the same model         CPU
+``onnx-int8``      onnxruntime, int8 weights (dynamic quantization)        CPU
+``openvino``       OpenVINO, fp32 (converted from the same model)          CPU
+``openvino-bf16``  OpenVINO, bf16 inference precision                      CPU with bf16
+``openvino-int8``  OpenVINO, int8 by NNCF static quantization (calibrated) CPU
+``auto``           the fastest of these that this machine runs and that
+                   keeps fp32's ranking, measured once (:mod:`crossrank.probe`)
+=================  ======================================================  ============
 
-The ONNX files are exported once per model and cached on disk (:mod:`crossrank.onnx_export`).
-
-OpenVINO (``backend="openvino"``, as sentence-transformers and Haystack name it) is not
-supported yet: :func:`check_backend` says so rather than calling it an unknown name.
+The ONNX files are exported once per model and cached on disk (:mod:`crossrank.onnx_export`),
+and so are the OpenVINO ones (:mod:`crossrank.openvino_export`). ``backend="openvino"`` is
+the name sentence-transformers and Haystack's ranker use.
 """
 
 from __future__ import annotations
@@ -40,37 +42,39 @@ __all__ = [
 
 logger = logging.getLogger("crossrank")
 
-Backend = Literal["auto", "torch", "torch-bf16", "torch-fp16", "onnx", "onnx-int8"]
+Backend = Literal[
+    "auto",
+    "torch",
+    "torch-bf16",
+    "torch-fp16",
+    "onnx",
+    "onnx-int8",
+    "openvino",
+    "openvino-bf16",
+    "openvino-int8",
+]
 
 #: Every concrete backend, plus ``"auto"``.
-BACKENDS: tuple[str, ...] = ("auto", "torch", "torch-bf16", "torch-fp16", "onnx", "onnx-int8")
-
-#: Backends that ``auto`` may pick on a CPU, fastest first. A backend is listed only after
-#: it passed the accuracy guard (NDCG@10 on SciFact test, BM25 top-50, within 0.005 of
-#: ``torch``) *and* was measured faster than ``torch``. Measured on a 2-core AVX2 CPU
-#: (no VNNI, no native bf16; README "Results"): ``onnx`` matches ``torch``'s NDCG but runs
-#: about 1.2-1.5x slower; ``onnx-int8`` is about as fast as ``torch`` and loses 0.036
-#: NDCG@10 (fails the guard); ``torch-bf16`` is emulated and about 100x slower. So none is
-#: listed yet, and ``auto`` resolves to ``torch``; a backend joins this list when a
-#: measurement on some class of CPU shows it both faster and within the guard.
-_AUTO_CPU_ORDER: tuple[str, ...] = ()
-
+BACKENDS: tuple[str, ...] = (
+    "auto",
+    "torch",
+    "torch-bf16",
+    "torch-fp16",
+    "onnx",
+    "onnx-int8",
+    "openvino",
+    "openvino-bf16",
+    "openvino-int8",
+)
 
 def check_backend(backend: object) -> str:
-    """Return ``backend`` if it names a supported backend (one of :data:`BACKENDS`).
+    """Return ``backend`` if it names a backend (one of :data:`BACKENDS`).
 
     Raises:
-        ValueError: Any other value; for ``"openvino"`` and ``"openvino-*"`` the message
-            says that OpenVINO is not supported yet and what to use instead.
+        ValueError: Any other value, with the list of backends.
     """
     if backend in BACKENDS:
         return str(backend)
-    if isinstance(backend, str) and (backend == "openvino" or backend.startswith("openvino-")):
-        raise ValueError(
-            f"backend={backend!r} is not supported yet: crossrank has no OpenVINO backend. "
-            f"Use one of {BACKENDS}; on a CPU, 'onnx' (fp32) or 'onnx-int8' run on "
-            "onnxruntime (pip install \"crossrank[onnx]\")"
-        )
     raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
 
 
@@ -84,7 +88,7 @@ def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bf16 matrix products natively (AVX512-BF16 or AMX).
 
     Without them PyTorch emulates bf16, which is far slower than fp32 (measured about 100x
-    on an AVX2-only AMD EPYC), so ``auto`` never picks bf16 there.
+    on an AVX2-only AMD EPYC), so ``auto`` does not even try bf16 there.
     """
     if platform.system() == "Darwin" and platform.machine() == "arm64":
         return False  # Apple CPUs: no bf16 fast path in PyTorch's CPU kernels
@@ -100,47 +104,47 @@ def cpu_has_native_bf16() -> bool:
 
 
 def choose_backend(requested: str, device: torch.device) -> str:
-    """Resolve ``requested`` (``"auto"`` or a backend) for ``device``.
+    """Check that ``requested`` can run on ``device`` here, and return it.
 
-    ``auto`` picks the first backend of the CPU list (see ``_AUTO_CPU_ORDER``: those measured
-    faster than ``torch`` within the accuracy guard) that this machine supports, else
-    ``torch``; on CUDA it picks ``torch`` (fp32: the half-precision backends are opt-in
-    until they have passed the accuracy guard on a GPU).
+    ``"auto"`` is returned as it is: it is resolved when the model is loaded, by measuring
+    this machine (:func:`crossrank.probe.resolve_auto`).
 
     Raises:
         ValueError: The backend cannot run on ``device``.
-        ImportError: An ONNX backend without the ``crossrank[onnx]`` extra.
+        ImportError: An ONNX or OpenVINO backend without its extra (the message names
+            ``pip install "crossrank[onnx]"`` or ``"crossrank[openvino]"``).
     """
     requested = check_backend(requested)
-    if requested == "auto":
-        if device.type != "cpu":
-            return "torch"
-        for candidate in _AUTO_CPU_ORDER:
-            if candidate.startswith("onnx") and not onnx_available():
-                continue
-            if candidate == "torch-bf16" and not cpu_has_native_bf16():
-                continue
-            return candidate
-        return "torch"
-    if requested.startswith("onnx"):
+    if requested.startswith(("onnx", "openvino")):
+        engine = "onnxruntime" if requested.startswith("onnx") else "OpenVINO"
         if device.type != "cpu":
             raise ValueError(
-                f"backend={requested!r} runs on the CPU (onnxruntime's CPU provider), got "
+                f"backend={requested!r} runs on the CPU ({engine}), got "
                 f"device={str(device)!r}; use device='cpu', or backend='torch' on {device.type}"
             )
-        if not onnx_available():
-            from crossrank._optional import missing_extra
+    if requested.startswith("onnx") and not onnx_available():
+        from crossrank._optional import missing_extra
 
-            missing = "onnxruntime" if importlib.util.find_spec("onnxruntime") is None else "onnx"
-            raise missing_extra(f"backend={requested!r}", "onnx", ModuleNotFoundError(name=missing))
+        missing = "onnxruntime" if importlib.util.find_spec("onnxruntime") is None else "onnx"
+        raise missing_extra(f"backend={requested!r}", "onnx", ModuleNotFoundError(name=missing))
+    if requested.startswith("openvino"):
+        from crossrank.openvino_export import openvino_supports_bf16, require_openvino
+
+        require_openvino(requested)
+        if requested == "openvino-bf16" and not openvino_supports_bf16():
+            raise ValueError(
+                "backend='openvino-bf16' needs a CPU that computes bf16 natively (AVX512-BF16 "
+                "or AMX), and this one does not; use backend='openvino' (fp32) or "
+                "'openvino-int8', or 'auto' to measure which is fastest here"
+            )
     if requested == "torch-fp16" and device.type != "cuda":
         raise ValueError(
             f"backend='torch-fp16' needs a CUDA device, got device={str(device)!r}; on a CPU "
-            "use backend='onnx-int8' or 'torch'"
+            "use backend='openvino-int8', 'onnx' or 'torch'"
         )
     if requested == "torch-bf16" and device.type == "cpu" and not cpu_has_native_bf16():
         logger.warning(
             "crossrank: this CPU has no native bf16 (AVX512-BF16/AMX); PyTorch emulates it "
-            "and backend='torch-bf16' will be much slower than 'torch' or 'onnx-int8'"
+            "and backend='torch-bf16' will be much slower than 'torch' or 'openvino'"
         )
     return requested

@@ -3,8 +3,9 @@
 :func:`load_model` is the hub; the steps are small functions: :func:`resolve_source`
 (a local folder or a Hub id), one error wrapper around every ``from_pretrained`` call,
 the checks that the files are a cross-encoder, the max-length resolution, and the forward
-construction (torch or ONNX), both of which turn logits into relevance with
-:func:`relevance`.
+construction (torch, ONNX or OpenVINO; :func:`_build_forward`), each of which turns
+logits into relevance with :func:`relevance`, and ``auto``'s resolution by a measured probe
+(:func:`_resolve_auto`, :mod:`crossrank.probe`).
 
 Failures become :class:`~crossrank.errors.ModelLoadError` subclasses that name the model,
 say what went wrong and what to do.
@@ -12,8 +13,9 @@ say what went wrong and what to do.
 
 from __future__ import annotations
 
+import copy
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +32,8 @@ from crossrank.errors import (
 
 if TYPE_CHECKING:
     import torch
+
+    from crossrank.probe import Decision
 
 __all__ = [
     "HUB_OPTIONS",
@@ -80,6 +84,9 @@ class LoadedModel:
     forward: Callable[[dict[str, np.ndarray]], np.ndarray]
     backend: str = "torch"
     onnx_path: str | None = None
+    """The exported file the backend runs (an ONNX file, or an OpenVINO ``model.xml``)."""
+    decision: Decision | None = None
+    """With ``backend="auto"``: what it resolved to and the probe's measurements."""
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -397,6 +404,11 @@ def _torch_forward(
     return forward, net
 
 
+def _input_names(tokenizer: Any) -> list[str]:
+    inputs = ("input_ids", "attention_mask", "token_type_ids")
+    return [n for n in inputs if n in tokenizer.model_input_names]
+
+
 def _onnx_forward(
     model: str,
     net: Any,
@@ -413,8 +425,7 @@ def _onnx_forward(
     """
     from crossrank.onnx_export import export_onnx, make_onnx_forward
 
-    inputs = ("input_ids", "attention_mask", "token_type_ids")
-    names = [n for n in inputs if n in tokenizer.model_input_names]
+    names = _input_names(tokenizer)
     try:
         path, _ = export_onnx(
             net.float().eval(),
@@ -432,6 +443,126 @@ def _onnx_forward(
         ) from e
     forward, session = make_onnx_forward(path, names, num_labels)
     return forward, session, str(path)
+
+
+def _openvino_forward(
+    model: str,
+    net: Any,
+    tokenizer: Any,
+    *,
+    backend: str,
+    num_labels: int,
+    cache_dir: str | None,
+    load_options: Mapping[str, Any],
+    max_length: int,
+    calibration: Sequence[tuple[str, str]] | None,
+) -> tuple[Callable[[dict[str, np.ndarray]], np.ndarray], Any, str]:
+    """Convert ``net`` to OpenVINO (int8 for ``openvino-int8``), or reuse the cached model,
+    and compile it (bf16 inference precision for ``openvino-bf16``).
+
+    Returns the forward function, the compiled model and the ``model.xml`` path.
+    """
+    from crossrank.openvino_export import export_openvino, make_openvino_forward
+
+    names = _input_names(tokenizer)
+    try:
+        path, _ = export_openvino(
+            net.float().eval(),
+            tokenizer,
+            names,
+            precision="int8" if backend == "openvino-int8" else "fp32",
+            cache_dir=cache_dir,
+            load_options=load_options,
+            calibration=calibration,
+            max_length=max_length,
+        )
+    except Exception as e:  # the converter and NNCF raise many types; say which model failed
+        raise ModelLoadError(
+            model,
+            f"its OpenVINO conversion failed ({type(e).__name__}: {e})",
+            "Use backend='torch' or 'onnx', or report the model's architecture to crossrank.",
+        ) from e
+    precision = "bf16" if backend == "openvino-bf16" else "f32"
+    forward, compiled = make_openvino_forward(
+        path, names, num_labels, inference_precision=precision
+    )
+    return forward, compiled, str(path)
+
+
+@dataclass(frozen=True)
+class _Build:
+    """What every backend's forward construction needs (one loaded model)."""
+
+    model: str
+    tokenizer: Any
+    num_labels: int
+    device: torch.device
+    cache_dir: str | None
+    load_options: Mapping[str, Any]
+    max_length: int
+    calibration: Sequence[tuple[str, str]] | None
+
+
+def _build_forward(
+    build: _Build, net: Any, backend: str
+) -> tuple[Callable[[dict[str, np.ndarray]], np.ndarray], Any, str | None]:
+    """``backend``'s forward function on ``net``: (forward, model or session, file path)."""
+    import torch
+
+    if backend.startswith("onnx"):
+        return _onnx_forward(
+            build.model,
+            net,
+            build.tokenizer,
+            backend=backend,
+            num_labels=build.num_labels,
+            onnx_cache_dir=build.cache_dir,
+            load_options=build.load_options,
+        )
+    if backend.startswith("openvino"):
+        return _openvino_forward(
+            build.model,
+            net,
+            build.tokenizer,
+            backend=backend,
+            num_labels=build.num_labels,
+            cache_dir=build.cache_dir,
+            load_options=build.load_options,
+            max_length=build.max_length,
+            calibration=build.calibration,
+        )
+    dtype = {"torch-bf16": torch.bfloat16, "torch-fp16": torch.float16}.get(backend)
+    forward, net = _torch_forward(net, build.device, dtype, build.num_labels)
+    return forward, net, None
+
+
+def _resolve_auto(build: _Build, net: Any) -> Decision:
+    """``auto``'s backend for this model here: ``CROSSRANK_BACKEND``, the cached decision,
+    or a probe of every candidate backend on copies of ``net`` (see :mod:`crossrank.probe`)."""
+    from crossrank.onnx_export import model_fingerprint
+    from crossrank.probe import resolve_auto, run_probe
+
+    def forward_of(backend: str) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+        # The torch backends move or cast the model they get: give them a copy.
+        target = copy.deepcopy(net) if backend.startswith("torch") else net
+        return _build_forward(build, target, backend)[0]
+
+    def probe(candidates: list[str], key: str) -> Decision:
+        return run_probe(
+            forward_of,
+            candidates,
+            tokenizer=build.tokenizer,
+            max_length=build.max_length,
+            input_names=_input_names(build.tokenizer),
+            key=key,
+        )
+
+    return resolve_auto(
+        model_fingerprint(net, build.load_options),
+        str(build.device),
+        probe,
+        cache_dir=build.cache_dir,
+    )
 
 
 def _dtype_names(kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -468,14 +599,17 @@ def load_model(
     model_kwargs: Mapping[str, Any] | None = None,
     tokenizer_kwargs: Mapping[str, Any] | None = None,
     config_kwargs: Mapping[str, Any] | None = None,
+    int8_calibration: Sequence[tuple[str, str]] | None = None,
 ) -> LoadedModel:
     """Load ``model`` and return what the scorer needs; raise a ModelLoadError on failure.
 
     ``model_kwargs``, ``tokenizer_kwargs`` and ``config_kwargs`` go to the model's, the
     tokenizer's and the config's ``from_pretrained`` (checked by the scorer; see
-    :class:`crossrank.CrossEncoderScorer`).
+    :class:`crossrank.CrossEncoderScorer`). ``int8_calibration``: (query, text) pairs that
+    calibrate ``openvino-int8`` (default: the built-in sample,
+    :func:`crossrank.probe.calibration_pairs`). ``backend="auto"`` is resolved here, by
+    :func:`_resolve_auto`.
     """
-    import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     source = resolve_source(model)
@@ -502,24 +636,25 @@ def load_model(
     _check_relevance_head(model, info)
     effective_max_length, special = _resolve_max_length(max_length, tokenizer, config, source)
 
-    if device is None and backend.startswith("onnx"):
-        device = "cpu"  # the ONNX backends run on onnxruntime's CPU provider
+    if device is None and backend.startswith(("onnx", "openvino")):
+        device = "cpu"  # the ONNX and OpenVINO backends run on the CPU
     torch_device = resolve_device(device)
     chosen = choose_backend(backend, torch_device)
-    onnx_path: str | None = None
-    if chosen.startswith("onnx"):
-        forward, net, onnx_path = _onnx_forward(
-            model,
-            net,
-            tokenizer,
-            backend=chosen,
-            num_labels=num_labels,
-            onnx_cache_dir=onnx_cache_dir,
-            load_options=_export_key_options(model_kwargs, config_kwargs),
-        )
-    else:
-        dtype = {"torch-bf16": torch.bfloat16, "torch-fp16": torch.float16}.get(chosen)
-        forward, net = _torch_forward(net, torch_device, dtype, num_labels)
+    build = _Build(
+        model=model,
+        tokenizer=tokenizer,
+        num_labels=num_labels,
+        device=torch_device,
+        cache_dir=onnx_cache_dir,
+        load_options=_export_key_options(model_kwargs, config_kwargs),
+        max_length=effective_max_length,
+        calibration=int8_calibration,
+    )
+    decision = None
+    if chosen == "auto":
+        decision = _resolve_auto(build, net)
+        chosen = choose_backend(decision.backend, torch_device)
+    forward, net, onnx_path = _build_forward(build, net, chosen)
 
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     return LoadedModel(
@@ -527,7 +662,8 @@ def load_model(
         model=net,
         backend=chosen,
         onnx_path=onnx_path,
-        device="cpu" if chosen.startswith("onnx") else str(torch_device),
+        decision=decision,
+        device="cpu" if chosen.startswith(("onnx", "openvino")) else str(torch_device),
         max_length=effective_max_length,
         num_labels=num_labels,
         special_tokens=special,
