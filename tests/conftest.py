@@ -3,7 +3,8 @@
 - ``tiny_model_dir`` / ``tiny_two_logit_dir`` / ``tiny_bi_encoder_dir``: small random BERT
   models built once per session (no downloads), for fast offline unit tests.
 - ``shared_model_dir``, ``shared_bi_encoder_dir``, ``scifact_dir``: the real assets in
-  ``../shared`` (or ``CROSSRANK_TEST_MODEL`` / ``CROSSRANK_TEST_DATA``). Missing assets skip
+  ``../shared`` (``CROSSRANK_SHARED`` names another folder; ``CROSSRANK_TEST_MODEL``,
+  ``CROSSRANK_TEST_BI_ENCODER`` and ``CROSSRANK_TEST_DATA`` name each asset). Missing assets skip
   the test with a reason locally and fail it in CI (``CI=true``).
 - ``scifact_candidates``: 30 SciFact test queries with BM25 (bm25s) top-20 candidates,
   built once, for integration tests that compare crossrank paths with each other.
@@ -35,7 +36,9 @@ def _vocab() -> dict[str, int]:
     return {t: i for i, t in enumerate(dict.fromkeys(tokens))}
 
 
-def build_tiny_model(folder: Path, *, num_labels: int = 1, head: bool = True, seed: int = 0) -> Path:
+def build_tiny_model(
+    folder: Path, *, num_labels: int = 1, head: bool = True, seed: int = 0
+) -> Path:
     """Save a random 2-layer BERT cross-encoder (or a bare encoder) with a tiny vocabulary."""
     import torch
     from transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizer
@@ -109,7 +112,7 @@ def shared_model_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def shared_bi_encoder_dir() -> Path:
-    return _shared(SHARED / "models" / "all-MiniLM-L6-v2")
+    return _shared(SHARED / "models" / "all-MiniLM-L6-v2", "CROSSRANK_TEST_BI_ENCODER")
 
 
 @pytest.fixture(scope="session")
@@ -137,7 +140,7 @@ def scifact(scifact_dir: Path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def scifact_candidates(scifact):  # type: ignore[no-untyped-def]
-    """30 SciFact test queries, each with its BM25 (bm25s) top-20 candidates ``[(doc_id, bm25)]``."""
+    """30 SciFact test queries, each with its BM25 (bm25s) top-20 ``[(doc_id, bm25)]``."""
     from crossrank.eval.first_stage import BM25Retriever
 
     query_ids = sorted(scifact.qrels)[:30]
@@ -155,7 +158,7 @@ def scifact_core_run(scifact, scifact_candidates, shared_scorer):  # type: ignor
     for qid, hits in scifact_candidates.items():
         ids = [doc_id for doc_id, _ in hits]
         texts = [scifact.doc_text(doc_id) for doc_id in ids]
-        run[qid] = dict(zip(ids, shared_scorer.score(scifact.queries[qid], texts)))
+        run[qid] = dict(zip(ids, shared_scorer.score(scifact.queries[qid], texts), strict=True))
     return run
 
 

@@ -89,3 +89,31 @@ def test_version_flag() -> None:
         check=True,
     )
     assert out.stdout.strip() == f"crossrank {crossrank.__version__}"
+
+
+def test_wheel_and_sdist_carry_the_license_and_every_package_root(tmp_path: Path) -> None:
+    import tarfile
+    import zipfile
+
+    subprocess.run(
+        [sys.executable, "-m", "hatchling", "build", "-d", str(tmp_path)],
+        cwd=ROOT, check=True, capture_output=True, timeout=300,
+    )
+    wheel = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist()
+    assert any(n.endswith("dist-info/licenses/LICENSE") for n in wheel)
+    for root in ("crossrank/", "haystack_integrations/", "langchain_crossrank/", "llama_index/"):
+        assert any(n.startswith(root) for n in wheel), root
+    with tarfile.open(next(tmp_path.glob("*.tar.gz"))) as sdist:
+        names = sdist.getnames()
+    assert any(n.endswith("/LICENSE") for n in names)
+    assert "Apache License" in (ROOT / "LICENSE").read_text(encoding="utf-8")
+    included = PYPROJECT["tool"]["hatch"]["build"]["targets"]["sdist"]["include"]
+    assert all((ROOT / path).exists() for path in included), included
+
+
+def test_readme_links_work_on_the_package_index_too() -> None:
+    """The README is the long description: relative links would break on the index."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)\s]+)\)", text)
+    relative = [t for t in targets if not re.match(r"(https?://|#|mailto:)", t)]
+    assert not relative, relative
