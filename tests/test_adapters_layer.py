@@ -21,6 +21,9 @@ from crossrank.adapters import (
     arerank_items,
     check_scorer_options,
     cut_passage,
+    device_in_use,
+    from_cross_encoder_kwargs,
+    option_docs,
     rerank_items,
     scorer_settings,
 )
@@ -44,6 +47,7 @@ def _docs() -> list[Doc]:
 def test_all_is_pinned() -> None:
     assert sorted(layer.__all__) == sorted(
         [
+            "CROSS_ENCODER_KEYS",
             "SCORER_OPTIONS",
             "SECRET_OPTIONS",
             "SPAN_KEY",
@@ -54,6 +58,9 @@ def test_all_is_pinned() -> None:
             "arerank_items",
             "check_scorer_options",
             "cut_passage",
+            "device_in_use",
+            "from_cross_encoder_kwargs",
+            "option_docs",
             "rerank_items",
             "scorer_settings",
         ]
@@ -232,3 +239,48 @@ def test_a_per_call_activation_is_checked(tiny_scorer: CrossEncoderScorer) -> No
         tiny_scorer.rerank(QUERY, ["blood"], activation="calibrated")
     with pytest.raises(ValueError, match="min_relative_score needs non-negative scores"):
         tiny_scorer.rerank(QUERY, ["blood"], activation="raw", min_relative_score=0.5)
+
+
+def test_every_scorer_setting_is_documented_once_in_the_scorer() -> None:
+    docs = option_docs()
+    assert set(SCORER_OPTIONS) <= set(docs)
+    assert docs["batch_size"] == "Most pairs per forward pass."
+    assert all(text.endswith(".") and "\n" not in text for text in docs.values())
+
+
+def test_device_in_use_is_resolved_without_loading() -> None:
+    assert device_in_use("cpu", "torch") == "cpu"
+    assert device_in_use(None, "onnx") == "cpu"
+    assert device_in_use(None, "openvino-int8") == "cpu"
+    import torch
+
+    assert device_in_use(None, "torch") == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_sentence_transformers_kwargs_become_crossrank_settings() -> None:
+    import torch
+
+    got = from_cross_encoder_kwargs(
+        {"cache_folder": "/c", "automodel_args": {"a": 1}, "activation_fn": torch.nn.Identity()}
+    )
+    assert got == {"cache_dir": "/c", "model_kwargs": {"a": 1}, "activation": "raw"}
+    assert from_cross_encoder_kwargs(None) == {}
+    with pytest.raises(ValueError, match=r"x\['prompts'\] has no crossrank equivalent"):
+        from_cross_encoder_kwargs({"prompts": {}}, name="x")
+    with pytest.raises(ValueError, match="must not hold \\['device'\\]"):
+        from_cross_encoder_kwargs({"device": "cpu"})
+    with pytest.raises(ValueError, match="sets cache_dir twice"):
+        from_cross_encoder_kwargs({"cache_folder": "/a", "cache_dir": "/b"})
+    with pytest.raises(TypeError, match="must be a dict, got list"):
+        from_cross_encoder_kwargs([])  # type: ignore[arg-type]
+
+
+def test_settings_of_a_scorer_that_only_has_the_protocol() -> None:
+    class Remote:
+        model_name = "remote-model"
+        activation = "sigmoid"
+
+    settings = scorer_settings(Remote())
+    assert settings["model"] == "remote-model"
+    assert settings["batch_size"] == SCORER_OPTIONS["batch_size"]
+    assert settings["calibration"] is None and settings["max_length"] is None

@@ -187,7 +187,7 @@ def test_cross_encoder_kwargs_refuse_model_and_device_as_the_peer(
         ),
         ({"prompts": {}}, r"cross_encoder_kwargs\['prompts'\] has no crossrank equivalent"),
         ({"activation_fn": torch.nn.Tanh()}, r"must be torch.nn.Sigmoid\(\).*got Tanh"),
-        ({"cache_folder": "/a", "cache_dir": "/b"}, "cache_dir is given twice"),
+        ({"cache_folder": "/a", "cache_dir": "/b"}, "sets cache_dir twice with different values"),
     ],
 )
 def test_cross_encoder_kwargs_crossrank_cannot_honour_are_refused(

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from crossrank.scorer import Reranked
 
 __all__ = [
+    "CROSS_ENCODER_KEYS",
     "SCORER_OPTIONS",
     "SECRET_OPTIONS",
     "SPAN_KEY",
@@ -55,6 +57,9 @@ __all__ = [
     "arerank_items",
     "check_scorer_options",
     "cut_passage",
+    "device_in_use",
+    "from_cross_encoder_kwargs",
+    "option_docs",
     "rerank_items",
     "scorer_settings",
 ]
@@ -85,6 +90,123 @@ def _scorer_options() -> dict[str, Any]:
 #: order (``model`` first). Adapters declare the same names with these defaults, build the
 #: scorer from them, and serialize them; a test pins that each adapter covers them all.
 SCORER_OPTIONS: Mapping[str, Any] = _scorer_options()
+
+
+def option_docs() -> dict[str, str]:
+    """The first sentence of each setting's entry in ``CrossEncoderScorer``'s docstring.
+
+    That docstring is the one place the scorer's settings are documented; adapters show
+    these sentences in their own style (pydantic field descriptions, for instance) with a
+    pointer back to it.
+    """
+    from crossrank.scorer import CrossEncoderScorer
+
+    args = (inspect.getdoc(CrossEncoderScorer) or "").partition("\nArgs:\n")[2]
+    docs: dict[str, str] = {}
+    for match in re.finditer(r"^ {4}(\w+): (.+?)(?=^ {4}\w+: |^\S|\Z)", args, re.M | re.S):
+        text = " ".join(match.group(2).split())
+        first = re.split(r"(?<!e\.g)(?<!i\.e)\.\s+(?=[A-Z`])", text, maxsplit=1)[0]
+        docs[match.group(1)] = first.rstrip(".") + "."
+    return docs
+
+
+def device_in_use(device: Any, backend: Any) -> str:
+    """The device a scorer with these settings runs on, resolved without loading a model
+    (as the peers resolve theirs at construction): ``device`` if given, else CUDA when
+    available, else CPU; the ONNX and OpenVINO backends run on the CPU."""
+    from crossrank.loading import resolve_device
+
+    if device is None and isinstance(backend, str) and backend.startswith(("onnx", "openvino")):
+        return "cpu"
+    return str(resolve_device(device))
+
+
+#: sentence-transformers ``CrossEncoder(...)`` keyword -> crossrank scorer setting (older
+#: names included). The peers' adapters pass these through (LlamaIndex's
+#: ``cross_encoder_kwargs``, LangChain's ``HuggingFaceCrossEncoder(model_kwargs=...)``).
+CROSS_ENCODER_KEYS: Mapping[str, str] = {
+    "max_length": "max_length",
+    "cache_folder": "cache_dir",
+    "cache_dir": "cache_dir",
+    "trust_remote_code": "trust_remote_code",
+    "revision": "revision",
+    "local_files_only": "local_files_only",
+    "token": "token",
+    "backend": "backend",
+    "model_kwargs": "model_kwargs",
+    "automodel_args": "model_kwargs",
+    "tokenizer_kwargs": "tokenizer_kwargs",
+    "tokenizer_args": "tokenizer_kwargs",
+    "processor_kwargs": "tokenizer_kwargs",
+    "config_kwargs": "config_kwargs",
+    "activation_fn": "activation",
+    "default_activation_function": "activation",
+}
+#: Keys that have their own top-level argument in the peers (refused inside the kwargs).
+_TOP_LEVEL_KEYS = ("model", "model_name", "model_name_or_path", "device")
+
+
+def from_cross_encoder_kwargs(
+    kwargs: Mapping[str, Any] | None, *, name: str = "cross_encoder_kwargs"
+) -> dict[str, Any]:
+    """sentence-transformers ``CrossEncoder`` keyword arguments as crossrank settings.
+
+    Args:
+        kwargs: What the user passed to the peer (``None``: nothing).
+        name: How the argument is called in messages.
+
+    Returns:
+        ``{setting: value}`` for :data:`SCORER_OPTIONS` names (``activation_fn``
+        ``Sigmoid()``/``Identity()`` become ``"sigmoid"``/``"raw"``).
+
+    Raises:
+        TypeError: ``kwargs`` is not a dict.
+        ValueError: A key has no crossrank equivalent, names the model or device (they
+            have their own arguments), or two keys set one setting differently.
+    """
+    if kwargs is None:
+        return {}
+    if not isinstance(kwargs, Mapping):
+        raise TypeError(f"{name} must be a dict, got {type(kwargs).__name__}")
+    top_level = [key for key in kwargs if key in _TOP_LEVEL_KEYS]
+    if top_level:
+        raise ValueError(
+            f"{name} must not hold {top_level}: use the top-level 'model' and 'device' "
+            "arguments instead (as the sentence-transformers rerankers require)"
+        )
+    options: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        setting = CROSS_ENCODER_KEYS.get(key)
+        if setting is None or setting not in SCORER_OPTIONS:
+            honoured = sorted(k for k, v in CROSS_ENCODER_KEYS.items() if v in SCORER_OPTIONS)
+            raise ValueError(
+                f"{name}[{key!r}] has no crossrank equivalent; the keys crossrank honours "
+                f"are {honoured}. Drop it, or set the crossrank setting directly"
+            )
+        if setting == "activation":
+            value = _activation_of(f"{name}[{key!r}]", value)
+        if setting in options and options[setting] != value:
+            raise ValueError(
+                f"{name} sets {setting} twice with different values ({options[setting]!r} "
+                f"and {key}={value!r}); pass it once"
+            )
+        options[setting] = value
+    return options
+
+
+def _activation_of(where: str, fn: Any) -> str:
+    """crossrank's ``activation`` for a sentence-transformers activation module."""
+    import torch
+
+    if fn is None or isinstance(fn, torch.nn.Sigmoid):
+        return "sigmoid"
+    if isinstance(fn, torch.nn.Identity):
+        return "raw"
+    raise ValueError(
+        f"{where} must be torch.nn.Sigmoid() (activation='sigmoid') or torch.nn.Identity() "
+        f"(activation='raw'), got {fn!r}; for calibrated probabilities use "
+        "activation='calibrated' (docs/scores.md)"
+    )
 
 
 @runtime_checkable
@@ -149,7 +271,8 @@ def scorer_settings(scorer: Any, *, secrets: bool = False) -> dict[str, Any]:
     asked for (not the model's resolved limit, so a saved pipeline still follows the model).
 
     Args:
-        scorer: A :class:`crossrank.CrossEncoderScorer`.
+        scorer: A :class:`crossrank.CrossEncoderScorer`; for another :class:`RerankScorer`,
+            the settings it does not have take their defaults.
         secrets: Include the options in :data:`SECRET_OPTIONS` (off: they are left out).
     """
     settings: dict[str, Any] = {}
@@ -159,9 +282,10 @@ def scorer_settings(scorer: Any, *, secrets: bool = False) -> dict[str, Any]:
         if name == "model":
             value: Any = scorer.model_name
         elif name == "max_length":
-            value = scorer.requested_max_length
+            value = getattr(scorer, "requested_max_length", None)
         elif name == "calibration":
-            value = None if scorer.calibration is None else scorer.calibration.source
+            calibration = getattr(scorer, "calibration", None)
+            value = getattr(calibration, "source", calibration)
         else:
             value = getattr(scorer, name, SCORER_OPTIONS[name])
         settings[name] = _json_safe(value)

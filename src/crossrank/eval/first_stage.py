@@ -56,8 +56,8 @@ class BM25Retriever:
         )
         results, scores = self._index.retrieve(tokens, k=k, show_progress=False)
         return [
-            [(self.doc_ids[int(i)], float(s)) for i, s in zip(row_ids, row_scores)]
-            for row_ids, row_scores in zip(results, scores)
+            [(self.doc_ids[int(i)], float(s)) for i, s in zip(row_ids, row_scores, strict=True)]
+            for row_ids, row_scores in zip(results, scores, strict=True)
         ]
 
 

@@ -259,9 +259,15 @@ class _CrossEncoderModel:
         token_budget: int | None = None,
         passages: bool = False,
         contents: Sequence[str | None] | None = None,
+        activation: Any = None,
     ) -> Reranked:
         """Score the texts with the model and keep the best (``crossrank.select``)."""
         check_query(query)
+        if activation not in (None, "raw"):
+            raise ValueError(
+                f"{self.model_name} gives its own scores; activation={activation!r} needs "
+                "crossrank's scorer"
+            )
         if token_budget is not None or passages:
             raise ValueError(
                 f"token_budget and passages need crossrank's scorer, got model={self.model_name}"

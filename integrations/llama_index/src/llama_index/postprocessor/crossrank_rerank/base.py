@@ -8,9 +8,7 @@ derived from :class:`crossrank.CrossEncoderScorer`'s signature.
 
 from __future__ import annotations
 
-import inspect
 import os
-import re
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
@@ -37,10 +35,12 @@ from crossrank.adapters import (
     Selection,
     check_scorer_options,
     cut_passage,
+    device_in_use,
+    from_cross_encoder_kwargs,
+    option_docs,
     rerank_items,
     scorer_settings,
 )
-from crossrank.loading import resolve_device
 from crossrank.scorer import CrossEncoderScorer
 
 __all__ = ["CrossEncoderRerank"]
@@ -50,47 +50,10 @@ dispatcher = get_dispatcher(__name__)
 #: Metadata key that holds the first-stage score when ``keep_retrieval_score=True``.
 RETRIEVAL_SCORE_KEY = "retrieval_score"
 
-#: sentence-transformers ``CrossEncoder(...)`` keyword -> crossrank scorer setting, for
-#: ``cross_encoder_kwargs`` (older names included). ``activation_fn`` is converted apart.
-_CROSS_ENCODER_KEYS: dict[str, str] = {
-    "max_length": "max_length",
-    "cache_folder": "cache_dir",
-    "cache_dir": "cache_dir",
-    "trust_remote_code": "trust_remote_code",
-    "revision": "revision",
-    "local_files_only": "local_files_only",
-    "token": "token",
-    "backend": "backend",
-    "model_kwargs": "model_kwargs",
-    "automodel_args": "model_kwargs",
-    "tokenizer_kwargs": "tokenizer_kwargs",
-    "tokenizer_args": "tokenizer_kwargs",
-    "processor_kwargs": "tokenizer_kwargs",
-    "config_kwargs": "config_kwargs",
-    "activation_fn": "activation",
-    "default_activation_function": "activation",
-}
-#: Keys the peer refuses in ``cross_encoder_kwargs`` (they have their own arguments).
-_TOP_LEVEL_KEYS = ("model", "model_name", "model_name_or_path", "device")
-
-
-def _option_docs() -> dict[str, str]:
-    """The first sentence of each setting's entry in ``CrossEncoderScorer``'s docstring:
-    the one place the scorer's settings are documented."""
-    doc = inspect.getdoc(CrossEncoderScorer) or ""
-    args = doc.partition("\nArgs:\n")[2]
-    docs: dict[str, str] = {}
-    for match in re.finditer(r"^ {4}(\w+): (.+?)(?=^ {4}\w+: |^\S|\Z)", args, re.M | re.S):
-        text = " ".join(match.group(2).split())
-        first = re.split(r"(?<!e\.g)(?<!i\.e)\.\s+(?=[A-Z`])", text, maxsplit=1)[0]
-        docs[match.group(1)] = first.rstrip(".") + "."
-    return docs
-
-
 def _scorer_fields() -> dict[str, Any]:
     """One pydantic field per :data:`crossrank.adapters.SCORER_OPTIONS` name, with the
     scorer's default; secrets are kept out of ``to_dict``/``to_json`` and ``repr``."""
-    docs = _option_docs()
+    docs = option_docs()
     fields: dict[str, Any] = {}
     for name, default in SCORER_OPTIONS.items():
         description = (
@@ -256,7 +219,7 @@ class CrossEncoderRerank(_ScorerFields):
             cross_encoder_kwargs=cross_encoder_kwargs,
         )
         if scorer is None:
-            options["device"] = _device_in_use(options["device"], options["backend"])
+            options["device"] = device_in_use(options["device"], options["backend"])
             # Building the scorer checks every setting (and reads a calibration file); it
             # loads no model.
             scorer = CrossEncoderScorer(**options)
@@ -422,7 +385,7 @@ def _options(
     }
     if cache_folder is not None:
         explicit["cache_dir"] = _once("cache_dir", given, cache_folder, "cache_folder")
-    for name, value in _from_cross_encoder_kwargs(cross_encoder_kwargs).items():
+    for name, value in from_cross_encoder_kwargs(cross_encoder_kwargs).items():
         explicit[name] = _once(name, explicit, value, f"cross_encoder_kwargs[{name!r}]")
     options = {**SCORER_OPTIONS, **explicit}
     calibration = options["calibration"]
@@ -446,56 +409,6 @@ def _once(name: str, given: Mapping[str, Any], value: Any, source: str) -> Any:
     return value
 
 
-def _from_cross_encoder_kwargs(kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
-    """sentence-transformers ``CrossEncoder`` keyword arguments as crossrank settings."""
-    if kwargs is None:
-        return {}
-    if not isinstance(kwargs, Mapping):
-        raise TypeError(f"cross_encoder_kwargs must be a dict, got {type(kwargs).__name__}")
-    top_level = [key for key in kwargs if key in _TOP_LEVEL_KEYS]
-    if top_level:
-        raise ValueError(
-            f"cross_encoder_kwargs must not hold {top_level}: use the top-level 'model' and "
-            "'device' arguments instead (as SentenceTransformerRerank requires)"
-        )
-    options: dict[str, Any] = {}
-    for key, value in kwargs.items():
-        name = _CROSS_ENCODER_KEYS.get(key)
-        if name is None or name not in SCORER_OPTIONS:
-            honoured = sorted(k for k, v in _CROSS_ENCODER_KEYS.items() if v in SCORER_OPTIONS)
-            raise ValueError(
-                f"cross_encoder_kwargs[{key!r}] has no crossrank equivalent; the keys "
-                f"crossrank honours are {honoured}. Drop it, or set the crossrank setting "
-                "directly (docs/llama_index.md, 'Migrating from SentenceTransformerRerank')"
-            )
-        if name == "activation":
-            value = _activation_of(key, value)
-        options[name] = _once(name, options, value, f"cross_encoder_kwargs[{key!r}]")
-    return options
-
-
-def _activation_of(key: str, fn: Any) -> str:
-    """crossrank's ``activation`` for a sentence-transformers activation module."""
-    import torch
-
-    if fn is None or isinstance(fn, torch.nn.Sigmoid):
-        return "sigmoid"
-    if isinstance(fn, torch.nn.Identity):
-        return "raw"
-    raise ValueError(
-        f"cross_encoder_kwargs[{key!r}] must be torch.nn.Sigmoid() (activation='sigmoid') "
-        f"or torch.nn.Identity() (activation='raw'), got {fn!r}; for calibrated "
-        "probabilities use activation='calibrated' (docs/scores.md)"
-    )
-
-
-def _device_in_use(device: Any, backend: Any) -> str:
-    """The device the scorer will run on, resolved now as the peer's infer_torch_device."""
-    if device is None and isinstance(backend, str) and backend.startswith("onnx"):
-        return "cpu"  # the ONNX backends run on onnxruntime's CPU provider
-    return str(resolve_device(device))
-
-
 def _check_scorer(scorer: Any) -> None:
     if not isinstance(scorer, RerankScorer):
         raise TypeError(
@@ -507,10 +420,8 @@ def _check_scorer(scorer: Any) -> None:
 def _settings(scorer: RerankScorer) -> dict[str, Any]:
     """The scorer's settings as the fields hold them: JSON-safe, secrets included (the
     field keeps them out of ``to_dict``), ``device`` the one in use."""
-    if not isinstance(scorer, CrossEncoderScorer):  # a remote scorer: only what it names
-        return {**SCORER_OPTIONS, "model": scorer.model_name, "activation": scorer.activation}
     settings = scorer_settings(scorer, secrets=True)
-    settings["device"] = _device_in_use(settings["device"], settings["backend"])
+    settings["device"] = device_in_use(settings["device"], settings["backend"])
     return settings
 
 
