@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
+from crossrank.backends import BACKENDS
 from crossrank.cli import main as cli_main
 from crossrank.eval import bench
 from crossrank.eval.bench import (
@@ -69,6 +70,27 @@ def test_bench_cli_tiny(
         tolerance = 1e-4 if row["name"].endswith("fp32") else 0.05
         assert row["max_abs_score_diff_vs_reference"] < tolerance
     assert reference["ratio_vs_sentence_transformers"] == 1.0
+    # The CPU flags that decide the fast kernels, with every report.
+    assert set(report["machine"]["cpu_flags"]) >= {"avx2", "avx512_bf16", "avx512_vnni", "amx_int8"}
+    assert "CPU: " in printed.out and "flags:" in printed.out
+    assert "padding: " in printed.out and 0 <= given["padding_waste_sorted"] < 1
+    # auto: probed in the cold child, read from the cache when it starts again.
+    assert report["auto"]["backend"] in BACKENDS and report["auto"]["backend"] != "auto"
+    assert report["auto"]["trials"][0]["backend"] == "torch"  # the reference it measured
+    assert rows["crossrank-auto"]["second_start_s"] > 0
+    assert f"auto -> {report['auto']['backend']}" in printed.out
+    # sentence-transformers' ONNX and OpenVINO paths: timed, or skipped saying what they need.
+    for peer, package in (("onnx", "optimum-onnx"), ("openvino", "optimum-intel")):
+        name = f"sentence-transformers-{peer}"
+        assert name in rows or package in skipped[name]
+
+
+def test_padding_waste_of_sorted_and_input_order_batches() -> None:
+    lengths = [10, 100, 10, 100]
+    waste = bench.padding_waste(lengths, 2)
+    # Sorted: (100, 100), (10, 10): no padding. Input order: (10, 100), (10, 100): 180 of 400.
+    assert waste["padding_waste_sorted"] == 0.0
+    assert waste["padding_waste_input_order"] == pytest.approx(180 / 400)
 
 
 def test_synthetic_texts_have_exactly_the_requested_tokens(tiny_model_dir: Path) -> None:

@@ -51,6 +51,7 @@ from crossrank.eval.harness import (
     quiet_truncation_warnings,
     write_json,
 )
+from crossrank.probe import cpu_flags, cpu_summary
 
 __all__ = [
     "REFERENCE",
@@ -61,6 +62,7 @@ __all__ = [
     "add_bench_arguments",
     "benchmark",
     "format_bench_table",
+    "padding_waste",
     "register_variant",
     "run_bench",
     "synthetic_texts",
@@ -146,13 +148,55 @@ def _needs_cuda(config: BenchConfig) -> str | None:
     return None if str(config.device).startswith("cuda") else "needs a CUDA device"
 
 
-class _SentenceTransformersScorer:
-    """sentence-transformers ``CrossEncoder.predict`` in fp32, as the peers call it."""
+def _needs_openvino(backend: str) -> Callable[[BenchConfig], str | None]:
+    def check(config: BenchConfig) -> str | None:
+        from crossrank.openvino_export import openvino_available, openvino_supports_bf16
 
-    def __init__(self, config: BenchConfig) -> None:
+        if not str(config.device).startswith("cpu"):
+            return "the OpenVINO backends run on the CPU"
+        if not openvino_available(backend):
+            return 'needs pip install "crossrank[openvino]"'
+        if backend == "openvino-bf16" and not openvino_supports_bf16():
+            return "this CPU has no native bf16 (AVX512-BF16/AMX)"
+        return None
+
+    return check
+
+
+def _needs_optimum(backend: str) -> Callable[[BenchConfig], str | None]:
+    """sentence-transformers' ONNX and OpenVINO backends load through optimum (optimum-onnx,
+    optimum-intel); they are skipped, with the import error, where those do not import."""
+    module = "optimum.onnxruntime" if backend == "onnx" else "optimum.intel.openvino"
+    package = "optimum-onnx[onnxruntime]" if backend == "onnx" else "optimum-intel[openvino]"
+
+    def check(config: BenchConfig) -> str | None:
+        import importlib
+
+        if not str(config.device).startswith("cpu"):
+            return f"sentence-transformers backend={backend!r} is timed on the CPU"
+        try:
+            importlib.import_module(module)
+        except Exception as e:  # an incompatible optimum raises more than ImportError
+            return (
+                f"sentence-transformers backend={backend!r} needs {package}, which does not "
+                f"import here ({type(e).__name__}: {str(e)[:120]})"
+            )
+        return None
+
+    return check
+
+
+class _SentenceTransformersScorer:
+    """sentence-transformers ``CrossEncoder.predict``, as the peers call it.
+
+    ``backend="onnx"`` and ``"openvino"`` are its fastest documented CPU paths: the model is
+    exported on load by optimum (``export=True`` when the folder holds no exported file).
+    """
+
+    def __init__(self, config: BenchConfig, backend: str = "torch") -> None:
         from sentence_transformers import CrossEncoder
 
-        self._model = CrossEncoder(config.model, device=config.device)
+        self._model = CrossEncoder(config.model, device=config.device, backend=backend)
         self._batch_size = config.batch_size
 
     def score(self, query: str, texts: Sequence[str]) -> list[float]:
@@ -160,6 +204,13 @@ class _SentenceTransformersScorer:
             [(query, t) for t in texts], batch_size=self._batch_size, show_progress_bar=False
         )
         return [float(s) for s in scores]
+
+
+def _sentence_transformers(backend: str) -> Callable[[BenchConfig], ScorerLike]:
+    def factory(config: BenchConfig) -> ScorerLike:
+        return _SentenceTransformersScorer(config, backend)
+
+    return factory
 
 
 #: Name of the reference variant that ratios are computed against.
@@ -220,7 +271,56 @@ register_variant(
 )
 register_variant(
     Variant(
-        REFERENCE, "sentence-transformers CrossEncoder.predict, fp32", _SentenceTransformersScorer
+        "crossrank-openvino-fp32",
+        "crossrank core, OpenVINO fp32 (converted, cached)",
+        _crossrank("openvino"),
+        _needs_openvino("openvino"),
+    )
+)
+register_variant(
+    Variant(
+        "crossrank-openvino-bf16",
+        "crossrank core, OpenVINO with bf16 inference precision",
+        _crossrank("openvino-bf16"),
+        _needs_openvino("openvino-bf16"),
+    )
+)
+register_variant(
+    Variant(
+        "crossrank-openvino-int8",
+        "crossrank core, OpenVINO int8 (NNCF static quantization, built-in calibration)",
+        _crossrank("openvino-int8"),
+        _needs_openvino("openvino-int8"),
+    )
+)
+register_variant(
+    Variant(
+        "crossrank-auto",
+        "crossrank core, backend='auto' (the probe's choice on this machine)",
+        _crossrank("auto"),
+    )
+)
+register_variant(
+    Variant(
+        "sentence-transformers-onnx",
+        "sentence-transformers CrossEncoder(backend='onnx'), exported by optimum",
+        _sentence_transformers("onnx"),
+        _needs_optimum("onnx"),
+    )
+)
+register_variant(
+    Variant(
+        "sentence-transformers-openvino",
+        "sentence-transformers CrossEncoder(backend='openvino'), exported by optimum-intel",
+        _sentence_transformers("openvino"),
+        _needs_optimum("openvino"),
+    )
+)
+register_variant(
+    Variant(
+        REFERENCE,
+        "sentence-transformers CrossEncoder.predict, fp32",
+        _sentence_transformers("torch"),
     )
 )
 
@@ -454,7 +554,8 @@ def benchmark(
             f"--doc-tokens <= {limit - query_tokens - special}, got {doc_tokens}"
         )
     # Cold start and peak RSS, one fresh process per variant, before any timing. The
-    # children get an empty ONNX cache, so their cold start includes the first export.
+    # children get an empty export cache, so their cold start includes the first export
+    # (and for auto, the probe); auto then starts once more on the filled cache.
     cold: dict[str, dict[str, Any]] = {}
     bar = progress_bar(len(names), "cold start", enabled=progress)
     with tempfile.TemporaryDirectory(prefix="crossrank-bench-") as tmp, bar:
@@ -463,6 +564,9 @@ def benchmark(
         )
         for name in names:
             cold[name] = _measure_in_child(name, cold_config, query, texts, Path(tmp))
+            if name == "crossrank-auto":
+                again = _measure_in_child(name, cold_config, query, texts, Path(tmp))
+                cold[name]["second_start_s"] = again["cold_start_s"]
             bar.update(1)
 
     # Interleaved timing in this process, after an untimed warm-up call per variant.
@@ -480,6 +584,8 @@ def benchmark(
                 scorers[name].score(query, texts)
                 seconds[name].append(time.perf_counter() - t)
                 bar.update(1)
+    auto = scorers.get("crossrank-auto")
+    decision = getattr(auto._model(), "decision", None) if auto is not None else None  # type: ignore[attr-defined]
     del scorers
 
     rows = []
@@ -518,7 +624,8 @@ def benchmark(
             "split": split if data is not None else None,
             "seed": seed,
         },
-        "machine": machine_info(device),
+        "machine": {**machine_info(device), "cpu": cpu_summary(), "cpu_flags": cpu_flags()},
+        "auto": None if decision is None else decision.to_json() | {"source": decision.source},
         "input": {
             "source": "synthetic" if data is None else "corpus",
             "query": query,
@@ -528,10 +635,33 @@ def benchmark(
             "text_tokens_mean": sum(lengths) / len(lengths),
             "text_tokens_max": max(lengths),
             "model_max_length": limit,
+            **padding_waste(
+                [query_tokens + n + special for n in lengths], batch_size, max_tokens=None
+            ),
         },
         "reference": REFERENCE,
         "variants": rows,
         "skipped": skipped,
+    }
+
+
+def padding_waste(
+    pair_lengths: Sequence[int], batch_size: int, *, max_tokens: int | None = None
+) -> dict[str, float]:
+    """The share of padded token positions that are padding, for the core's length-sorted
+    batches (:func:`crossrank.batching.plan_batches`) and for batches in input order (what
+    an engine that does not sort pads)."""
+    from crossrank.batching import plan_batches
+
+    def waste(batches: list[list[int]]) -> float:
+        padded = sum(len(b) * max(pair_lengths[i] for i in b) for b in batches)
+        return 1.0 - sum(pair_lengths) / padded if padded else 0.0
+
+    n = len(pair_lengths)
+    in_order = [list(range(i, min(i + batch_size, n))) for i in range(0, n, batch_size)]
+    return {
+        "padding_waste_sorted": waste(plan_batches(pair_lengths, batch_size, max_tokens)),
+        "padding_waste_input_order": waste(in_order),
     }
 
 
@@ -559,6 +689,7 @@ def format_bench_table(report: Mapping[str, Any]) -> str:
         "peak RSS MB",
         "max |diff|",
         "spearman",
+        "top10",
     ]
     lines = [header]
     for row in report["variants"]:
@@ -576,6 +707,7 @@ def format_bench_table(report: Mapping[str, Any]) -> str:
                 "-"
                 if row["spearman_vs_reference"] is None
                 else f"{row['spearman_vs_reference']:.4f}",
+                f"{row['top10_overlap_vs_reference']}/10",
             ]
         )
     s, i = report["settings"], report["input"]
@@ -585,7 +717,21 @@ def format_bench_table(report: Mapping[str, Any]) -> str:
         f"query of {i['query_tokens']}; {s['repeats']} interleaved repeats on {s['device']}, "
         f"batch {s['batch_size']}. vs ST > 1 means faster than sentence-transformers; cold "
         "start = import + load (+ first ONNX export); max |diff| and spearman: scores against "
-        "sentence-transformers fp32."
+        "sentence-transformers fp32; top10: its top 10 shared with sentence-transformers'."
+        + f"\nCPU: {report['machine'].get('cpu', '?')}"
+        + f"\npadding: {i.get('padding_waste_sorted', 0):.1%} of padded tokens with "
+        f"crossrank's length-sorted batches, {i.get('padding_waste_input_order', 0):.1%} in "
+        "input order"
+        + (
+            f"\nauto -> {report['auto']['backend']} ({report['auto']['source']})"
+            if report.get("auto")
+            else ""
+        )
+        + "".join(
+            f"\nauto started again on the filled cache in {row['second_start_s']:.2f} s"
+            for row in report["variants"]
+            if "second_start_s" in row
+        )
         + "".join(f"\nskipped {n}: {why}" for n, why in report.get("skipped", {}).items()),
     )
 
