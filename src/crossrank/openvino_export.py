@@ -172,22 +172,16 @@ def _folder_in_place(final: Path, write: Callable[[Path], None]) -> bool:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _example_inputs(tokenizer: Any, input_names: Sequence[str]) -> dict[str, Any]:
-    enc = tokenizer(
-        ["a short query", "another query"],
-        ["a document", "a longer document with several more words in it than the first"],
-        padding=True,
-        return_tensors="pt",
-    )
-    return {name: enc[name] for name in input_names}
-
-
 def _convert(net: Any, tokenizer: Any, input_names: Sequence[str]) -> Any:
     """The OpenVINO model of ``net`` (fp32, dynamic batch and sequence length)."""
     import openvino as ov
     import torch
 
-    example = _example_inputs(tokenizer, input_names)
+    from crossrank.onnx_export import _dummy_inputs
+
+    # The ONNX export's example: two pairs of different lengths, so the padding mask is
+    # part of the traced graph.
+    example = _dummy_inputs(tokenizer, list(input_names))
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         # The tracer warns about traced Python conditions; the graph is checked against
         # PyTorch in the tests.
