@@ -2,12 +2,15 @@
 
 Every model-loading failure is a :class:`ModelLoadError` carrying the model that was
 asked for (``model``) and what to do about it (``hint``), so callers can catch one type.
+A device this machine does not have is a :class:`DeviceUnavailableError`, raised before
+anything is loaded.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "CrossrankError",
+    "DeviceUnavailableError",
     "HubUnreachableError",
     "ModelLoadError",
     "ModelNotFoundError",
@@ -44,3 +47,21 @@ class HubUnreachableError(ModelLoadError):
 
 class UnsupportedModelError(ModelLoadError):
     """The files load, but they are not a cross-encoder crossrank can score with."""
+
+
+class DeviceUnavailableError(CrossrankError, ValueError):
+    """The device asked for does not exist on this machine (no CUDA, no such GPU, no MPS).
+
+    It is also a :class:`ValueError`: the ``device`` argument is wrong for this machine.
+
+    Attributes:
+        device: The device that was asked for, as a string (``"cuda:1"``).
+        reason: What this machine lacks.
+        hint: What to do instead.
+    """
+
+    def __init__(self, device: str, reason: str, hint: str) -> None:
+        self.device = device
+        self.reason = reason
+        self.hint = hint
+        super().__init__(f"device={device!r} is not available here: {reason}. {hint}")

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from crossrank._hub import UNREACHABLE_HINT, cache_only
+from crossrank._quiet import quiet_transformers
 from crossrank.backends import choose_backend
 from crossrank.errors import (
     HubUnreachableError,
@@ -207,8 +209,7 @@ def _hub_failure(error: Exception) -> tuple[type[ModelLoadError], str, str]:
         return (
             HubUnreachableError,
             "the Hugging Face Hub could not be reached and the model is not in the local cache",
-            "Download it once where the Hub is reachable (it is then cached), "
-            "or pass the path of a local model folder.",
+            UNREACHABLE_HINT,
         )
     if names & set(_NOT_FOUND):
         return (
@@ -271,7 +272,10 @@ def _from_pretrained(
     user's ``*_kwargs`` when some were passed, as they may be the cause.
     """
     try:
-        return loader.from_pretrained(source.path, **hub_kwargs, **(user_kwargs or {}), **kwargs)
+        with quiet_transformers():  # no "Loading weights" bar; the caller's settings stay
+            return loader.from_pretrained(
+                source.path, **hub_kwargs, **(user_kwargs or {}), **kwargs
+            )
     except Exception as e:  # config, tokenizer, torch and safetensors each raise their own
         if source.is_local:
             cls, reason, hint = _LOCAL_FAILURES[part]
@@ -612,7 +616,12 @@ def load_model(
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
+    from crossrank.devices import check_device
+
+    check_device(device)  # before loading: a device this machine lacks fails now
     source = resolve_source(model)
+    # Offline, or the Hub did not answer one request: the cache only, no retries.
+    local_files_only = local_files_only or (not source.is_local and cache_only())
     hub_kwargs: dict[str, Any] = {
         "token": token,
         "cache_dir": cache_dir,
