@@ -288,14 +288,17 @@ def test_calibrate_needs_somewhere_to_write(
 ) -> None:
     # A Hub id has no folder to write beside: the error comes before any scoring.
     code = cli_main(["calibrate", "--data", str(tmp_path), "--model", "org/some-model"])
-    assert code == 1
-    assert "pass --output FILE" in capsys.readouterr().err
-    code = cli_main(["calibrate", "--data", str(tmp_path), "--model", str(tiny_model_dir), "-o",
-                     str(tmp_path / "c.json")])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "crossrank calibrate: error: --model org/some-model is not a local folder, so the "
+        "calibration cannot be stored beside it; pass --save FILE\n"
+    )
+    code = cli_main(["calibrate", "--data", str(tmp_path), "--model", str(tiny_model_dir),
+                     "--save", str(tmp_path / "c.json")])
     assert code == 2  # no BEIR data there
     assert "corpus.jsonl" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        cli_main(["calibrate", "--data", str(tmp_path), "--held-out", "1.5"])
+    assert cli_main(["calibrate", "--data", str(tmp_path), "--held-out", "1.5"]) == 2
+    assert "argument --held-out: must be a number between 0 and 1" in capsys.readouterr().err
 
 
 @pytest.mark.integration
@@ -307,7 +310,7 @@ def test_calibrate_command_on_scifact(
     code = cli_main(
         [
             "calibrate", "--data", str(scifact_dir), "--model", str(shared_model_dir),
-            "--max-queries", "24", "--top-k", "6", "--held-out", "0.5", "--output", str(out),
+            "--max-queries", "24", "--candidates", "6", "--held-out", "0.5", "--save", str(out),
             "--out", str(report_path), "--quiet",
         ]
     )
@@ -373,8 +376,8 @@ def test_calibrate_passes_the_scorer_options_to_the_scorer(
     data = write_tiny_beir(tmp_path / "beir", n_queries=8)
     cli_main(
         [
-            "calibrate", "--data", str(data), "--model", str(tiny_model_dir), "--top-k", "5",
-            "--held-out", "0.5", "--output", str(tmp_path / "cal.json"), "--quiet",
+            "calibrate", "--data", str(data), "--model", str(tiny_model_dir), "--candidates", "5",
+            "--held-out", "0.5", "--save", str(tmp_path / "cal.json"), "--quiet",
             "--device", "cpu", "--long-documents", "chunk", "--max-length", "16",
             "--aggregation", "first-weighted", "--max-windows", "3", "--window-stride", "6",
         ]

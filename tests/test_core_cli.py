@@ -1,4 +1,5 @@
-"""`crossrank rerank`: JSONL and text input, output records, and errors with line numbers."""
+"""`crossrank rerank`: JSONL and text input, titles, output records, and errors with line
+numbers; the scorer flags every command shares."""
 
 from __future__ import annotations
 
@@ -87,20 +88,147 @@ def test_rerank_missing_text_field_names_the_line(
 def test_rerank_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(["rerank", "-q", "q", "-i", str(tmp_path / "none.jsonl")], capsys)
     assert code == 2
-    assert "none.jsonl: no such file" in err
+    assert "none.jsonl: no such file (--input)" in err
 
 
-def test_rerank_bad_arguments_exit_non_zero(
+def test_rerank_a_directory_as_input_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(["rerank", "-q", "q", "-i", str(tmp_path)], capsys)
+    assert code == 2 and out == ""
+    assert err == f"crossrank rerank: error: {tmp_path} is a directory; --input takes a file\n"
+
+
+@pytest.mark.parametrize("content", ["", "\n  \n\n"])
+def test_rerank_an_empty_input_says_so_and_exits_0(
+    tmp_path: Path, content: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "docs.jsonl"
+    f.write_text(content, encoding="utf-8")
+    out_file = tmp_path / "out.jsonl"
+    # No model is loaded: a folder that does not exist would fail the load with exit 1.
+    argv = ["rerank", "-q", "q", "-i", str(f), "-m", str(tmp_path / "none"), "-o", str(out_file)]
+    code, out, err = _run(argv, capsys)
+    assert code == 0 and out == ""
+    assert err == (
+        f"crossrank rerank: note: {f} holds no candidates (it is empty or has only blank "
+        "lines)\n"
+    )
+    assert out_file.read_text() == ""  # the output exists, with no records
+    code, _, err = _run([*argv, "--quiet"], capsys)
+    assert code == 0 and err == ""
+
+
+def test_rerank_blank_texts_are_reported_once(
+    tmp_path: Path, tiny_model_dir: Path, capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    docs = [{"id": "a", "text": "paris"}, {"id": "b", "text": "  "}, {"id": "c", "text": ""}]
+    f = _write(tmp_path / "docs.jsonl", [json.dumps(d) for d in docs])
+    code = main(["rerank", "-q", "capital", "-i", str(f), "-m", str(tiny_model_dir)])
+    out, err = capfd.readouterr()
+    assert code == 0 and [json.loads(line)["id"] for line in out.splitlines()] == ["a"]
+    assert err.splitlines() == [
+        "crossrank rerank: note: 2 candidate(s) with empty text were not scored "
+        "(lines/ids: b, c)"
+    ]
+    assert "have no text" not in caplog.text  # not the core's warning as well
+    code = main(["rerank", "-q", "capital", "-i", str(f), "-m", str(tiny_model_dir), "--quiet"])
+    assert code == 0 and capfd.readouterr().err == ""
+
+
+def test_rerank_quiet_silences_warnings_not_errors(
+    tmp_path: Path, tiny_model_dir: Path, capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    f = _write(tmp_path / "docs.txt", [" ".join(["cat dog"] * 100), "paris"])
+    argv = ["rerank", "-q", "cat", "-i", str(f), "-m", str(tiny_model_dir)]
+    assert main(argv) == 0
+    assert "were truncated" in caplog.text  # the core's warning, without --quiet
+    caplog.clear()
+    capfd.readouterr()
+    assert main([*argv, "--quiet"]) == 0
+    out, err = capfd.readouterr()
+    assert err == "" and caplog.records == [] and len(out.splitlines()) == 2
+    assert main([*argv, "--quiet", "--max-length", "9999"]) == 2
+    assert capfd.readouterr().err == (
+        "crossrank rerank: error: --max-length must be <= the model's limit of 128 tokens, "
+        "got 9999\n"
+    )
+
+
+def test_rerank_reads_titles_as_eval_does(
+    tmp_path: Path, tiny_model_dir: Path, tiny_scorer: CrossEncoderScorer,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from crossrank.eval.data import Dataset
+
+    docs = [
+        {"_id": "a", "title": "paris", "text": "the capital of france"},
+        {"_id": "b", "title": None, "text": "berlin is a city"},
+        {"_id": "c", "title": "  ", "text": "the cat and the dog"},
+    ]
+    f = _write(tmp_path / "corpus.jsonl", [json.dumps(d) for d in docs])
+    seen: list[list[str]] = []
+    real = CrossEncoderScorer.rerank
+
+    def spy(self: CrossEncoderScorer, query: str, texts: list[str], **kwargs: object) -> object:
+        seen.append(list(texts))
+        return real(self, query, texts, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(CrossEncoderScorer, "rerank", spy)
+    query = "capital of france"
+    argv = ["rerank", "-q", query, "-i", str(f), "-m", str(tiny_model_dir)]
+    code, out, _ = _run(argv, capsys)
+    assert code == 0
+    # What eval scores for the same BEIR corpus records.
+    beir = Dataset(corpus={d["_id"]: d for d in docs}, queries={}, qrels={})  # type: ignore[misc]
+    assert seen[-1] == [beir.doc_text(d["_id"]) for d in docs]
+    assert seen[-1] == ["paris. the capital of france", "berlin is a city", "the cat and the dog"]
+    rows = [json.loads(line) for line in out.splitlines()]
+    expected = dict(zip("abc", tiny_scorer.score(query, seen[-1]), strict=True))
+    assert {r["_id"]: r["score"] for r in rows} == pytest.approx(expected, abs=1e-6)
+    assert rows[0]["title"] == docs[ord(rows[0]["_id"]) - ord("a")]["title"]  # records intact
+    # --title-field '' scores the text alone.
+    assert _run([*argv, "--title-field", ""], capsys)[0] == 0
+    assert seen[-1] == [d["text"] for d in docs]
+    # A passage is cut from the text, not from the title put before it.
+    code, out, _ = _run([*argv, "--passage"], capsys)
+    assert code == 0
+    for row in map(json.loads, out.splitlines()):
+        assert row["passage"] == row["text"][slice(*row["span"])]
+
+
+def test_rerank_a_title_that_is_not_a_string_names_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = _write(tmp_path / "docs.jsonl",
+               ['{"text": "a", "title": "t"}', '{"text": "b", "title": 3}'])
+    code, _, err = _run(["rerank", "-q", "q", "-i", str(f)], capsys)
+    assert code == 2
+    assert f"{f}:2: field 'title' must be a string or null, got int" in err
+
+
+def test_rerank_bad_arguments_exit_2_naming_the_flag(
     tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     f = _write(tmp_path / "docs.txt", ["paris"])
     code, _, err = _run(["rerank", "-q", " ", "-i", str(f), "-m", str(tiny_model_dir)], capsys)
-    assert code == 1 and "query must contain non-whitespace text" in err
-    code, _, err = _run(["rerank", "-q", "q", "-i", str(f), "-m", str(tmp_path / "m"), "-k", "1"],
-                        capsys)
-    assert code == 1 and "there is no folder at" in err
+    assert code == 2 and "error: --query must contain non-whitespace text" in err
     code, _, err = _run(["rerank", "-q", "q", "-i", str(f), "-k", "0"], capsys)
-    assert code == 1 and "top_k must be >= 1, got 0" in err
+    assert code == 2
+    assert err == ("crossrank rerank: error: argument --top-k/-k: must be an integer >= 1, "
+                   "got '0' (see crossrank rerank --help)\n")
+    code, _, err = _run(["rerank", "-q", "q", "-i", str(f), "--token-budget", "-3"], capsys)
+    assert code == 2 and "argument --token-budget: must be an integer >= 1" in err
+
+
+def test_rerank_a_model_that_does_not_load_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = _write(tmp_path / "docs.txt", ["paris"])
+    code, _, err = _run(["rerank", "-q", "q", "-i", str(f), "-m", str(tmp_path / "m")], capsys)
+    assert code == 1 and "there is no folder at" in err and len(err.splitlines()) == 1
 
 
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
@@ -166,7 +294,7 @@ def test_rerank_chunk_mode_passages_budget_and_calibration(
     assert sum(scorer.count_tokens([r["passage"] for r in rows])) <= 200
     code, _, err = _run(["rerank", "-q", query, "-i", str(f), "-m", str(tiny_model_dir),
                          "--min-relative-score", "1.5"], capsys)
-    assert code == 1 and "min_relative_score" in err
+    assert code == 2 and "error: --min-relative-score must be in [0, 1], got 1.5" in err
 
 
 def test_rerank_passage_writes_what_the_budget_counted(
@@ -268,7 +396,7 @@ def test_scorer_option_values_are_checked_by_argparse(capsys: pytest.CaptureFixt
         (["--batch-size", "0"], "must be an integer >= 1, got '0'"),
         (["--model-kwargs", "[1]"], "must be a JSON object like"),
         (["--config-kwargs", "{bad"], "must be a JSON object, got '{bad'"),
-        (["--backend", "openvino"], "invalid choice: 'openvino'"),
+        (["--backend", "tpu"], "invalid choice: 'tpu'"),
     ):
         with pytest.raises(SystemExit):
             add_scorer_options(argparse.ArgumentParser()).parse_args(argv)

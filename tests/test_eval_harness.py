@@ -86,7 +86,7 @@ def test_eval_cli_end_to_end_two_models(
         [
             "eval", "--data", str(tiny_beir),
             "--model", str(tiny_model_dir), "--model", str(tiny_two_logit_dir),
-            "--k", "8,3", "--latency-queries", "2", "--batch-size", "4",
+            "--candidates", "8,3", "--latency-queries", "2", "--batch-size", "4",
             "--device", "cpu", "--out", str(out), "--plot", str(plot),
         ]
     )  # fmt: skip
@@ -158,7 +158,8 @@ def test_eval_quiet_has_no_progress_bar(
     tiny_beir: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = cli_main(
-        ["eval", "--data", str(tiny_beir), "--model", str(tiny_model_dir), "--k", "5", "--quiet"]
+        ["eval", "--data", str(tiny_beir), "-m", str(tiny_model_dir), "--candidates", "5",
+         "--quiet"]
     )
     assert code == 0
     assert "rerank" not in capsys.readouterr().err
@@ -239,17 +240,17 @@ def test_parse_ks() -> None:
     assert parse_ks("50, 20,20") == [20, 50]
     assert parse_ks([100, 10]) == [10, 100]
     for bad in ("", "0", "10,x", "-5", "1.5"):
-        with pytest.raises(ValueError, match="K must"):
+        with pytest.raises(ValueError, match="ks must"):
             parse_ks(bad)
 
 
 def test_eval_arguments() -> None:
     parser = add_eval_arguments(argparse.ArgumentParser())
     args = parser.parse_args(["--data", "d"])
-    assert args.k == [20, 50, 100] and args.first_stage is None and args.model is None
+    assert args.ks == [20, 50, 100] and args.first_stage is None and args.model is None
     assert args.run is None and args.split == "test" and not args.quiet
     with pytest.raises(SystemExit):
-        parser.parse_args(["--data", "d", "--k", "0"])
+        parser.parse_args(["--data", "d", "--candidates", "0"])
     with pytest.raises(SystemExit):  # a run file replaces the first stage
         parser.parse_args(["--data", "d", "--run", "r", "--first-stage", "bm25"])
 
@@ -258,8 +259,9 @@ def test_eval_cli_reports_missing_data(
     tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = cli_main(["eval", "--data", str(tmp_path), "--model", str(tiny_model_dir)])
-    assert code != 0
-    assert "corpus.jsonl not found" in capsys.readouterr().err
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("crossrank eval: error: ") and "corpus.jsonl not found" in err
 
 
 # ------------------------------------------------------------------ SciFact (real model)
@@ -350,7 +352,7 @@ def test_eval_chunk_mode_scores_windows(
     metrics equal to the core's chunk-mode ranking on the same candidates."""
     out = tiny_beir.parent / "chunk.json"
     code = cli_main(
-        ["eval", "--data", str(tiny_beir), "--model", str(tiny_model_dir), "--k", "8",
+        ["eval", "--data", str(tiny_beir), "--model", str(tiny_model_dir), "--candidates", "8",
          "--max-length", "16", "--long-documents", "chunk", "--aggregation", "mean-top",
          "--max-windows", "3", "--device", "cpu", "--quiet", "--out", str(out)]
     )
@@ -385,7 +387,7 @@ def test_eval_cli_passes_every_scorer_option_to_the_scorer(
     out = tmp_path / "chunk.json"
     code = cli_main(
         [
-            "eval", "--data", str(tiny_beir), "--model", str(tiny_model_dir), "--k", "4",
+            "eval", "--data", str(tiny_beir), "--model", str(tiny_model_dir), "--candidates", "4",
             "--latency-queries", "1", "--device", "cpu", "--quiet", "--max-length", "16",
             "--long-documents", "chunk", "--aggregation", "mean-top", "--window-stride", "6",
             "--top-windows", "3", "--out", str(out),

@@ -4,18 +4,40 @@ The scorer's options (model, backend, device, batching, max length, activation a
 calibration, long documents, loading) are declared once, by :func:`add_scorer_options`,
 for every command that builds a :class:`crossrank.CrossEncoderScorer`;
 :func:`scorer_kwargs` turns the parsed flags back into its keyword arguments.
+
+Every subcommand shares one exit-code convention and one error format (see
+:mod:`crossrank._cli_checks`), and these flags mean the same in each: ``-m/--model``,
+``-o/--out`` (where the command writes its records or its JSON report), ``--quiet`` (no
+progress bars, notes or warnings on stderr; errors still print), and ``-k/--top-k``
+(``rerank``: keep the best K); the first-stage candidates per query of ``eval``,
+``calibrate`` and ``bench`` are ``--candidates``. Before any model is loaded, the command
+checks the device, the backends' extras, the input file and every output path.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
+from crossrank._cli_checks import (
+    EXIT_INTERRUPTED,
+    EXIT_STATUS,
+    EXIT_USAGE,
+    InputError,
+    check_backends_here,
+    check_input_file,
+    check_output_path,
+    cli_wording,
+    error_line,
+    exit_code,
+)
+from crossrank._quiet import drop_log_records
 from crossrank._version import __version__
 from crossrank.backends import BACKENDS
 
@@ -47,10 +69,6 @@ SCORER_FLAGS: tuple[str, ...] = (
     "config_kwargs",
 )
 _ACTIVATION_FLAGS = ("activation", "calibration")
-
-
-class InputError(ValueError):
-    """A problem with the user's input file, worded for the terminal."""
 
 
 def positive_int(value: str) -> int:
@@ -236,15 +254,21 @@ def scorer_kwargs(args: argparse.Namespace, *, changed_only: bool = False) -> di
     return kwargs
 
 
-def read_candidates(path: Path, fmt: str, text_field: str) -> list[dict[str, Any]]:
+def read_candidates(
+    path: Path, fmt: str, text_field: str, title_field: str | None = None
+) -> list[dict[str, Any]]:
     """Read candidates as records with at least ``text_field``.
 
     ``fmt`` is ``jsonl`` (one JSON object per line), ``text`` (one candidate per line) or
     ``auto`` (JSONL when the first non-blank line starts with ``{``). Blank lines are
-    skipped. Errors name the file and line.
+    skipped; a file with nothing else gives ``[]``. With ``title_field``, a JSONL record's
+    title there must be a string or null when present. Errors name the file and line.
+
+    Raises:
+        InputError: ``path`` is missing or a directory, is not UTF-8, or a line is not a
+            JSON object with a string ``text_field``.
     """
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    check_input_file(str(path), "--input")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as e:
@@ -271,59 +295,117 @@ def read_candidates(path: Path, fmt: str, text_field: str) -> list[dict[str, Any
                 f"{path}:{number}: field {text_field!r} must be a string, got "
                 f"{type(text).__name__}; choose the field with --text-field"
             )
+        title = record.get(title_field) if title_field else None
+        if title is not None and not isinstance(title, str):
+            raise InputError(
+                f"{path}:{number}: field {title_field!r} must be a string or null, got "
+                f"{type(title).__name__}; choose the field with --title-field "
+                "(--title-field '' ignores titles)"
+            )
         records.append(record)
     return records
 
 
+def _note(args: argparse.Namespace, message: str) -> None:
+    """A line on stderr that is not an error (none with ``--quiet``)."""
+    if not getattr(args, "quiet", False):
+        print(f"crossrank {args.command}: note: {message}", file=sys.stderr)
+
+
+def _write_jsonl(rows: list[dict[str, Any]], out: str | None) -> None:
+    """Write ``rows`` as JSON lines to ``out`` (None or ``-``: stdout), making its folder."""
+    if out in (None, "-"):
+        _dump(rows, sys.stdout)
+        return
+    target = Path(out).expanduser()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("w", encoding="utf-8") as f:
+        _dump(rows, f)
+
+
+def _dump(rows: list[dict[str, Any]], stream: TextIO) -> None:
+    for row in rows:
+        stream.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
 def _rerank(args: argparse.Namespace) -> int:
+    from crossrank.eval.data import document_text
     from crossrank.scorer import CrossEncoderScorer
 
-    records = read_candidates(Path(args.input), args.format, args.text_field)
+    title_field = args.title_field or None
+    records = read_candidates(Path(args.input), args.format, args.text_field, title_field)
+    if not records:
+        _note(args, f"{args.input} holds no candidates (it is empty or has only blank lines)")
+        _write_jsonl([], args.out)
+        return 0
+    contents = [r[args.text_field] for r in records]
+    # As crossrank eval reads a BEIR corpus: "title. text" when a record has a title.
+    texts = [
+        document_text(r.get(title_field) if title_field else None, c)
+        for r, c in zip(records, contents, strict=True)
+    ]
     scorer = CrossEncoderScorer(**scorer_kwargs(args))
-    texts = [r[args.text_field] for r in records]
-    outcome = scorer.rerank(
-        args.query,
-        texts,
-        top_k=args.top_k,
-        score_threshold=args.score_threshold,
-        min_relative_score=args.min_relative_score,
-        token_budget=args.token_budget,
-        passages=args.passage,
-    )
-    if outcome.skipped:
-        skipped = ", ".join(str(_where(records[i])) for i in outcome.skipped[:10])
-        print(
-            f"crossrank: {len(outcome.skipped)} candidate(s) with empty text were not scored "
-            f"(lines/ids: {skipped})",
-            file=sys.stderr,
+    with drop_log_records("have no text"):  # reported once, below, with lines or ids
+        outcome = scorer.rerank(
+            args.query,
+            texts,
+            top_k=args.top_k,
+            score_threshold=args.score_threshold,
+            min_relative_score=args.min_relative_score,
+            token_budget=args.token_budget,
+            passages=args.passage,
+            contents=contents if args.passage else None,
         )
-    out: TextIO = sys.stdout if args.out in (None, "-") else open(args.out, "w", encoding="utf-8")
-    try:
-        for rank, hit in enumerate(outcome.hits, start=1):
-            record = dict(records[hit.index])
-            record["score"] = hit.score
-            record["rank"] = rank
-            if hit.truncated:
-                record["truncated"] = True
-            if args.passage:
-                # What the token budget counted: the best passage, else the whole text.
-                text = texts[hit.index]
-                start, end = hit.passage if hit.passage is not None else (0, len(text))
-                record["span"] = [start, end]
-                record["passage"] = text[start:end]
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    finally:
-        if out is not sys.stdout:
-            out.close()
+    if outcome.skipped:
+        where = ", ".join(str(_where(records[i])) for i in outcome.skipped[:10])
+        more = ", ..." if len(outcome.skipped) > 10 else ""
+        _note(
+            args,
+            f"{len(outcome.skipped)} candidate(s) with empty text were not scored "
+            f"(lines/ids: {where}{more})",
+        )
+    rows = []
+    for rank, hit in enumerate(outcome.hits, start=1):
+        record = dict(records[hit.index])
+        record["score"] = hit.score
+        record["rank"] = rank
+        if hit.truncated:
+            record["truncated"] = True
+        if args.passage:
+            # What the token budget counted: the best passage, else the whole text.
+            text = contents[hit.index]
+            start, end = hit.passage if hit.passage is not None else (0, len(text))
+            record["span"] = [start, end]
+            record["passage"] = text[start:end]
+        rows.append(record)
+    _write_jsonl(rows, args.out)
     return 0
 
 
 def _where(record: dict[str, Any]) -> Any:
-    return record.get("id", record.get("line", "?"))
+    return record.get("id", record.get("_id", record.get("line", "?")))
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (exit 2), not the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_subcommand(subparsers: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+    """A subparser whose ``--help`` ends with the exit codes; errors are worded with its
+    flags (``args.command_parser``)."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXIT_STATUS, **kwargs
+    )
+    parser.set_defaults(command_parser=parser)
+    return parser
 
 
 def _add_rerank(subparsers: Any) -> None:
-    p = subparsers.add_parser(
+    p = _add_subcommand(
+        subparsers,
         "rerank",
         help="rerank the candidates in a file for one query",
         description="Score each candidate against the query and write the top K as JSONL "
@@ -333,10 +415,20 @@ def _add_rerank(subparsers: Any) -> None:
     p.add_argument(
         "--input", "-i", required=True, help="JSONL ({'id', 'text', ...} per line) or text lines"
     )
-    p.add_argument("--top-k", "-k", type=int, default=None, help="keep the best K (default: all)")
+    p.add_argument(
+        "--top-k", "-k", type=positive_int, default=None, metavar="K",
+        help="keep the best K (default: all)",
+    )  # fmt: skip
     p.add_argument("--score-threshold", type=float, default=None, help="drop scores below this")
     p.add_argument("--format", choices=("auto", "jsonl", "text"), default="auto")
     p.add_argument("--text-field", default="text", help="JSONL field holding the text")
+    p.add_argument(
+        "--title-field",
+        default="title",
+        metavar="FIELD",
+        help="JSONL field holding a title, read as crossrank eval reads a BEIR corpus: the "
+        "model scores 'TITLE. TEXT' ('' ignores titles; default: %(default)s)",
+    )
     p.add_argument(
         "--min-relative-score",
         type=float,
@@ -346,7 +438,7 @@ def _add_rerank(subparsers: Any) -> None:
     )
     p.add_argument(
         "--token-budget",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="keep the best while their tokens add up to at most N",
@@ -358,14 +450,23 @@ def _add_rerank(subparsers: Any) -> None:
         "(its best passage, whole words; the whole text when the best window lies "
         "outside it) and 'span' ([start, end] characters in the text)",
     )
-    p.add_argument("--out", "-o", default=None, help="output file (default: stdout)")
+    p.add_argument(
+        "--out", "-o", default=None, metavar="FILE", help="write the records here (default: stdout)"
+    )
+    p.add_argument(
+        "--quiet", action="store_true", help="no notes or warnings on stderr (errors still print)"
+    )
     add_scorer_options(p)
     p.set_defaults(func=_rerank)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="crossrank", description="Cross-encoder reranking for RAG pipelines."
+    """The ``crossrank`` argument parser, with every subcommand."""
+    parser = _Parser(
+        prog="crossrank",
+        description="Cross-encoder reranking for RAG pipelines.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXIT_STATUS,
     )
     parser.add_argument("--version", action="version", version=f"crossrank {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -377,7 +478,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_optional_commands(subparsers: Any) -> None:
     from crossrank.eval import bench, calibrate, harness
 
-    p = subparsers.add_parser(
+    p = _add_subcommand(
+        subparsers,
         "eval",
         help="evaluate first stage + rerankers on a BEIR/TREC set",
         description="Retrieve with a first stage, rerank with each model, and report "
@@ -385,7 +487,8 @@ def _add_optional_commands(subparsers: Any) -> None:
     )
     harness.add_eval_arguments(p)
     p.set_defaults(func=harness.run_eval)
-    p = subparsers.add_parser(
+    p = _add_subcommand(
+        subparsers,
         "bench",
         help="time crossrank's backends against sentence-transformers",
         description="Time reranking N candidates with each crossrank backend and with "
@@ -393,7 +496,8 @@ def _add_optional_commands(subparsers: Any) -> None:
     )
     bench.add_bench_arguments(p)
     p.set_defaults(func=bench.run_bench)
-    p = subparsers.add_parser(
+    p = _add_subcommand(
+        subparsers,
         "calibrate",
         help="fit temperature and Platt scaling so scores become probabilities",
         description="Score a first stage's top-K candidates on a labelled BEIR set, fit "
@@ -405,25 +509,50 @@ def _add_optional_commands(subparsers: Any) -> None:
     p.set_defaults(func=calibrate.run_calibrate)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``crossrank`` command; returns the exit code."""
-    from crossrank.errors import CrossrankError
+def _preflight(args: argparse.Namespace) -> None:
+    """Checks every command makes before it loads anything: the device, each backend
+    (runs here, extra installed) and every output path."""
+    from crossrank.devices import check_device
 
+    device = getattr(args, "device", None)
+    check_device(device)
+    backends = getattr(args, "backend", None)
+    if backends:
+        check_backends_here([backends] if isinstance(backends, str) else backends, device)
+    for dest in ("out", "plot", "save"):
+        check_output_path(getattr(args, dest, None), f"--{dest}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``crossrank`` command; returns the exit code.
+
+    Exit codes: 0 done, 1 the work failed (the model could not be loaded, scoring failed),
+    2 a usage or input error, 130 interrupted (see ``crossrank --help``). An error is one
+    line on stderr, worded with the command's flags; an unexpected error (a bug) keeps its
+    traceback.
+    """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # a usage error (2), or --help / --version (0)
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
-        return 2
+        return EXIT_USAGE
+    quiet = drop_log_records() if getattr(args, "quiet", False) else contextlib.nullcontext()
     try:
-        return int(args.func(args))
-    except (InputError, FileNotFoundError) as e:
-        print(f"crossrank {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except (CrossrankError, ValueError, TypeError) as e:
-        print(f"crossrank {args.command}: error: {e}", file=sys.stderr)
-        return 1
+        with quiet:
+            _preflight(args)
+            return int(args.func(args))
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        code = exit_code(e)
+        if code is None:
+            raise
+        message = cli_wording(error_line(e), args.command_parser)
+        print(f"crossrank {args.command}: error: {message}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":  # pragma: no cover

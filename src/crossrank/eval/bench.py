@@ -344,12 +344,14 @@ _SYNTHETIC_QUERY = "what is the effect of the drug dose on blood cells in patien
 
 
 def _token_count(tokenizer: Any, text: str) -> int:
-    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
 
 def _trim(tokenizer: Any, text: str, n_tokens: int) -> str:
     """Cut ``text`` after its first ``n_tokens`` tokens (at a token boundary)."""
-    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)[
+    offsets = tokenizer(
+        text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
+    )[
         "offset_mapping"
     ]
     if len(offsets) <= n_tokens:
@@ -745,6 +747,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     )
     parser.add_argument(
         "--model",
+        "-m",
         metavar="M",
         help="cross-encoder id or folder (default: $CROSSRANK_MODEL or the core default)",
     )
@@ -791,8 +794,10 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         help=f"time only these variants (repeatable; the reference is always timed): "
         f"{', '.join(VARIANTS)}",
     )
-    parser.add_argument("--out", metavar="FILE", help="write the report as JSON")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--out", "-o", metavar="FILE", help="write the report as JSON")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bars, notes or warnings on stderr"
+    )
     return parser
 
 

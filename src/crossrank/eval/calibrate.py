@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from crossrank._cli_checks import renamed, require_modules
 from crossrank.calibration import (
     CALIBRATION_FILE,
     METHODS,
@@ -188,7 +189,8 @@ def calibrate(
         if not (0 < y.sum() < y.size):
             raise ValueError(
                 f"the {side} part has {int(y.sum())} relevant of {y.size} pairs; it needs "
-                "both relevant and non-relevant pairs (use more queries or a larger --top-k)"
+                "both relevant and non-relevant pairs (use more queries (max_queries) or "
+                "more candidates per query (top_k))"
             )
         measured = {"sigmoid": _measure(_sigmoid(x), y, bins)}
         for method, fit in fits.items():
@@ -218,18 +220,22 @@ def calibrate(
     return fits, report
 
 
-def calibration_target(model: str, output: str | None) -> Path:
-    """Where the calibration goes: ``output``, else beside a local model."""
-    if output is not None:
-        return Path(output).expanduser()
+def calibration_target(model: str, save: str | None) -> Path:
+    """Where the calibration goes: ``save``, else beside a local model.
+
+    Raises:
+        ValueError: No ``save`` and the model is not a writable local folder.
+    """
+    if save is not None:
+        return Path(save).expanduser()
     folder = Path(model).expanduser()
     if not folder.is_dir():
         raise ValueError(
-            f"{model!r} is not a local folder, so the calibration cannot be stored beside "
-            "it; pass --output FILE"
+            f"model={model!r} is not a local folder, so the calibration cannot be stored "
+            "beside it; pass save=FILE"
         )
     if not os.access(folder, os.W_OK):
-        raise ValueError(f"cannot write to the model folder {folder}; pass --output FILE")
+        raise ValueError(f"cannot write to the model folder {folder}; pass save=FILE")
     return folder / CALIBRATION_FILE
 
 
@@ -267,11 +273,18 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
         "--data", required=True, metavar="DIR", help="BEIR folder with qrels/<split>.tsv"
     )
     parser.add_argument(
-        "--output",
-        "-o",
+        "--save",
         metavar="FILE",
         help=f"where to write the calibration (default: {CALIBRATION_FILE} in the model's "
         "folder, for a local model)",
+    )
+    parser.add_argument(
+        "--output",
+        nargs="?",
+        help=argparse.SUPPRESS,
+        action=renamed(
+            "--output", "--save", "-o/--out writes the JSON report, as in eval and bench"
+        ),
     )
     parser.add_argument(
         "--method",
@@ -287,11 +300,23 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
     )
     source.add_argument("--run", metavar="FILE", help="take the candidates from a TREC run")
     parser.add_argument(
-        "--top-k",
+        "--candidates",
+        dest="top_k",
         type=positive_int,
         default=_DEFAULT_TOP_K,
-        metavar="K",
-        help=f"candidates per query, labelled by the qrels (default: {_DEFAULT_TOP_K})",
+        metavar="N",
+        help=f"first-stage candidates per query, labelled by the qrels (default: "
+        f"{_DEFAULT_TOP_K})",
+    )
+    parser.add_argument(
+        "--top-k",
+        nargs="?",
+        help=argparse.SUPPRESS,
+        action=renamed(
+            "--top-k",
+            "--candidates",
+            "-k/--top-k means 'keep the best K' (crossrank rerank)",
+        ),
     )
     parser.add_argument(
         "--held-out",
@@ -305,8 +330,10 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
     )
     parser.add_argument("--seed", type=int, default=0, help="query shuffle seed (default: 0)")
     parser.add_argument("--bins", type=positive_int, default=15, help="ECE bins (default: 15)")
-    parser.add_argument("--out", metavar="FILE", help="also write the report as JSON")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--out", "-o", metavar="FILE", help="also write the report as JSON")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bars, notes or warnings on stderr"
+    )
     # Calibration is fitted on raw logits: no --activation/--calibration.
     return add_scorer_options(parser, activation=False)
 
@@ -322,7 +349,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
         if name in options
     }
     model = options.pop("model", None) or os.environ.get("CROSSRANK_MODEL") or DEFAULT_MODEL
-    target = calibration_target(model, args.output)  # fail before the slow part
+    if args.run is None and (args.first_stage or "bm25") == "bm25":
+        require_modules(["bm25s"], "crossrank calibrate's BM25 first stage", "eval")
+    target = calibration_target(model, args.save)  # fail before the slow part
     with hf_progress_bars(not args.quiet):
         fits, report = calibrate(
             args.data,

@@ -9,7 +9,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Dataset", "Qrels", "load_beir", "load_qrels", "load_trec_run", "read_jsonl"]
+__all__ = [
+    "Dataset",
+    "Qrels",
+    "document_text",
+    "load_beir",
+    "load_qrels",
+    "load_trec_run",
+    "read_jsonl",
+]
 
 #: {query_id: {doc_id: relevance}}
 Qrels = dict[str, dict[str, int]]
@@ -32,9 +40,15 @@ class Dataset:
     def doc_text(self, doc_id: str) -> str:
         """The text a reranker reads: ``title + '. ' + text`` (or just the text)."""
         doc = self.corpus[doc_id]
-        title = (doc.get("title") or "").strip()
-        text = doc.get("text") or ""
-        return f"{title}. {text}" if title else text
+        return document_text(doc.get("title"), doc.get("text") or "")
+
+
+def document_text(title: str | None, text: str) -> str:
+    """What crossrank scores for a titled document: ``"TITLE. TEXT"``, or the text alone
+    when the title is None or blank (``crossrank eval`` for a BEIR corpus, ``crossrank
+    rerank`` for JSONL records with a title)."""
+    title = (title or "").strip()
+    return f"{title}. {text}" if title else text
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, object]]]:

@@ -6,13 +6,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from crossrank._optional import missing_extra
+from crossrank.eval.data import document_text
 
 __all__ = ["BM25Retriever", "DenseRetriever"]
 
 
 def _doc_text(doc: Mapping[str, str]) -> str:
-    title = (doc.get("title") or "").strip()
-    return f"{title}. {doc.get('text') or ''}" if title else (doc.get("text") or "")
+    return document_text(doc.get("title"), doc.get("text") or "")
 
 
 class BM25Retriever:

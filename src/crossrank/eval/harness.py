@@ -34,7 +34,9 @@ from typing import Any
 
 import numpy as np
 
+from crossrank._cli_checks import renamed, require_modules
 from crossrank._optional import missing_extra
+from crossrank._quiet import drop_log_records
 from crossrank._version import __version__
 from crossrank.cli import add_scorer_options, positive_int, scorer_kwargs
 from crossrank.eval.data import Dataset, load_beir, load_trec_run
@@ -52,7 +54,7 @@ __all__ = [
     "write_json",
 ]
 
-#: Candidate counts evaluated when ``--k`` is not given.
+#: Candidate counts evaluated when ``--candidates`` is not given.
 DEFAULT_KS: tuple[int, ...] = (20, 50, 100)
 #: The fixed cut-off of nDCG, MRR and the first Recall column.
 CUTOFF = 10
@@ -76,10 +78,13 @@ def parse_ks(value: str | Sequence[int]) -> list[int]:
     for item in items:
         text = str(item).strip()
         if not text.isdigit() or int(text) < 1:
-            raise ValueError(f"K must be a comma-separated list of integers >= 1, got {value!r}")
+            raise ValueError(
+                f"ks must be candidate counts, integers >= 1 (a list, or a comma-separated "
+                f"string), got {value!r}"
+            )
         ks.add(int(text))
     if not ks:
-        raise ValueError(f"K must name at least one candidate count, got {value!r}")
+        raise ValueError(f"ks must name at least one candidate count, got {value!r}")
     return sorted(ks)
 
 
@@ -138,24 +143,12 @@ def progress_bar(total: int, desc: str, *, enabled: bool) -> Any:
     return tqdm(total=total, desc=desc, file=sys.stderr, disable=not enabled, leave=False)
 
 
-class _DropTruncationWarnings(logging.Filter):
-    """Drop the core's per-call truncation warnings (cut at max_length, or more than
-    max_windows windows); eval reports truncation in aggregate."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = str(record.msg)
-        return "were truncated" not in message and "windows were read" not in message
-
-
 @contextmanager
 def quiet_truncation_warnings() -> Iterator[None]:
-    """Silence the per-call truncation warning of the ``crossrank`` logger for a while."""
-    flt = _DropTruncationWarnings()
-    logger.addFilter(flt)
-    try:
+    """Drop the core's per-call truncation warnings (cut at max_length, or more than
+    max_windows windows) in this thread for a while; eval reports truncation in aggregate."""
+    with drop_log_records("were truncated", "windows were read"):
         yield
-    finally:
-        logger.removeFilter(flt)
 
 
 @contextmanager
@@ -587,11 +580,21 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
         help="rerank this TREC run file (qid Q0 docid rank score tag) instead of retrieving",
     )
     parser.add_argument(
-        "--k",
+        "--candidates",
+        dest="ks",
         default=",".join(map(str, DEFAULT_KS)),
         type=_ks_type,
         metavar="K[,K...]",
-        help="candidate counts to rerank (default: 20,50,100)",
+        help="first-stage candidates reranked per query; each count is evaluated "
+        "(default: 20,50,100)",
+    )
+    parser.add_argument(
+        "--k",
+        nargs="?",
+        help=argparse.SUPPRESS,
+        action=renamed(
+            "--k", "--candidates", "-k/--top-k means 'keep the best K' (crossrank rerank)"
+        ),
     )
     parser.add_argument(
         "--limit-queries",
@@ -605,7 +608,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
         metavar="FILE",
         help="judgments file (BEIR TSV or TREC qid 0 docid rel) instead of qrels/<split>.tsv",
     )
-    parser.add_argument("--out", metavar="FILE", help="write the report as JSON")
+    parser.add_argument("--out", "-o", metavar="FILE", help="write the report as JSON")
     parser.add_argument("--plot", metavar="FILE", help="write a PNG of NDCG@10 against p95 latency")
     parser.add_argument(
         "--latency-queries",
@@ -614,13 +617,19 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
         metavar="N",
         help="queries timed for each K below the largest (default: 20)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bars, notes or warnings on stderr"
+    )
     # Ranking metrics do not depend on the activation: no --activation/--calibration.
     return add_scorer_options(parser, compare=True, activation=False)
 
 
 def run_eval(args: argparse.Namespace) -> int:
     """Run ``crossrank eval`` from parsed arguments; print the table; return an exit code."""
+    if args.run is None and (args.first_stage or "bm25") == "bm25":
+        require_modules(["bm25s"], "crossrank eval's BM25 first stage", "eval")
+    if args.plot:
+        require_modules(["matplotlib"], "crossrank eval --plot", "eval")
     options = scorer_kwargs(args, changed_only=True)
     own = {
         name: options.pop(name)
@@ -633,7 +642,7 @@ def run_eval(args: argparse.Namespace) -> int:
             args.data,
             options.pop("model", None),
             first_stage=args.first_stage or "bm25",
-            ks=args.k,
+            ks=args.ks,
             split=args.split,
             qrels=args.qrels,
             run=args.run,
@@ -658,4 +667,6 @@ def _ks_type(value: str) -> list[int]:
     try:
         return parse_ks(value)
     except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from e
+        raise argparse.ArgumentTypeError(
+            f"must be a comma-separated list of integers >= 1, got {value!r}"
+        ) from e
