@@ -169,6 +169,25 @@ async def test_aquery_equals_core(
         _assert_same(_pairs(response.source_nodes), core_rankings[qid][:10])
 
 
+EXAMPLE = ROOT / "integrations/llama_index/examples/query_engine.py"
+
+
+def test_example_imports_only_public_paths() -> None:
+    """The example needs ``crossrank[llama-index]`` alone: no crossrank internals, no eval
+    extra (bm25s)."""
+    import ast
+
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(EXAMPLE.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+    assert "llama_index.postprocessor.crossrank_rerank" in imported
+    internal = {m for m in imported if m.startswith(("crossrank.", "bm25s", "rank_bm25"))}
+    assert internal == set()
+
+
 def test_example_runs(shared_model_dir: Path) -> None:
     src = Path(package.__file__).resolve().parents[3]
     env = {
@@ -182,7 +201,7 @@ def test_example_runs(shared_model_dir: Path) -> None:
             sys.executable,
             "-W",
             "error",
-            str(ROOT / "integrations/llama_index/examples/query_engine.py"),
+            str(EXAMPLE),
         ],
         capture_output=True,
         text=True,
@@ -196,6 +215,8 @@ def test_example_runs(shared_model_dir: Path) -> None:
     assert len(ranked) == 3
     assert ranked[0].startswith("1. vitamin-d ")
     assert all("rerank=" in line and "bm25=" in line for line in ranked)
+    # Library calls print nothing unasked: no "Loading weights" bar, no tokenizer warning.
+    assert "Loading weights" not in done.stderr and "Token indices" not in done.stderr
 
 
 # ---------------------------------------------------------------------- long documents

@@ -2,8 +2,12 @@
 
 Run::
 
-    pip install "crossrank[llama-index,eval]"
+    pip install "crossrank[llama-index]"
     python integrations/llama_index/examples/query_engine.py
+
+The first stage is a few lines of BM25 over the texts below, so the example needs nothing
+else; in an application it is your own retriever (``index.as_retriever()``, LlamaIndex's
+BM25 retriever ...), and the reranker goes in ``node_postprocessors`` the same way.
 
 The model is ``CROSSRANK_MODEL`` if set (a Hub id or a local folder), else crossrank's
 default, ``cross-encoder/ms-marco-MiniLM-L6-v2``. ``MockLLM`` stands in for a real LLM, so
@@ -12,12 +16,14 @@ the example needs no API key: look at the source nodes, which are what the LLM w
 
 from __future__ import annotations
 
+import math
+import re
+
 from llama_index.core.llms import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
-from crossrank.eval.first_stage import BM25Retriever
 from llama_index.postprocessor.crossrank_rerank import CrossEncoderRerank
 
 DOCS = {
@@ -38,20 +44,39 @@ DOCS = {
 QUERY = "Vitamin D supplements prevent fractures in older people."
 
 
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
 class BM25NodeRetriever(BaseRetriever):
-    """A small BM25 first stage (bm25s) that returns LlamaIndex nodes."""
+    """A tiny BM25 first stage over texts held in memory, returning LlamaIndex nodes."""
 
     def __init__(self, docs: dict[str, str], top_k: int = 5) -> None:
         super().__init__()
         self._docs = docs
         self._top_k = top_k
-        self._bm25 = BM25Retriever({doc_id: {"text": text} for doc_id, text in docs.items()})
+        self._words = {doc_id: words(text) for doc_id, text in docs.items()}
+        self._mean_length = sum(map(len, self._words.values())) / len(docs)
+
+    def _bm25(self, query: list[str], doc: list[str], k1: float = 1.5, b: float = 0.75) -> float:
+        score = 0.0
+        for word in set(query):
+            having = sum(word in other for other in self._words.values())
+            tf = doc.count(word)
+            if tf:
+                idf = math.log(1 + (len(self._words) - having + 0.5) / (having + 0.5))
+                norm = k1 * (1 - b + b * len(doc) / self._mean_length)
+                score += idf * tf * (k1 + 1) / (tf + norm)
+        return score
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        hits = self._bm25.search(query_bundle.query_str, k=self._top_k)
+        query = words(query_bundle.query_str)
+        scores = {doc_id: self._bm25(query, doc) for doc_id, doc in self._words.items()}
+        best = sorted(scores, key=lambda doc_id: (-scores[doc_id], doc_id))[: self._top_k]
         return [
-            NodeWithScore(node=TextNode(id_=doc_id, text=self._docs[doc_id]), score=score)
-            for doc_id, score in hits
+            NodeWithScore(node=TextNode(id_=doc_id, text=self._docs[doc_id]), score=scores[doc_id])
+            for doc_id in best
+            if scores[doc_id] > 0
         ]
 
 
