@@ -53,9 +53,9 @@ exit status:
   0    done (an input with no candidates too: a note says so on stderr)
   1    the work failed: the model could not be loaded (not found, Hub unreachable,
        not a cross-encoder) or scoring failed
-  2    usage or input error: a bad flag or value; an input file that is missing, a
-       directory, empty of data or malformed; an --out path that cannot be written; a
-       device this machine lacks; a missing extra (the message names the pip install)
+  2    usage or input error: a bad flag or value; an input that is missing, a
+       directory or malformed; an --out path that cannot be written; a device this
+       machine lacks; a missing extra (the message names the pip install)
   130  interrupted"""
 
 _EXTRA_HINT = 'pip install "crossrank['

@@ -386,6 +386,15 @@ def _where(record: dict[str, Any]) -> Any:
     return record.get("id", record.get("_id", record.get("line", "?")))
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps descriptions as usual, and prints the exit-status table as it is written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text == EXIT_STATUS:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose usage errors are one line (exit 2), not the whole usage."""
 
@@ -397,7 +406,7 @@ def _add_subcommand(subparsers: Any, name: str, **kwargs: Any) -> argparse.Argum
     """A subparser whose ``--help`` ends with the exit codes; errors are worded with its
     flags (``args.command_parser``)."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
-        name, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXIT_STATUS, **kwargs
+        name, formatter_class=_HelpFormatter, epilog=EXIT_STATUS, **kwargs
     )
     parser.set_defaults(command_parser=parser)
     return parser
@@ -465,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="crossrank",
         description="Cross-encoder reranking for RAG pipelines.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_HelpFormatter,
         epilog=EXIT_STATUS,
     )
     parser.add_argument("--version", action="version", version=f"crossrank {__version__}")

@@ -74,7 +74,10 @@ class DenseRetriever:
     ) -> None:
         from sentence_transformers import SentenceTransformer
 
-        self._model = SentenceTransformer(model, device="cpu")
+        from crossrank._quiet import quiet_transformers
+
+        with quiet_transformers():  # no "Loading weights" bar
+            self._model = SentenceTransformer(model, device="cpu")
         self.doc_ids = list(corpus)
         self._embeddings = self._model.encode(
             [_doc_text(corpus[d]) for d in self.doc_ids],
