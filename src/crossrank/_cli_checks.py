@@ -190,7 +190,8 @@ def check_output_path(path: str | None, flag: str) -> None:
 
 
 def require_modules(modules: Iterable[str], feature: str, extra: str) -> None:
-    """Raise the install hint (``pip install "crossrank[extra]"``) if a module is missing."""
+    """Raise the install hint for ``extra`` (``pip install "crossrank[...]"``) if a module
+    is missing."""
     from crossrank._optional import missing_extra
 
     for name in modules:
