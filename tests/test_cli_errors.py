@@ -115,18 +115,22 @@ def test_cpu_and_none_pass_and_a_malformed_name_is_a_value_error() -> None:
 
 @pytest.mark.usefixtures("no_gpu")
 def test_loading_on_a_missing_device_fails_before_the_model_loads(tmp_path: Path) -> None:
+    from crossrank.loading import load_model
+
     # No folder there: a load would fail with ModelNotFoundError; the device is checked first.
-    scorer = CrossEncoderScorer(tmp_path / "no-model", device="cuda")
     with pytest.raises(DeviceUnavailableError):
-        scorer.warm_up()
-    assert not scorer.is_loaded
+        load_model(
+            str(tmp_path / "no-model"),
+            device="cuda",
+            max_length=None,
+            token=None,
+            cache_dir=None,
+            revision=None,
+            local_files_only=True,
+            trust_remote_code=False,
+        )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs `check_device(device)` in CrossEncoderScorer.__init__ (scorer.py); "
-    "drop this mark when it is there",
-)
 @pytest.mark.usefixtures("no_gpu")
 def test_the_scorer_checks_its_device_when_it_is_built(tmp_path: Path) -> None:
     with pytest.raises(DeviceUnavailableError):

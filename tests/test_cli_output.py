@@ -171,11 +171,6 @@ def _warns_too_long(tiny_model_dir: Path, text: str, capfd: pytest.CaptureFixtur
     return TOO_LONG in capfd.readouterr().err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs verbose=False in the tokenizer call of CrossEncoderScorer._fit_query "
-    "(scorer.py); drop this mark when it is there",
-)
 @pytest.mark.usefixtures("transformers_to_stderr")
 def test_a_long_query_gives_crossranks_warning_not_transformers(
     tiny_model_dir: Path, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture

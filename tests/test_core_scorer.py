@@ -41,7 +41,8 @@ def _direct_logits(folder: Path, query: str, texts: list[str]) -> np.ndarray:
 
 def test_public_api_is_pinned() -> None:
     assert sorted(crossrank.__all__) == sorted([
-        "DEFAULT_MODEL", "Calibration", "CrossEncoderScorer", "CrossrankError", "Hit",
+        "DEFAULT_MODEL", "Calibration", "CrossEncoderScorer", "CrossrankError",
+        "DeviceUnavailableError", "Hit",
         "HubUnreachableError", "ModelLoadError", "ModelNotFoundError", "Reranked",
         "ScoreDetails", "UnsupportedModelError", "__version__", "passage_span", "select",
     ])

@@ -10,6 +10,7 @@ from crossrank._version import __version__
 from crossrank.calibration import Calibration
 from crossrank.errors import (
     CrossrankError,
+    DeviceUnavailableError,
     HubUnreachableError,
     ModelLoadError,
     ModelNotFoundError,
@@ -23,6 +24,7 @@ __all__ = [
     "Calibration",
     "CrossEncoderScorer",
     "CrossrankError",
+    "DeviceUnavailableError",
     "Hit",
     "HubUnreachableError",
     "ModelLoadError",

@@ -24,6 +24,7 @@ from crossrank.backends import Backend, check_backend
 from crossrank.batching import pad_batch, plan_batches
 from crossrank.calibration import ACTIVATIONS, Calibration, activate, resolve_calibration
 from crossrank.calibration import Activation as Activation
+from crossrank.devices import check_device
 from crossrank.loading import LoadedModel, load_model, reserved_load_kwargs
 from crossrank.selection import Hit, passage_span, select
 from crossrank.validation import (
@@ -221,6 +222,7 @@ class CrossEncoderScorer:
             raise TypeError(f"model must be a model id or a folder path, got {model!r}")
         self.model_name: str = model
         self.device = device
+        check_device(device)  # a device this machine lacks fails now, not at load
         self.batch_size: int = check_positive_int(batch_size, name="batch_size")  # type: ignore[assignment]
         self.max_tokens_per_batch = check_positive_int(
             max_tokens_per_batch, name="max_tokens_per_batch", allow_none=True
@@ -588,7 +590,11 @@ class CrossEncoderScorer:
         limit = (loaded.max_length - loaded.special_tokens) // 2
         with self._tokenizer_lock:
             enc = loaded.tokenizer(
-                query, add_special_tokens=False, return_offsets_mapping=True, truncation=False
+                query,
+                add_special_tokens=False,
+                return_offsets_mapping=True,
+                truncation=False,
+                verbose=False,  # crossrank reports a long query itself
             )
         offsets = enc["offset_mapping"]
         if len(offsets) <= limit:
