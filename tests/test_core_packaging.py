@@ -117,3 +117,14 @@ def test_readme_links_work_on_the_package_index_too() -> None:
     targets = re.findall(r"\]\(([^)\s]+)\)", text)
     relative = [t for t in targets if not re.match(r"(https?://|#|mailto:)", t)]
     assert not relative, relative
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command = next(
+        line for line in readme.splitlines() if line.startswith("python3 -m venv .venv &&")
+    )
+    test_part = command.split('pip install -e ".[test]" && ', 1)[1]
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert ci[-1] == test_part
+    assert "python -m pip install --quiet torch==2.13.0" in ci
