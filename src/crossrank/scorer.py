@@ -144,11 +144,14 @@ class CrossEncoderScorer:
             ``crossrank_calibration.json`` in the model's folder (a local model only).
         backend: Engine and precision of the forward pass: ``"torch"`` (fp32, the
             reference), ``"torch-bf16"``, ``"torch-fp16"`` (CUDA), ``"onnx"`` (fp32) and
-            ``"onnx-int8"`` (both onnxruntime on the CPU; ``pip install "crossrank[onnx]"``),
-            or ``"auto"``: the fastest this machine runs natively that passed the accuracy
-            guard (see :mod:`crossrank.backends`; :attr:`active_backend` tells which).
-        onnx_cache_dir: Where exported ONNX files are cached (default: ``CROSSRANK_CACHE``,
-            else ``~/.cache/crossrank/onnx``).
+            ``"onnx-int8"`` (onnxruntime on the CPU; ``pip install "crossrank[onnx]"``),
+            ``"openvino"`` (fp32), ``"openvino-bf16"`` (CPUs with native bf16) and
+            ``"openvino-int8"`` (static int8; ``pip install "crossrank[openvino]"``), or
+            ``"auto"``: the fastest backend that keeps fp32's top 10, measured once per model
+            and machine (:mod:`crossrank.probe`; ``CROSSRANK_BACKEND`` skips the
+            measurement; :attr:`active_backend` tells which). See docs/backends.md.
+        onnx_cache_dir: Where exported ONNX and OpenVINO models and ``auto``'s decisions are
+            cached (default: ``CROSSRANK_CACHE``, else ``~/.cache/crossrank/onnx``).
         long_documents: ``"truncate"`` (default): a pair longer than ``max_length`` is cut
             on the document side (reported). ``"chunk"``: a long document is split into
             overlapping token windows that each fit beside the query; every window is
