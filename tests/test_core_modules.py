@@ -151,6 +151,15 @@ def test_resolve_source(tiny_model_dir: Path) -> None:
                                    "load_calibration", "log_loss", "resolve_calibration",
                                    "save_calibration"]),
         ("crossrank.scorer", ["DEFAULT_MODEL", "CrossEncoderScorer", "Reranked", "ScoreDetails"]),
+        ("crossrank.probe", ["Decision", "ENV_BACKEND", "MIN_NDCG10", "MIN_TOP10_OVERLAP",
+                             "PROBE_QUERIES", "RELEVANT_FLAGS", "Trial", "agreement",
+                             "backend_from_env", "calibration_pairs", "candidate_backends",
+                             "cpu_flags", "cpu_summary", "decision_key", "encode_batches",
+                             "resolve_auto", "run_probe", "timing_case"]),
+        ("crossrank.openvino_export", ["INT8_FLOAT_LAYERS", "OPENVINO_BACKENDS",
+                                       "export_openvino", "make_openvino_forward",
+                                       "openvino_available", "openvino_supports_bf16",
+                                       "require_openvino"]),
     ],
 )
 def test_module_all_is_pinned(module: str, names: list[str]) -> None:
