@@ -20,6 +20,12 @@ from crossrank.eval.bench import (
     register_variant,
     synthetic_texts,
 )
+from crossrank.probe import cpu_flags
+
+#: The variants the CLI test times (each backend's own path has its own tests): a fp32 and
+#: an int8 backend, and auto's probe. A variant asked for that cannot run here is refused
+#: (tests/test_cli_errors.py); without --variant it is skipped with its reason (below).
+TIMED = ["crossrank-torch-fp32", "crossrank-onnx-int8", "crossrank-auto"]
 
 
 def test_bench_cli_tiny(
@@ -30,6 +36,7 @@ def test_bench_cli_tiny(
         [
             "bench", "--model", str(tiny_model_dir), "--candidates", "8", "--doc-tokens", "16",
             "--repeats", "2", "--batch-size", "4", "--out", str(out), "--quiet",
+            *(arg for name in TIMED for arg in ("--variant", name)),
         ]
     )  # fmt: skip
     assert code == 0
@@ -49,11 +56,11 @@ def test_bench_cli_tiny(
 
     rows = {row["name"]: row for row in report["variants"]}
     skipped = report["skipped"]
-    # Every variant is timed or skipped with its reason; the reference is last.
-    assert list(rows) == [name for name in VARIANTS if name not in skipped]
-    assert set(rows) | set(skipped) == set(VARIANTS) and list(rows)[-1] == REFERENCE
-    assert "crossrank-torch-fp16" in skipped  # no CUDA device here
-    assert {"crossrank-torch-fp32", "crossrank-onnx-fp32", "crossrank-onnx-int8"} <= set(rows)
+    # Every variant asked for is timed or skipped with its reason; the reference is last.
+    asked = [*TIMED, REFERENCE]
+    assert list(rows) == [name for name in VARIANTS if name in asked and name not in skipped]
+    assert set(rows) | set(skipped) == set(asked) and list(rows)[-1] == REFERENCE
+    assert set(TIMED) <= set(rows)
     assert all(isinstance(why, str) and why for why in skipped.values())
     reference = rows[REFERENCE]
     for row in rows.values():
@@ -71,7 +78,7 @@ def test_bench_cli_tiny(
         assert row["max_abs_score_diff_vs_reference"] < tolerance
     assert reference["ratio_vs_sentence_transformers"] == 1.0
     # The CPU flags that decide the fast kernels, with every report.
-    assert set(report["machine"]["cpu_flags"]) >= {"avx2", "avx512_bf16", "avx512_vnni", "amx_int8"}
+    assert report["machine"]["cpu_flags"] == cpu_flags()  # whatever this CPU has
     assert "CPU: " in printed.out and "flags:" in printed.out
     assert "padding: " in printed.out and 0 <= given["padding_waste_sorted"] < 1
     # auto: probed in the cold child, read from the cache when it starts again.
@@ -79,10 +86,17 @@ def test_bench_cli_tiny(
     assert report["auto"]["trials"][0]["backend"] == "torch"  # the reference it measured
     assert rows["crossrank-auto"]["second_start_s"] > 0
     assert f"auto -> {report['auto']['backend']}" in printed.out
-    # sentence-transformers' ONNX and OpenVINO paths: timed, or skipped saying what they need.
+
+
+def test_peer_fast_paths_run_or_say_what_they_need(tiny_model_dir: Path) -> None:
+    """sentence-transformers' ONNX and OpenVINO paths: runnable, or a reason naming the
+    package they need (the bench then skips them)."""
+    config = bench.BenchConfig(model=str(tiny_model_dir), batch_size=4, device="cpu")
     for peer, package in (("onnx", "optimum-onnx"), ("openvino", "optimum-intel")):
-        name = f"sentence-transformers-{peer}"
-        assert name in rows or package in skipped[name]
+        check = VARIANTS[f"sentence-transformers-{peer}"].unavailable
+        assert check is not None
+        reason = check(config)
+        assert reason is None or package in reason
 
 
 def test_padding_waste_of_sorted_and_input_order_batches() -> None:
