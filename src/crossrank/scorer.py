@@ -26,7 +26,7 @@ from crossrank.calibration import ACTIVATIONS, Calibration, activate, resolve_ca
 from crossrank.calibration import Activation as Activation
 from crossrank.devices import check_device
 from crossrank.loading import LoadedModel, load_model, reserved_load_kwargs
-from crossrank.selection import Hit, passage_span, select
+from crossrank.selection import Hit, passage_span, select, split_blank
 from crossrank.validation import (
     check_load_kwargs,
     check_positive_int,
@@ -498,7 +498,7 @@ class CrossEncoderScorer:
         check_query(query)
         if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
             check_texts(texts)  # raises the standard message
-        scorable, skipped = _split_blank(texts)
+        scorable, skipped = split_blank(texts)
         scorable_texts = check_texts([texts[i] for i in scorable])
         scorable_contents = _check_contents(contents, texts, scorable, passages=passages)
         details = self.score_details(query, scorable_texts, activation=act)
@@ -713,25 +713,6 @@ def _hit(
     return Hit(
         i if index is None else index, details.scores[i], details.truncated[i], span, passage
     )
-
-
-def _split_blank(texts: Sequence[str | None]) -> tuple[list[int], list[int]]:
-    """Indices of the texts to score and of those with no text (None, empty, whitespace);
-    the latter are logged once."""
-    scorable: list[int] = []
-    skipped: list[int] = []
-    for i, text in enumerate(texts):
-        if text is None or (isinstance(text, str) and not text.strip()):
-            skipped.append(i)
-        else:
-            scorable.append(i)
-    if skipped:
-        logger.warning(
-            "crossrank: %d of %d candidates have no text and were not scored or returned",
-            len(skipped),
-            len(texts),
-        )
-    return scorable, skipped
 
 
 def _check_contents(

@@ -6,11 +6,35 @@ threshold means the same thing in Haystack, LangChain and LlamaIndex.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Hit", "passage_span", "select"]
+__all__ = ["Hit", "passage_span", "select", "split_blank"]
+
+
+logger = logging.getLogger("crossrank")
+
+
+def split_blank(texts: Sequence[str | None]) -> tuple[list[int], list[int]]:
+    """Indices of the candidates to score and of those with no text (None, empty or
+    whitespace), which cannot be relevant: they are not scored or returned, and are
+    counted in one ``crossrank`` log warning. Every scorer's ``rerank`` goes through it."""
+    scorable: list[int] = []
+    skipped: list[int] = []
+    for i, text in enumerate(texts):
+        if text is None or (isinstance(text, str) and not text.strip()):
+            skipped.append(i)
+        else:
+            scorable.append(i)
+    if skipped:
+        logger.warning(
+            "crossrank: %d of %d candidates have no text and were not scored or returned",
+            len(skipped),
+            len(texts),
+        )
+    return scorable, skipped
 
 
 @dataclass(frozen=True, slots=True)

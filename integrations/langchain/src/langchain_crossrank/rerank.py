@@ -8,7 +8,6 @@ them, and copies the kept ones with ``metadata["relevance_score"]`` (and, with
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -23,7 +22,7 @@ from crossrank.adapters import (
     rerank_items,
 )
 from crossrank.scorer import Reranked
-from crossrank.selection import Hit, select
+from crossrank.selection import Hit, select, split_blank
 from crossrank.validation import check_query, check_texts
 
 try:
@@ -36,8 +35,6 @@ from langchain_crossrank._settings import ScorerSettings
 from langchain_crossrank.cross_encoder import BaseCrossEncoder
 
 __all__ = ["CrossEncoderRerank"]
-
-logger = logging.getLogger("crossrank")
 
 
 class CrossEncoderRerank(ScorerSettings, BaseDocumentCompressor):
@@ -272,14 +269,7 @@ class _CrossEncoderModel:
             raise ValueError(
                 f"token_budget and passages need crossrank's scorer, got model={self.model_name}"
             )
-        scorable = [i for i, text in enumerate(texts) if text is not None and text.strip()]
-        skipped = [i for i, text in enumerate(texts) if text is None or not text.strip()]
-        if skipped:
-            logger.warning(
-                "crossrank: %d of %d candidates have no text and were not scored or returned",
-                len(skipped),
-                len(texts),
-            )
+        scorable, skipped = split_blank(texts)
         scores = self.model.score([(query, cast(str, texts[i])) for i in scorable])
         scores = [float(s) for s in scores] if scorable else []
         if len(scores) != len(scorable):
