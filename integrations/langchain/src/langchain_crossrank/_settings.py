@@ -17,6 +17,7 @@ from crossrank.adapters import (
     SECRET_OPTIONS,
     RerankScorer,
     check_scorer_options,
+    option_docs,
     scorer_settings,
 )
 from crossrank.scorer import CrossEncoderScorer
@@ -94,10 +95,14 @@ class _ScorerSettingsBase(BaseModel):
         return self.scorer
 
 
-def _field(name: str, default: Any) -> tuple[Any, Any]:
+def _field(name: str, default: Any, docs: dict[str, str]) -> tuple[Any, Any]:
+    """The field for one setting: its first sentence from the scorer's docstring, then
+    where the rest is documented."""
+    first = docs.get(name, "")
     if name in SECRET_OPTIONS:
-        return SecretStr | None, Field(default=default, exclude=True, description=_SECRET)
-    return Any, Field(default=default, description=_SETTING)
+        description = f"{first} {_SECRET}".strip()
+        return SecretStr | None, Field(default=default, exclude=True, description=description)
+    return Any, Field(default=default, description=f"{first} {_SETTING}".strip())
 
 
 if TYPE_CHECKING:
@@ -105,9 +110,14 @@ if TYPE_CHECKING:
 else:
     #: The base of the LangChain classes: every scorer setting but ``model``, which each
     #: class declares with its own meaning.
+    _DOCS = option_docs()
     ScorerSettings = create_model(
         "ScorerSettings",
         __base__=_ScorerSettingsBase,
         __module__=__name__,
-        **{name: _field(name, d) for name, d in SCORER_OPTIONS.items() if name != "model"},
+        **{
+            name: _field(name, default, _DOCS)
+            for name, default in SCORER_OPTIONS.items()
+            if name != "model"
+        },
     )
