@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import inspect
 import json
 import logging
 import os
@@ -893,13 +894,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
         help="folds of --tune-fusion's cross-validation (default: %(default)s)",
     )
     # Ranking metrics do not depend on the activation: no --activation/--calibration.
-    add_scorer_options(parser, compare=True, activation=False)
-    for action in parser._actions:
-        if action.dest == "fusion_weight":  # None: 0.5, unless --tune-fusion chooses it
-            action.default = None
-            action.help = "the cross-encoder's share of the fused score, in [0, 1] (default: "
-            action.help += "0.5; chosen by --tune-fusion)"
-    return parser
+    return add_scorer_options(parser, compare=True, activation=False)
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -932,7 +927,7 @@ def run_eval(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             scorer_options=options,
             fusion=args.fusion,
-            fusion_weight=args.fusion_weight,
+            fusion_weight=_given_weight(args),
             fusion_normalization=args.fusion_normalization,
             tune_fusion=args.tune_fusion,
             tune_split=args.tune_split,
@@ -947,6 +942,16 @@ def run_eval(args: argparse.Namespace) -> int:
 
         print(f"wrote {plot_tradeoff(report, args.plot)}")
     return 0
+
+
+def _given_weight(args: argparse.Namespace) -> float | None:
+    """``--fusion-weight``, or None where it is the default (0.5 without tuning; chosen
+    with it, when a weight given beside ``--tune-fusion`` is an error)."""
+    from crossrank.scorer import CrossEncoderScorer
+
+    default = inspect.signature(CrossEncoderScorer).parameters["fusion_weight"].default
+    weight: float = args.fusion_weight
+    return None if weight == default else weight
 
 
 def _ks_type(value: str) -> list[int]:
