@@ -491,16 +491,24 @@ def _texts_and_contents(
     return texts, contents
 
 
-def _call_options(
+def _rerank_call(
+    scorer: RerankScorer,
+    items: Sequence[T],
+    text: Callable[[T], str | None],
+    content: Callable[[T], str | None] | None,
     selection: Selection | None,
     passages: bool,
-    contents: list[str | None] | None,
     activation: str | None,
-) -> dict[str, Any]:
+    first_stage: FirstStage[T] | None,
+    fusion: dict[str, Any],
+) -> tuple[list[str | None], dict[str, Any]]:
+    """The texts and keyword arguments of one ``scorer.rerank`` call over ``items``."""
+    texts, contents = _texts_and_contents(items, text, content, passages)
     options = {**(selection or Selection()).kwargs(), "passages": passages, "contents": contents}
     if activation is not None:  # scorers without per-call activations still work
         options["activation"] = activation
-    return options
+    options |= _fusion_options(scorer, items, texts, first_stage, fusion)
+    return texts, options
 
 
 def _collect(items: Sequence[T], reranked: Reranked) -> RankedItems[T]:
@@ -589,19 +597,11 @@ def rerank_items(
         A :class:`RankedItems`; with fusion each hit's ``score`` is the fused score and
         ``model_score`` the cross-encoder's. No items: no hits, and the model is not loaded.
     """
-    texts, contents = _texts_and_contents(items, text, content, passages)
-    options = _call_options(selection, passages, contents, activation)
-    options |= _fusion_options(
-        scorer,
-        items,
-        texts,
-        first_stage,
-        {
-            "fusion": fusion,
-            "fusion_weight": fusion_weight,
-            "fusion_normalization": fusion_normalization,
-        },
-    )
+    texts, options = _rerank_call(
+        scorer, items, text, content, selection, passages, activation, first_stage,
+        {"fusion": fusion, "fusion_weight": fusion_weight,
+         "fusion_normalization": fusion_normalization},
+    )  # fmt: skip
     return _collect(items, scorer.rerank(query, texts, **options))
 
 
@@ -621,19 +621,11 @@ async def arerank_items(
     fusion_normalization: str | None = None,
 ) -> RankedItems[T]:
     """:func:`rerank_items` with the scoring off the event loop (same arguments)."""
-    texts, contents = _texts_and_contents(items, text, content, passages)
-    options = _call_options(selection, passages, contents, activation)
-    options |= _fusion_options(
-        scorer,
-        items,
-        texts,
-        first_stage,
-        {
-            "fusion": fusion,
-            "fusion_weight": fusion_weight,
-            "fusion_normalization": fusion_normalization,
-        },
-    )
+    texts, options = _rerank_call(
+        scorer, items, text, content, selection, passages, activation, first_stage,
+        {"fusion": fusion, "fusion_weight": fusion_weight,
+         "fusion_normalization": fusion_normalization},
+    )  # fmt: skip
     return _collect(items, await scorer.arerank(query, texts, **options))
 
 
