@@ -508,7 +508,12 @@ class CrossEncoderScorer:
             :class:`Hit` objects (``index`` into ``texts``, ``score``, ``truncated``,
             ``span``, and with fusion ``model_score``).
         """
-        fused = self._fusion(fusion, fusion_weight, fusion_normalization)
+        fused = resolve_fusion(
+            self,
+            fusion=fusion,
+            fusion_weight=fusion_weight,
+            fusion_normalization=fusion_normalization,
+        )
         top_k = check_top_k(top_k)
         score_threshold = check_score_threshold(score_threshold)
         min_relative_score = check_relative_cut(min_relative_score, self.activation, fusion=fused)
@@ -572,7 +577,12 @@ class CrossEncoderScorer:
                 be negative.
         """
         act = self._activation(activation)
-        fused = self._fusion(fusion, fusion_weight, fusion_normalization)
+        fused = resolve_fusion(
+            self,
+            fusion=fusion,
+            fusion_weight=fusion_weight,
+            fusion_normalization=fusion_normalization,
+        )
         top_k = check_top_k(top_k)
         score_threshold = check_score_threshold(score_threshold)
         min_relative_score = check_relative_cut(min_relative_score, act, fusion=fused)
@@ -685,12 +695,6 @@ class CrossEncoderScorer:
                 "calibration (activation='calibrated', calibration=FILE)"
             )
         return activation  # type: ignore[no-any-return]
-
-    def _fusion(self, fusion: Any, weight: Any, normalization: Any) -> Fusion | None:
-        """A call's fusion: the scorer's, with this call's values in place of its own."""
-        return resolve_fusion(
-            self, fusion=fusion, fusion_weight=weight, fusion_normalization=normalization
-        )
 
     def _fit_query(self, loaded: LoadedModel, query: str) -> tuple[str, int]:
         """Cut a query that would leave the document less than half of max_length.
