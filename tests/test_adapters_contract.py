@@ -23,12 +23,22 @@ import pytest
 import tomllib
 
 from crossrank import CrossEncoderScorer
-from crossrank.adapters import SCORER_OPTIONS, SECRET_OPTIONS, SPAN_KEY, scorer_settings
+from crossrank.adapters import (
+    MODEL_SCORE_KEY,
+    SCORER_OPTIONS,
+    SECRET_OPTIONS,
+    SPAN_KEY,
+    scorer_settings,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
 QUERY = "what is the effect of the drug on blood cells"
 WORDS = "the drug blood cells cancer risk gene protein study patients dose heart brain".split()
+
+
+#: First-stage scores for a kit's inputs, one per text (None: the object has none).
+Scores = list[float | None] | None
 
 
 def _texts(n: int, seed: int = 0) -> list[str]:
@@ -44,6 +54,7 @@ class Out:
     score: float
     content: str
     span: list[int] | None
+    model_score: float | None = None
 
 
 #: Bad queries, the error and its message: the same through the core and every adapter.
@@ -79,7 +90,9 @@ class Kit:
     def convert(self, options: dict[str, Any]) -> dict[str, Any]:
         return options
 
-    def inputs(self, texts: list[str | None]) -> list[Any]:
+    def inputs(self, texts: list[str | None], scores: Scores = None) -> list[Any]:
+        """The framework's objects for ``texts``, each with its first-stage score where the
+        framework keeps one (``scores``; None: the object has none)."""
         raise NotImplementedError
 
     def run(self, adapter: Any, query: str, objs: list[Any]) -> list[Out]:
@@ -123,13 +136,20 @@ class HaystackKit(Kit):
             options["device"] = ComponentDevice.from_str(options["device"])
         return options
 
-    def inputs(self, texts: list[str | None]) -> list[Any]:
+    def inputs(self, texts: list[str | None], scores: Scores = None) -> list[Any]:
         from haystack import Document
 
-        return [Document(content=t, id=str(i), meta={"i": i}) for i, t in enumerate(texts)]
+        first = scores or [None] * len(texts)
+        return [
+            Document(content=t, id=str(i), meta={"i": i}, score=first[i])
+            for i, t in enumerate(texts)
+        ]
 
     def _read(self, docs: list[Any]) -> list[Out]:
-        return [Out(d.meta["i"], d.score, d.content, d.meta.get(SPAN_KEY)) for d in docs]
+        return [
+            Out(d.meta["i"], d.score, d.content, d.meta.get(SPAN_KEY), d.meta.get(MODEL_SCORE_KEY))
+            for d in docs
+        ]
 
     def run(self, adapter: Any, query: str, objs: list[Any]) -> list[Out]:
         return self._read(adapter.run(query=query, documents=objs)["documents"])
@@ -158,15 +178,22 @@ class LangChainKit(Kit):
 
         return CrossEncoderRerank
 
-    def inputs(self, texts: list[str | None]) -> list[Any]:
+    def inputs(self, texts: list[str | None], scores: Scores = None) -> list[Any]:
         from langchain_core.documents import Document
 
-        return [Document(page_content=t or "", metadata={"i": i}) for i, t in enumerate(texts)]
+        first = scores or [None] * len(texts)
+        return [
+            Document(
+                page_content=t or "",
+                metadata={"i": i} if first[i] is None else {"i": i, "score": first[i]},
+            )
+            for i, t in enumerate(texts)
+        ]
 
     def _read(self, docs: Any) -> list[Out]:
         return [
             Out(d.metadata["i"], d.metadata["relevance_score"], d.page_content,
-                d.metadata.get(SPAN_KEY))
+                d.metadata.get(SPAN_KEY), d.metadata.get(MODEL_SCORE_KEY))
             for d in docs
         ]
 
@@ -196,11 +223,12 @@ class LlamaIndexKit(Kit):
 
         return CrossEncoderRerank
 
-    def inputs(self, texts: list[str | None]) -> list[Any]:
+    def inputs(self, texts: list[str | None], scores: Scores = None) -> list[Any]:
         from llama_index.core.schema import NodeWithScore, TextNode
 
+        first = scores or [0.5] * len(texts)
         return [
-            NodeWithScore(node=TextNode(text=t or "", id_=str(i)), score=0.5)
+            NodeWithScore(node=TextNode(text=t or "", id_=str(i)), score=first[i])
             for i, t in enumerate(texts)
         ]
 
@@ -209,7 +237,7 @@ class LlamaIndexKit(Kit):
 
         return [
             Out(int(n.node.node_id), n.score, n.node.get_content(metadata_mode=MetadataMode.NONE),
-                n.node.metadata.get(SPAN_KEY))
+                n.node.metadata.get(SPAN_KEY), n.node.metadata.get(MODEL_SCORE_KEY))
             for n in nodes
         ]
 
@@ -269,6 +297,7 @@ def test_scores_and_order_are_the_cores(kit: Kit, tiny_model_dir: Path) -> None:
     _assert_same(_pairs(outs), _core(tiny_model_dir, texts))
     assert all(type(o.score) is float for o in outs)
     assert [o.content for o in outs] == [texts[o.index] for o in outs]
+    assert all(o.model_score is None for o in outs)  # written with fusion only
 
 
 def test_top_k_and_threshold_select_as_the_core(kit: Kit, tiny_model_dir: Path) -> None:
@@ -385,6 +414,46 @@ def test_relative_cut_is_the_cores_and_refused_on_raw_logits(
     _assert_same(_pairs(outs), _core(tiny_model_dir, texts, min_relative_score=0.9))
 
 
+# ---------------------------------------------------------------------- first-stage fusion
+
+
+def test_fusion_reads_the_frameworks_first_stage_score_and_orders_as_the_core(
+    kit: Kit, tiny_model_dir: Path
+) -> None:
+    texts: list[str | None] = [*_texts(9, seed=11), ""]
+    first: list[float | None] = [float(x) for x in np.random.default_rng(3).normal(5, 2, 9)]
+    first.append(None)  # the blank one needs no score
+    options = {"fusion": "linear", "fusion_weight": 0.3}
+    adapter = kit.make(tiny_model_dir, top_k=10, **options)
+    outs = kit.run(adapter, QUERY, kit.inputs(texts, first))
+    core = CrossEncoderScorer(tiny_model_dir, device="cpu", **options).rerank(  # type: ignore[arg-type]
+        QUERY, texts, first_stage_scores=first
+    )
+    _assert_same(_pairs(outs), [(h.index, h.score) for h in core.hits])
+    assert len(outs) == 9
+    np.testing.assert_allclose(
+        [o.model_score for o in outs], [h.model_score for h in core.hits], atol=1e-6
+    )
+    assert all(type(o.model_score) is float for o in outs)
+    # The async path and a serialized copy read the same field.
+    assert _pairs(asyncio.run(kit.arun(adapter, QUERY, kit.inputs(texts, first)))) == _pairs(outs)
+    rebuilt = kit.round_trip(adapter)
+    _assert_same(_pairs(kit.run(rebuilt, QUERY, kit.inputs(texts, first))), _pairs(outs))
+
+
+def test_a_candidate_without_a_first_stage_score_is_an_error(
+    kit: Kit, tiny_model_dir: Path
+) -> None:
+    adapter = kit.make(tiny_model_dir, top_k=3, fusion="rrf")
+    field = {"haystack": r"Document\.score", "langchain": r"documents\[1\]\.metadata\['score'\]",
+             "llama_index": r"nodes\[1\]\.score"}[kit.name]
+    with pytest.raises(ValueError, match=field + r" is missing \(None\)"):
+        kit.run(adapter, QUERY, kit.inputs(["the drug", "blood cells"], [1.0, None]))
+    assert not kit.scorer(adapter).is_loaded  # refused before any scoring
+    with pytest.raises(ValueError, match="fusion_normalization='zscore' can be negative"):
+        kit.make(tiny_model_dir, fusion="linear", min_relative_score=0.5)
+
+
 @pytest.mark.parametrize(("option", "value", "error"), [
     ("top_k", 0, ValueError),
     ("top_k", "3", TypeError),
@@ -393,6 +462,8 @@ def test_relative_cut_is_the_cores_and_refused_on_raw_logits(
     ("min_relative_score", 1.5, ValueError),
     ("batch_size", 0, ValueError),
     ("long_documents", "split", ValueError),
+    ("fusion", "sum", ValueError),
+    ("fusion_weight", 1.5, ValueError),
 ])
 def test_bad_settings_fail_at_construction(
     kit: Kit, tiny_model_dir: Path, option: str, value: Any, error: type[Exception]
@@ -412,6 +483,9 @@ _NON_DEFAULTS: dict[str, Any] = {
     "max_tokens_per_batch": 512,
     "max_length": 64,
     "activation": "raw",
+    "fusion": "linear",
+    "fusion_weight": 0.3,
+    "fusion_normalization": "minmax",
     "backend": "torch-bf16",
     "onnx_cache_dir": "/tmp/crossrank-onnx-test",
     "long_documents": "chunk",

@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import crossrank.adapters as layer
-from crossrank import CrossEncoderScorer
+from crossrank import CrossEncoderScorer, Reranked
 from crossrank.adapters import (
     SCORER_OPTIONS,
     SPAN_KEY,
+    FirstStage,
     Ranked,
     RerankScorer,
     Selection,
@@ -48,9 +51,11 @@ def test_all_is_pinned() -> None:
     assert sorted(layer.__all__) == sorted(
         [
             "CROSS_ENCODER_KEYS",
+            "MODEL_SCORE_KEY",
             "SCORER_OPTIONS",
             "SECRET_OPTIONS",
             "SPAN_KEY",
+            "FirstStage",
             "Ranked",
             "RankedItems",
             "RerankScorer",
@@ -66,6 +71,7 @@ def test_all_is_pinned() -> None:
         ]
     )
     assert SPAN_KEY == "crossrank_span"
+    assert layer.MODEL_SCORE_KEY == "crossrank_model_score"
 
 
 def test_scorer_options_follow_the_scorer_signature() -> None:
@@ -284,3 +290,83 @@ def test_settings_of_a_scorer_that_only_has_the_protocol() -> None:
     assert settings["model"] == "remote-model"
     assert settings["batch_size"] == SCORER_OPTIONS["batch_size"]
     assert settings["calibration"] is None and settings["max_length"] is None
+
+
+# ---------------------------------------------------------------------- fusion
+
+
+@dataclass
+class Hit1:
+    """A caller's item with a retriever's score beside its text."""
+
+    body: str | None
+    bm25: float | None
+
+
+_FIRST = FirstStage(read=lambda d: d.bm25, where="hits[{i}].bm25",
+                    hint=lambda d: f" ({d.body!r}); give it one")
+
+
+def test_rerank_items_fuses_with_the_items_first_stage_score(
+    tiny_scorer: CrossEncoderScorer,
+) -> None:
+    items = [Hit1("the drug and blood cells", 2.0), Hit1("", None), Hit1("a cat", 9.0),
+             Hit1("blood cells of the heart", 4.0)]
+    got = rerank_items(tiny_scorer, QUERY, items, text=lambda d: d.body, first_stage=_FIRST,
+                       fusion="rrf", fusion_weight=0.2)
+    want = tiny_scorer.rerank(QUERY, [d.body for d in items], fusion="rrf", fusion_weight=0.2,
+                              first_stage_scores=[d.bm25 for d in items])
+    assert [(h.index, h.score, h.model_score) for h in got.hits] == [
+        (h.index, h.score, h.model_score) for h in want.hits
+    ]
+    assert all(type(h.model_score) is float for h in got.hits)
+    assert [d.body for d in got.skipped] == [""]
+    assert asyncio.run(arerank_items(tiny_scorer, QUERY, items, text=lambda d: d.body,
+                                     first_stage=_FIRST, fusion="rrf", fusion_weight=0.2)) == got
+    with pytest.raises(ValueError, match=r"hits\[1\]\.bm25 is missing \(None\).*\('x'\); give"):
+        rerank_items(tiny_scorer, QUERY, [Hit1("a", 1.0), Hit1("x", None)],
+                     text=lambda d: d.body, first_stage=_FIRST, fusion="linear")
+    with pytest.raises(ValueError, match=r"needs each item's first-stage score; pass first_st"):
+        rerank_items(tiny_scorer, QUERY, items, text=lambda d: d.body, fusion="linear")
+    # Fusion off: the first-stage scores are not read, so items need none.
+    plain = rerank_items(tiny_scorer, QUERY, [Hit1("a", None)], text=lambda d: d.body,
+                         first_stage=_FIRST)
+    assert plain.hits[0].model_score is None
+
+
+class _PlainScorer:
+    """A scorer with the protocol's pre-fusion ``rerank`` (a remote one, say): no fusion
+    keywords, no fusion settings."""
+
+    def __init__(self, inner: CrossEncoderScorer) -> None:
+        self.inner = inner
+        self.model_name = inner.model_name
+        self.activation = inner.activation
+
+    def warm_up(self) -> None:
+        self.inner.warm_up()
+
+    def rerank(self, query: str, texts: Sequence[str | None], *, top_k: int | None = None,
+               score_threshold: float | None = None, min_relative_score: float | None = None,
+               token_budget: int | None = None, passages: bool = False,
+               contents: Sequence[str | None] | None = None) -> Reranked:
+        return self.inner.rerank(query, texts, top_k=top_k, score_threshold=score_threshold,
+                                 min_relative_score=min_relative_score,
+                                 token_budget=token_budget, passages=passages,
+                                 contents=contents)
+
+    async def arerank(self, query: str, texts: Sequence[str | None], **kwargs: Any) -> Reranked:
+        return self.rerank(query, texts, **kwargs)
+
+
+def test_a_scorer_without_fusion_still_serves_the_adapters(
+    tiny_scorer: CrossEncoderScorer,
+) -> None:
+    plain = _PlainScorer(tiny_scorer)
+    got = rerank_items(plain, QUERY, _docs(), text=lambda d: d.body, first_stage=_FIRST)
+    want = rerank_items(tiny_scorer, QUERY, _docs(), text=lambda d: d.body)
+    assert got == want
+    # Asking it to fuse fails loudly rather than reranking without the first stage.
+    with pytest.raises(TypeError, match="unexpected keyword argument"):
+        rerank_items(plain, QUERY, [Hit1("a", 1.0)], text=lambda d: d.body,
+                     first_stage=_FIRST, fusion="linear")

@@ -364,6 +364,8 @@ def test_each_command_declares_the_scorer_options_once(command: str) -> None:
     assert len(flags) == len(set(flags))
     expected = set(SCORER_FLAGS) - (set() if command == "rerank" else {"activation",
                                                                          "calibration"})
+    if command == "calibrate":  # it fits the model's own logits: nothing to fuse
+        expected -= {"fusion", "fusion_weight", "fusion_normalization"}
     declared = {a.dest for a in parser._actions} & set(SCORER_FLAGS)
     assert declared == expected
 
@@ -410,3 +412,65 @@ def test_compare_mode_repeats_model_and_backend() -> None:
     assert scorer_kwargs(args)["model"] == ["a", "b"]
     assert scorer_kwargs(args)["backend"] == ["torch", "onnx"]
     assert "activation" not in scorer_kwargs(args)
+
+
+# ------------------------------------------------------------------ first-stage fusion
+
+_SCORED = [
+    {"id": "a", "text": "berlin is the capital of germany", "bm25": 9.5},
+    {"id": "b", "text": "paris is the capital of france", "bm25": 4.0},
+    {"id": "c", "text": "", "bm25": None},
+    {"id": "d", "text": "the cat and the dog", "bm25": 6.25},
+]
+
+
+def test_rerank_fuses_with_a_first_stage_field(
+    tmp_path: Path, tiny_model_dir: Path, tiny_scorer: CrossEncoderScorer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    f = _write(tmp_path / "docs.jsonl", [json.dumps(d) for d in _SCORED])
+    code, out, _ = _run(["rerank", "-q", "capital of france", "-i", str(f), "-m",
+                         str(tiny_model_dir), "--fusion", "linear", "--fusion-weight", "0.7",
+                         "--first-stage-field", "bm25", "--title-field", ""], capsys)
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    want = tiny_scorer.rerank("capital of france", [d["text"] for d in _SCORED],
+                              fusion="linear", fusion_weight=0.7,
+                              first_stage_scores=[d["bm25"] for d in _SCORED])
+    assert [r["id"] for r in rows] == [_SCORED[h.index]["id"] for h in want.hits]
+    assert [r["score"] for r in rows] == pytest.approx([h.score for h in want.hits], abs=1e-6)
+    assert [r["model_score"] for r in rows] == pytest.approx(
+        [h.model_score for h in want.hits], abs=1e-6
+    )
+    assert [r["bm25"] for r in rows] == [_SCORED[h.index]["bm25"] for h in want.hits]
+
+
+@pytest.mark.parametrize(
+    ("flags", "lines", "message"),
+    [
+        (["--fusion", "rrf"], None, "--fusion rrf needs --first-stage-field FIELD"),
+        (["--first-stage-field", "bm25"], None,
+         "--first-stage-field bm25 is only used with --fusion linear or --fusion rrf"),
+        (["--fusion-weight", "0.3"], None, "--fusion-weight is only used with --fusion"),
+        (["--fusion", "linear", "--first-stage-field", "bm25"],
+         ['{"text": "paris", "bm25": 1}', '{"text": "dog"}'],
+         "docs.jsonl:2: field 'bm25' must be a finite number (the candidate's first-stage "
+         "score, for --fusion), got no such field; choose the field with --first-stage-field"),
+        (["--fusion", "linear", "--first-stage-field", "bm25"],
+         ['{"text": "paris", "bm25": "high"}'], "docs.jsonl:1: field 'bm25' must be a finite"),
+        (["--fusion", "linear", "--first-stage-field", "bm25", "--format", "text"], ["paris"],
+         "--first-stage-field needs JSONL input"),
+        (["--fusion", "linear", "--first-stage-field", "bm25", "--min-relative-score", "0.5"],
+         None, "--min-relative-score needs non-negative scores, and fused scores with "
+         "--fusion linear"),
+    ],
+)
+def test_rerank_fusion_errors_are_one_line_naming_the_flags(
+    tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str],
+    flags: list[str], lines: list[str] | None, message: str,
+) -> None:
+    f = _write(tmp_path / "docs.jsonl", lines or [json.dumps(d) for d in _SCORED])
+    code, out, err = _run(["rerank", "-q", "q", "-i", str(f), "-m", str(tiny_model_dir),
+                           *flags], capsys)
+    assert (code, out) == (2, "")
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err

@@ -622,3 +622,32 @@ async def test_run_async_takes_the_same_per_call_values_as_run(
             (d.id, d.score, d.content, d.meta) for d in expected
         ]
     assert docs == _long_docs()
+
+
+def test_fusion_in_a_pipeline_reads_the_retrievers_scores(tiny_model_dir: Path) -> None:
+    from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
+    from haystack.document_stores.in_memory import InMemoryDocumentStore
+
+    store = InMemoryDocumentStore()
+    store.write_documents([
+        Document(content=text, id=f"d{i}")
+        for i, text in enumerate([
+            "the drug and blood cells", "blood cells of the heart", "the cat and the dog",
+            "the dose of the drug", "cancer risk of the drug in patients", "gene and protein",
+        ])
+    ])
+    ranker = CrossEncoderRanker(model=str(tiny_model_dir), top_k=4, fusion="rrf",
+                                fusion_weight=0.4)
+    pipeline = Pipeline()
+    pipeline.add_component("retriever", InMemoryBM25Retriever(document_store=store, top_k=5))
+    pipeline.add_component("ranker", ranker)
+    pipeline.connect("retriever.documents", "ranker.documents")
+    result = pipeline.run({"retriever": {"query": QUERY}, "ranker": {"query": QUERY}})
+    got = result["ranker"]["documents"]
+    retrieved = InMemoryBM25Retriever(document_store=store, top_k=5).run(query=QUERY)["documents"]
+    assert all(d.score is not None for d in retrieved)
+    want = ranker._scorer.rerank(QUERY, [d.content for d in retrieved], top_k=4,
+                                 first_stage_scores=[d.score for d in retrieved])
+    assert [(d.id, d.score, d.meta["crossrank_model_score"]) for d in got] == [
+        (retrieved[h.index].id, h.score, h.model_score) for h in want.hits
+    ]

@@ -106,6 +106,7 @@ def test_every_scorer_setting_is_a_field_with_the_scorers_default() -> None:
         "passage_only",
         "metadata_keys_to_embed",
         "embedding_separator",
+        "first_stage_key",
     }
 
 
@@ -660,3 +661,29 @@ def test_passage_only_keeps_content_when_the_window_is_all_metadata(
     assert out.page_content == doc.page_content
     assert "crossrank_span" not in out.metadata
     assert isinstance(out.metadata["relevance_score"], float)
+
+
+# ---------------------------------------------------------------------- first-stage fusion
+
+
+def test_fusion_reads_the_first_stage_score_from_the_configured_metadata_key(
+    tiny_model_dir: Path,
+) -> None:
+    docs = make_docs()
+    for i, doc in enumerate(docs):
+        doc.metadata["_score"] = float((7 * i) % 5)  # an Elasticsearch-style hit's key
+    reranker = CrossEncoderRerank(model=str(tiny_model_dir), top_n=6, fusion="linear",
+                                  fusion_weight=0.4, first_stage_key="_score")
+    got = reranker.compress_documents(docs, QUERY)
+    want = reranker.scorer.rerank(QUERY, [d.page_content for d in docs],
+                                  first_stage_scores=[d.metadata["_score"] for d in docs])
+    assert ids_scores(got) == [(h.index, h.score) for h in want.hits]
+    assert [d.metadata["crossrank_model_score"] for d in got] == [h.model_score for h in want.hits]
+    saved = json.loads(reranker.model_dump_json())
+    assert CrossEncoderRerank.model_validate(saved).first_stage_key == "_score"
+    # The default key is "score"; a Document without it is named, with the keys it has.
+    default = CrossEncoderRerank(model=str(tiny_model_dir), fusion="rrf")
+    with pytest.raises(ValueError, match=r"documents\[0\]\.metadata\['score'\] is missing \(None"
+                       r"\).*keys are \['_score', 'id', 'tags', 'title'\]: set first_stage_key"):
+        default.compress_documents(docs, QUERY)
+

@@ -213,6 +213,7 @@ def test_a_model_object_gets_crossranks_selection(
         {"token_budget": 100},
         {"passage_only": True},
         {"long_documents": "chunk"},
+        {"fusion": "linear"},
         {"scorer": "tiny"},
     ],
 )

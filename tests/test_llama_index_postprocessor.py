@@ -729,3 +729,23 @@ def test_instrumentation_with_passages(
     assert start.nodes == nodes  # type: ignore[attr-defined]
     assert [n.node.text for n in end.nodes] == [n.node.text for n in result]  # type: ignore[attr-defined]
     assert all("crossrank_span" in n.node.metadata for n in end.nodes)  # type: ignore[attr-defined]
+
+
+def test_fusion_keeps_the_model_score_out_of_the_llm_and_embedder_text(
+    tiny_model_dir: Path,
+) -> None:
+    nodes = make_nodes()
+    rerank = CrossEncoderRerank(model=str(tiny_model_dir), top_n=7, fusion="linear",
+                                fusion_weight=0.3, keep_retrieval_score=True)
+    out = rerank.postprocess_nodes(nodes, query_str=QUERY)
+    texts = [n.node.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
+    want = rerank.scorer.rerank(QUERY, texts, first_stage_scores=[n.score for n in nodes])
+    assert ids_and_scores(out) == [(f"n{h.index}", h.score) for h in want.hits]
+    for got, hit in zip(out, want.hits, strict=True):
+        copy = got.node
+        assert copy.metadata["crossrank_model_score"] == hit.model_score
+        assert copy.metadata["retrieval_score"] == nodes[hit.index].score  # the input's
+        for mode in (MetadataMode.LLM, MetadataMode.EMBED):
+            assert "crossrank_model_score" not in copy.get_content(metadata_mode=mode)
+        assert copy.excluded_llm_metadata_keys == ["retrieval_score", "crossrank_model_score"]
+    assert all(n.node.metadata == {"source": f"doc{i}"} for i, n in enumerate(nodes))

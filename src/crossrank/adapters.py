@@ -13,7 +13,10 @@ here:
   ``token_budget``, checked once, with per-call overrides merged.
 - :func:`rerank_items` / :func:`arerank_items`: score the caller's own items and return
   them, best first, with score and passage; items without text are reported, not lost.
-- :func:`cut_passage` and :data:`SPAN_KEY`: the passage hand-off every adapter writes.
+  With fusion, a :class:`FirstStage` says where each item's first-stage score is.
+- :func:`cut_passage` and :data:`SPAN_KEY`: the passage hand-off every adapter writes;
+  :data:`MODEL_SCORE_KEY`: where every adapter keeps the cross-encoder's own score when the
+  framework's score field holds the fused one.
 
 Example:
     >>> from crossrank import CrossEncoderScorer
@@ -34,7 +37,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
-from crossrank.selection import Hit
+from crossrank.fusion import Fusion, check_first_stage_scores, resolve_fusion
+from crossrank.selection import Hit, is_blank
 from crossrank.validation import (
     check_positive_int,
     check_relative_cut,
@@ -47,9 +51,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CROSS_ENCODER_KEYS",
+    "MODEL_SCORE_KEY",
     "SCORER_OPTIONS",
     "SECRET_OPTIONS",
     "SPAN_KEY",
+    "FirstStage",
     "Ranked",
     "RankedItems",
     "RerankScorer",
@@ -69,6 +75,10 @@ T = TypeVar("T")
 #: Metadata key of a passage's ``[start, end]`` character offsets in the original content,
 #: set by every adapter on a result whose content was cut to its best passage.
 SPAN_KEY = "crossrank_span"
+
+#: Metadata key of the cross-encoder's own score, set by every adapter when fusion is on
+#: (the framework's score field then holds the fused score that ordered the results).
+MODEL_SCORE_KEY = "crossrank_model_score"
 
 #: Scorer options that hold a secret: never serialized in plain text. Each framework stores
 #: them its own way (a Haystack ``Secret``, an environment variable name).
@@ -212,7 +222,14 @@ def _activation_of(where: str, fn: Any) -> str:
 @runtime_checkable
 class RerankScorer(Protocol):
     """What the adapters need of a scorer: :class:`crossrank.CrossEncoderScorer`, or any
-    scorer with the same ``rerank``/``arerank`` contract (a remote one, for instance)."""
+    scorer with the same ``rerank``/``arerank`` contract (a remote one, for instance).
+
+    The adapters pass ``first_stage_scores`` and the per-call fusion values only when
+    fusion is on, so a scorer without fusion need not take them; one with fusion has
+    ``fusion``, ``fusion_weight`` and ``fusion_normalization`` attributes, as
+    :class:`crossrank.CrossEncoderScorer` does (:func:`crossrank.fusion.resolve_fusion`
+    reads them).
+    """
 
     @property
     def model_name(self) -> str: ...
@@ -234,6 +251,10 @@ class RerankScorer(Protocol):
         passages: bool = False,
         contents: Sequence[str | None] | None = None,
         activation: Any = None,
+        first_stage_scores: Sequence[float | None] | None = None,
+        fusion: Any = None,
+        fusion_weight: float | None = None,
+        fusion_normalization: Any = None,
     ) -> Reranked: ...
 
     async def arerank(
@@ -248,6 +269,10 @@ class RerankScorer(Protocol):
         passages: bool = False,
         contents: Sequence[str | None] | None = None,
         activation: Any = None,
+        first_stage_scores: Sequence[float | None] | None = None,
+        fusion: Any = None,
+        fusion_weight: float | None = None,
+        fusion_normalization: Any = None,
     ) -> Reranked: ...
 
 
@@ -341,18 +366,21 @@ class Selection:
         min_relative_score: Any = None,
         token_budget: Any = None,
         top_k_name: str = "top_k",
+        fusion: Fusion | None = None,
     ) -> Selection:
-        """Check each value once; ``activation`` decides whether a relative cut is allowed.
+        """Check each value once; ``activation`` (or, with ``fusion``, the fusion) decides
+        whether a relative cut is allowed.
 
         Raises:
             TypeError: A value has the wrong type.
-            ValueError: A value is out of range, or ``min_relative_score`` is set with
-                ``activation="raw"``.
+            ValueError: A value is out of range, or ``min_relative_score`` is set where the
+                scores can be negative (``activation="raw"`` without fusion; linear fusion
+                with ``"zscore"``).
         """
         return cls(
             top_k=check_top_k(top_k, name=top_k_name),
             score_threshold=check_score_threshold(score_threshold),
-            min_relative_score=check_relative_cut(min_relative_score, activation),
+            min_relative_score=check_relative_cut(min_relative_score, activation, fusion=fusion),
             token_budget=check_positive_int(token_budget, name="token_budget", allow_none=True),
             top_k_name=top_k_name,
         )
@@ -365,10 +393,12 @@ class Selection:
         score_threshold: Any = None,
         min_relative_score: Any = None,
         token_budget: Any = None,
+        fusion: Fusion | None = None,
     ) -> Selection:
         """This selection with per-call values (``None``: keep this selection's value)."""
         return Selection.checked(
             activation=activation,
+            fusion=fusion,
             top_k=self.top_k if top_k is None else top_k,
             score_threshold=self.score_threshold if score_threshold is None else score_threshold,
             min_relative_score=(
@@ -400,6 +430,8 @@ class Ranked(Generic[T]):
         passage: With ``passages=True``: ``(start, end)`` of its best passage in its
             content; None when the passage lies wholly outside the content (then the whole
             content is handed on) or without ``passages``.
+        model_score: With fusion: the cross-encoder's own score (``score`` is the fused
+            one); None without fusion. Adapters store it under :data:`MODEL_SCORE_KEY`.
     """
 
     item: T
@@ -407,6 +439,25 @@ class Ranked(Generic[T]):
     score: float
     truncated: bool = False
     passage: tuple[int, int] | None = None
+    model_score: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FirstStage(Generic[T]):
+    """Where an adapter finds each item's first-stage score, for fusion.
+
+    Attributes:
+        read: The item's first-stage score (None when it has none: an error for an item
+            with text, named with ``where``).
+        where: How item ``{i}``'s score is named in messages, e.g.
+            ``"documents[{i}].score"``.
+        hint: What to do about a missing score: a sentence, or a function of the item that
+            gives one (to list the metadata keys it does have, say).
+    """
+
+    read: Callable[[T], Any]
+    where: str
+    hint: str | Callable[[T], str] = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,16 +491,24 @@ def _texts_and_contents(
     return texts, contents
 
 
-def _call_options(
+def _rerank_call(
+    scorer: RerankScorer,
+    items: Sequence[T],
+    text: Callable[[T], str | None],
+    content: Callable[[T], str | None] | None,
     selection: Selection | None,
     passages: bool,
-    contents: list[str | None] | None,
     activation: str | None,
-) -> dict[str, Any]:
+    first_stage: FirstStage[T] | None,
+    fusion: dict[str, Any],
+) -> tuple[list[str | None], dict[str, Any]]:
+    """The texts and keyword arguments of one ``scorer.rerank`` call over ``items``."""
+    texts, contents = _texts_and_contents(items, text, content, passages)
     options = {**(selection or Selection()).kwargs(), "passages": passages, "contents": contents}
     if activation is not None:  # scorers without per-call activations still work
         options["activation"] = activation
-    return options
+    options |= _fusion_options(scorer, items, texts, first_stage, fusion)
+    return texts, options
 
 
 def _collect(items: Sequence[T], reranked: Reranked) -> RankedItems[T]:
@@ -460,7 +519,41 @@ def _collect(items: Sequence[T], reranked: Reranked) -> RankedItems[T]:
 
 
 def _ranked(items: Sequence[T], hit: Hit) -> Ranked[T]:
-    return Ranked(items[hit.index], hit.index, float(hit.score), hit.truncated, hit.passage)
+    own = None if hit.model_score is None else float(hit.model_score)
+    return Ranked(
+        items[hit.index], hit.index, float(hit.score), hit.truncated, hit.passage, own
+    )
+
+
+def _fusion_options(
+    scorer: RerankScorer,
+    items: Sequence[T],
+    texts: list[str | None],
+    first_stage: FirstStage[T] | None,
+    overrides: dict[str, Any],
+) -> dict[str, Any]:
+    """The fusion keywords of one ``scorer.rerank`` call: none when fusion is off (and no
+    per-call value was given), else the per-call values and each item's first-stage score,
+    checked here so a missing one is named as the framework names it."""
+    given = {name: value for name, value in overrides.items() if value is not None}
+    fusion = resolve_fusion(scorer, **given)
+    if fusion is None:
+        return given
+    if first_stage is None:
+        raise ValueError(
+            f"{fusion.describe()} needs each item's first-stage score; pass "
+            "first_stage=FirstStage(read=..., where=...) to rerank_items"
+        )
+    values = [first_stage.read(item) for item in items]
+    needed = [i for i, t in enumerate(texts) if not is_blank(t)]
+    hint = first_stage.hint
+    if callable(hint):
+        missing = next((i for i in needed if values[i] is None), None)
+        hint = "" if missing is None else hint(items[missing])
+    check_first_stage_scores(
+        values, count=len(items), needed=needed, where=first_stage.where, hint=hint
+    )
+    return {**given, "first_stage_scores": values}
 
 
 def rerank_items(
@@ -473,6 +566,10 @@ def rerank_items(
     selection: Selection | None = None,
     passages: bool = False,
     activation: str | None = None,
+    first_stage: FirstStage[T] | None = None,
+    fusion: str | None = None,
+    fusion_weight: float | None = None,
+    fusion_normalization: str | None = None,
 ) -> RankedItems[T]:
     """Score the caller's items against ``query`` and return the kept ones, best first.
 
@@ -489,15 +586,23 @@ def rerank_items(
             budget then counts the passages, so what is handed on fits.
         activation: This call's activation (``None``: the scorer's), e.g. ``"raw"`` for
             Haystack's per-call ``scale_score=False``; the same loaded model serves it.
+        first_stage: Where each item's first-stage score is; read only when fusion is on
+            (the scorer's, or this call's). An item with text and no score is an error
+            naming it (``first_stage.where``).
+        fusion: This call's fusion method (``None``: the scorer's; ``"none"``: off).
+        fusion_weight: This call's cross-encoder share (``None``: the scorer's).
+        fusion_normalization: This call's normalization (``None``: the scorer's).
 
     Returns:
-        A :class:`RankedItems`. No items: no hits, and the model is not loaded.
+        A :class:`RankedItems`; with fusion each hit's ``score`` is the fused score and
+        ``model_score`` the cross-encoder's. No items: no hits, and the model is not loaded.
     """
-    texts, contents = _texts_and_contents(items, text, content, passages)
-    reranked = scorer.rerank(
-        query, texts, **_call_options(selection, passages, contents, activation)
-    )
-    return _collect(items, reranked)
+    texts, options = _rerank_call(
+        scorer, items, text, content, selection, passages, activation, first_stage,
+        {"fusion": fusion, "fusion_weight": fusion_weight,
+         "fusion_normalization": fusion_normalization},
+    )  # fmt: skip
+    return _collect(items, scorer.rerank(query, texts, **options))
 
 
 async def arerank_items(
@@ -510,13 +615,18 @@ async def arerank_items(
     selection: Selection | None = None,
     passages: bool = False,
     activation: str | None = None,
+    first_stage: FirstStage[T] | None = None,
+    fusion: str | None = None,
+    fusion_weight: float | None = None,
+    fusion_normalization: str | None = None,
 ) -> RankedItems[T]:
     """:func:`rerank_items` with the scoring off the event loop (same arguments)."""
-    texts, contents = _texts_and_contents(items, text, content, passages)
-    reranked = await scorer.arerank(
-        query, texts, **_call_options(selection, passages, contents, activation)
-    )
-    return _collect(items, reranked)
+    texts, options = _rerank_call(
+        scorer, items, text, content, selection, passages, activation, first_stage,
+        {"fusion": fusion, "fusion_weight": fusion_weight,
+         "fusion_normalization": fusion_normalization},
+    )  # fmt: skip
+    return _collect(items, await scorer.arerank(query, texts, **options))
 
 
 def cut_passage(content: str, passage: tuple[int, int] | None) -> tuple[str, list[int] | None]:

@@ -54,6 +54,9 @@ SCORER_FLAGS: tuple[str, ...] = (
     "max_length",
     "activation",
     "calibration",
+    "fusion",
+    "fusion_weight",
+    "fusion_normalization",
     "long_documents",
     "max_windows",
     "window_stride",
@@ -69,6 +72,7 @@ SCORER_FLAGS: tuple[str, ...] = (
     "config_kwargs",
 )
 _ACTIVATION_FLAGS = ("activation", "calibration")
+_FUSION_FLAGS = ("fusion", "fusion_weight", "fusion_normalization")
 
 
 def positive_int(value: str) -> int:
@@ -79,6 +83,17 @@ def positive_int(value: str) -> int:
         number = 0
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value!r}")
+    return number
+
+
+def fraction(value: str) -> float:
+    """argparse type: a number in [0, 1]."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not 0.0 <= number <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {value!r}")
     return number
 
 
@@ -103,7 +118,11 @@ def _scorer_defaults() -> dict[str, Any]:
 
 
 def add_scorer_options(
-    parser: argparse.ArgumentParser, *, compare: bool = False, activation: bool = True
+    parser: argparse.ArgumentParser,
+    *,
+    compare: bool = False,
+    activation: bool = True,
+    fusion: bool = True,
 ) -> argparse.ArgumentParser:
     """Declare the :class:`crossrank.CrossEncoderScorer` options as flags on ``parser``.
 
@@ -117,6 +136,8 @@ def add_scorer_options(
             values are then lists, or None when not given).
         activation: Declare ``--activation`` and ``--calibration`` (a command that reads
             raw logits or only ranks, such as ``eval`` and ``calibrate``, leaves them out).
+        fusion: Declare ``--fusion``, ``--fusion-weight`` and ``--fusion-normalization``
+            (``calibrate``, which fits the model's own logits, leaves them out).
 
     Returns:
         ``parser``.
@@ -141,15 +162,16 @@ def add_scorer_options(
         f"({', '.join(BACKENDS)}; default: {defaults['backend']})",
         **({"action": "append"} if compare else {"default": defaults["backend"]}),
     )
-    for name, help_text, kwargs in _option_specs(activation):
+    for name, help_text, kwargs in _option_specs(activation, fusion):
         kwargs.setdefault("default", defaults[name])
         group.add_argument("--" + name.replace("_", "-"), help=help_text, **kwargs)
     return parser
 
 
-def _option_specs(activation: bool) -> list[tuple[str, str, dict[str, Any]]]:
+def _option_specs(activation: bool, fusion: bool) -> list[tuple[str, str, dict[str, Any]]]:
     """(scorer option, help, add_argument keywords) for every flag but --model/--backend."""
     from crossrank.calibration import ACTIVATIONS
+    from crossrank.fusion import FUSIONS, NORMALIZATIONS
     from crossrank.windows import AGGREGATIONS
 
     def count() -> dict[str, Any]:
@@ -182,6 +204,28 @@ def _option_specs(activation: bool) -> list[tuple[str, str, dict[str, Any]]]:
                 "with --activation calibrated: a file from `crossrank calibrate` "
                 "(default: the one in the model's folder)",
                 path("FILE"),
+            ),
+        ]
+    if fusion:
+        specs += [
+            (
+                "fusion",
+                "mix the cross-encoder's score with each candidate's first-stage score, per "
+                "query: linear (weighted sum of per-query normalised scores) or rrf "
+                "(weighted reciprocal rank fusion) (default: off)",
+                {"choices": FUSIONS},
+            ),
+            (
+                "fusion_weight",
+                "the cross-encoder's share of the fused score, in [0, 1] "
+                "(default: %(default)s)",
+                {"type": fraction, "metavar": "W"},
+            ),
+            (
+                "fusion_normalization",
+                "how linear fusion puts both scores on one scale per query "
+                "(default: %(default)s)",
+                {"choices": NORMALIZATIONS},
             ),
         ]
     specs += [
@@ -255,18 +299,24 @@ def scorer_kwargs(args: argparse.Namespace, *, changed_only: bool = False) -> di
 
 
 def read_candidates(
-    path: Path, fmt: str, text_field: str, title_field: str | None = None
+    path: Path,
+    fmt: str,
+    text_field: str,
+    title_field: str | None = None,
+    score_field: str | None = None,
 ) -> list[dict[str, Any]]:
     """Read candidates as records with at least ``text_field``.
 
     ``fmt`` is ``jsonl`` (one JSON object per line), ``text`` (one candidate per line) or
     ``auto`` (JSONL when the first non-blank line starts with ``{``). Blank lines are
     skipped; a file with nothing else gives ``[]``. With ``title_field``, a JSONL record's
-    title there must be a string or null when present. Errors name the file and line.
+    title there must be a string or null when present. With ``score_field`` (a first-stage
+    score, for fusion) the input must be JSONL and every record with non-blank text must
+    hold a finite number there. Errors name the file and line.
 
     Raises:
         InputError: ``path`` is missing or a directory, is not UTF-8, or a line is not a
-            JSON object with a string ``text_field``.
+            JSON object with a string ``text_field`` (and a number in ``score_field``).
     """
     check_input_file(str(path), "--input")
     try:
@@ -276,6 +326,11 @@ def read_candidates(
     if fmt == "auto":
         first = next((line for line in lines if line.strip()), "")
         fmt = "jsonl" if first.lstrip().startswith("{") else "text"
+    if score_field and fmt == "text" and any(line.strip() for line in lines):
+        raise InputError(
+            f"{path}: --first-stage-field needs JSONL input (one object per line with the "
+            f"text and the score), got plain text lines"
+        )
     records: list[dict[str, Any]] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -302,8 +357,30 @@ def read_candidates(
                 f"{type(title).__name__}; choose the field with --title-field "
                 "(--title-field '' ignores titles)"
             )
+        if score_field and text.strip():
+            value = record.get(score_field, _MISSING)
+            _check_first_stage_field(value, f"{path}:{number}", score_field)
         records.append(record)
     return records
+
+
+_MISSING = object()
+
+
+def _check_first_stage_field(value: Any, where: str, field: str) -> None:
+    """A record's first-stage score must be a finite number."""
+    if value is _MISSING or value is None:
+        got = "no such field" if value is _MISSING else "null"
+    elif isinstance(value, bool) or not isinstance(value, (int, float)):
+        got = f"{type(value).__name__} {json.dumps(value)[:40]}"
+    elif value != value or value in (float("inf"), float("-inf")):
+        got = str(value)
+    else:
+        return
+    raise InputError(
+        f"{where}: field {field!r} must be a finite number (the candidate's first-stage "
+        f"score, for --fusion), got {got}; choose the field with --first-stage-field"
+    )
 
 
 def _note(args: argparse.Namespace, message: str) -> None:
@@ -333,7 +410,10 @@ def _rerank(args: argparse.Namespace) -> int:
     from crossrank.scorer import CrossEncoderScorer
 
     title_field = args.title_field or None
-    records = read_candidates(Path(args.input), args.format, args.text_field, title_field)
+    score_field = _first_stage_field(args)
+    records = read_candidates(
+        Path(args.input), args.format, args.text_field, title_field, score_field
+    )
     if not records:
         _note(args, f"{args.input} holds no candidates (it is empty or has only blank lines)")
         _write_jsonl([], args.out)
@@ -355,6 +435,9 @@ def _rerank(args: argparse.Namespace) -> int:
             token_budget=args.token_budget,
             passages=args.passage,
             contents=contents if args.passage else None,
+            first_stage_scores=(
+                [r.get(score_field) for r in records] if score_field else None
+            ),
         )
     if outcome.skipped:
         where = ", ".join(str(_where(records[i])) for i in outcome.skipped[:10])
@@ -368,6 +451,8 @@ def _rerank(args: argparse.Namespace) -> int:
     for rank, hit in enumerate(outcome.hits, start=1):
         record = dict(records[hit.index])
         record["score"] = hit.score
+        if hit.model_score is not None:
+            record["model_score"] = hit.model_score
         record["rank"] = rank
         if hit.truncated:
             record["truncated"] = True
@@ -380,6 +465,27 @@ def _rerank(args: argparse.Namespace) -> int:
         rows.append(record)
     _write_jsonl(rows, args.out)
     return 0
+
+
+def _first_stage_field(args: argparse.Namespace) -> str | None:
+    """``--first-stage-field``, which goes with ``--fusion`` both ways."""
+    field: str | None = args.first_stage_field
+    if args.fusion and not field:
+        raise InputError(
+            f"--fusion {args.fusion} needs --first-stage-field FIELD: the JSONL field holding "
+            "each candidate's first-stage (retriever) score"
+        )
+    if field and not args.fusion:
+        raise InputError(
+            f"--first-stage-field {field} is only used with --fusion linear or --fusion rrf"
+        )
+    if not args.fusion:
+        defaults = _scorer_defaults()
+        for name in ("fusion_weight", "fusion_normalization"):
+            if getattr(args, name) != defaults[name]:
+                flag = "--" + name.replace("_", "-")
+                raise InputError(f"{flag} is only used with --fusion linear or --fusion rrf")
+    return field
 
 
 def _where(record: dict[str, Any]) -> Any:
@@ -431,6 +537,13 @@ def _add_rerank(subparsers: Any) -> None:
     p.add_argument("--score-threshold", type=float, default=None, help="drop scores below this")
     p.add_argument("--format", choices=("auto", "jsonl", "text"), default="auto")
     p.add_argument("--text-field", default="text", help="JSONL field holding the text")
+    p.add_argument(
+        "--first-stage-field",
+        default=None,
+        metavar="FIELD",
+        help="with --fusion: JSONL field holding each candidate's first-stage (retriever) "
+        "score; 'score' is then the fused score and 'model_score' the cross-encoder's",
+    )
     p.add_argument(
         "--title-field",
         default="title",

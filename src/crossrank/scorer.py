@@ -4,12 +4,14 @@ Every adapter (Haystack, LangChain, LlamaIndex) calls this class; no scoring log
 lives anywhere else. This module coordinates; the work is done in leaf modules: loading
 (:mod:`crossrank.loading`), batching and padding (:mod:`crossrank.batching`), window
 rows and aggregation (:mod:`crossrank.windows`), activation and calibration
-(:mod:`crossrank.calibration`) and selection (:mod:`crossrank.selection`).
+(:mod:`crossrank.calibration`), first-stage fusion (:mod:`crossrank.fusion`) and selection
+(:mod:`crossrank.selection`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import threading
@@ -25,6 +27,13 @@ from crossrank.batching import pad_batch, plan_batches
 from crossrank.calibration import ACTIVATIONS, Calibration, activate, resolve_calibration
 from crossrank.calibration import Activation as Activation
 from crossrank.devices import check_device
+from crossrank.fusion import (
+    Fusion,
+    FusionMethod,
+    Normalization,
+    check_first_stage_scores,
+    resolve_fusion,
+)
 from crossrank.loading import LoadedModel, load_model, reserved_load_kwargs
 from crossrank.selection import Hit, passage_span, select, split_blank
 from crossrank.validation import (
@@ -142,6 +151,20 @@ class CrossEncoderScorer:
             calibrate``, a folder holding ``crossrank_calibration.json``, or a
             :class:`crossrank.calibration.Calibration`. ``None``: the
             ``crossrank_calibration.json`` in the model's folder (a local model only).
+        fusion: Mix the cross-encoder's score with the first stage's, per query: ``None``
+            (default: off), ``"linear"`` (a weighted sum of the two, each normalised per
+            query) or ``"rrf"`` (weighted reciprocal rank fusion). With fusion,
+            :meth:`rerank` and :meth:`rank` need ``first_stage_scores`` (the retriever's
+            score of each candidate); hits are ordered and selected by the fused score, and
+            :attr:`Hit.model_score` keeps the cross-encoder's own. The fused score mixes the
+            model's logit, so it is the same whatever ``activation`` is; see
+            :mod:`crossrank.fusion` and docs/fusion.md.
+        fusion_weight: The cross-encoder's share of the fused score, in [0, 1]; the first
+            stage gets the rest. Default 0.5; ``crossrank eval --tune-fusion`` picks one on
+            held-out queries.
+        fusion_normalization: How ``"linear"`` puts both scores on one scale, per query:
+            ``"zscore"`` (default; fused scores centred on 0) or ``"minmax"`` (fused scores
+            in [0, 1], as ``min_relative_score`` needs). Not used by ``"rrf"``.
         backend: Engine and precision of the forward pass: ``"torch"`` (fp32, the
             reference), ``"torch-bf16"``, ``"torch-fp16"`` (CUDA), ``"onnx"`` (fp32) and
             ``"onnx-int8"`` (onnxruntime on the CPU; ``pip install "crossrank[onnx]"``),
@@ -201,6 +224,9 @@ class CrossEncoderScorer:
         max_length: int | None = None,
         activation: Activation = "sigmoid",
         calibration: str | os.PathLike[str] | Calibration | None = None,
+        fusion: FusionMethod | Literal["none"] | None = None,
+        fusion_weight: float = 0.5,
+        fusion_normalization: Normalization = "zscore",
         backend: Backend = "torch",
         onnx_cache_dir: str | os.PathLike[str] | None = None,
         long_documents: LongDocuments = "truncate",
@@ -235,6 +261,10 @@ class CrossEncoderScorer:
         )
         self.activation: Activation = activation
         self.calibration: Calibration | None = resolve_calibration(activation, calibration, model)
+        checked = Fusion.checked(fusion, fusion_weight, fusion_normalization)
+        self.fusion: FusionMethod | None = None if checked is None else checked.method
+        self.fusion_weight: float = float(fusion_weight)
+        self.fusion_normalization: Normalization = fusion_normalization
         self.backend: str = check_backend(backend)
         if long_documents not in ("truncate", "chunk"):
             raise ValueError(
@@ -429,6 +459,29 @@ class CrossEncoderScorer:
             token_budget=token_budget,
         )
 
+    def _ordered(
+        self,
+        query: str,
+        texts: list[str],
+        activation: Activation,
+        fusion: Fusion | None,
+        first_stage: list[float] | None,
+    ) -> tuple[ScoreDetails, list[float] | None]:
+        """The details whose ``scores`` order and select the texts, and (with fusion) the
+        cross-encoder's own scores beside them.
+
+        With fusion the model is asked for logits, which are fused with the first stage;
+        the model's own scores are those logits through ``activation``, exactly what a call
+        without fusion gives.
+        """
+        if fusion is None:
+            return self.score_details(query, texts, activation=activation), None
+        raw = self.score_details(query, texts, activation="raw")
+        assert first_stage is not None
+        fused = fusion.apply(raw.scores, first_stage)
+        own = activate(np.asarray(raw.scores, dtype=np.float64), activation, self.calibration)
+        return dataclasses.replace(raw, scores=fused), [float(x) for x in own]
+
     def rank(
         self,
         query: str,
@@ -438,28 +491,41 @@ class CrossEncoderScorer:
         score_threshold: float | None = None,
         min_relative_score: float | None = None,
         token_budget: int | None = None,
+        first_stage_scores: Sequence[float] | None = None,
+        fusion: FusionMethod | Literal["none"] | None = None,
+        fusion_weight: float | None = None,
+        fusion_normalization: Normalization | None = None,
     ) -> list[Hit]:
         """Score the texts and return the kept ones, best first.
 
         Order of application (:func:`crossrank.select`): sort by score (ties keep input
         order), drop scores below ``score_threshold``, drop scores below
         ``min_relative_score`` x the best, keep the first ``top_k``, then keep the best
-        while their tokens (model tokenizer) add up to at most ``token_budget``.
+        while their tokens (model tokenizer) add up to at most ``token_budget``. With
+        fusion, "score" is the fused score (see :meth:`rerank`).
 
         Returns:
             :class:`Hit` objects (``index`` into ``texts``, ``score``, ``truncated``,
-            ``span``).
+            ``span``, and with fusion ``model_score``).
         """
+        fused = resolve_fusion(
+            self,
+            fusion=fusion,
+            fusion_weight=fusion_weight,
+            fusion_normalization=fusion_normalization,
+        )
         top_k = check_top_k(top_k)
         score_threshold = check_score_threshold(score_threshold)
-        min_relative_score = check_relative_cut(min_relative_score, self.activation)
+        min_relative_score = check_relative_cut(min_relative_score, self.activation, fusion=fused)
         token_budget = check_positive_int(token_budget, name="token_budget", allow_none=True)
-        details = self.score_details(query, texts)
-        texts = list(texts)
+        check_query(query)
+        texts = check_texts(texts)
+        first = _first_stage(fused, first_stage_scores, len(texts), range(len(texts)))
+        details, own = self._ordered(query, texts, self.activation, fused, first)
         kept = self._select(
             texts, details, top_k, score_threshold, min_relative_score, token_budget
         )
-        return [_hit(i, details) for i in kept]
+        return [_hit(i, details, model_scores=own) for i in kept]
 
     def rerank(
         self,
@@ -473,6 +539,10 @@ class CrossEncoderScorer:
         passages: bool = False,
         contents: Sequence[str | None] | None = None,
         activation: Activation | None = None,
+        first_stage_scores: Sequence[float | None] | None = None,
+        fusion: FusionMethod | Literal["none"] | None = None,
+        fusion_weight: float | None = None,
+        fusion_normalization: Normalization | None = None,
     ) -> Reranked:
         """The adapters' entry point: like :meth:`rank`, but candidates may lack text.
 
@@ -489,11 +559,33 @@ class CrossEncoderScorer:
             activation: This call's activation, ``None``: the scorer's. One loaded model
                 serves them all: ``"raw"`` and ``"sigmoid"`` always, ``"calibrated"`` when
                 the scorer has a calibration (Haystack's per-call ``scale_score`` uses it).
+            first_stage_scores: With fusion: the first-stage retriever's score of each
+                candidate (one per text, finite numbers; a skipped candidate's may be None).
+                Each hit's ``score`` is then the fused score, which orders and selects
+                (threshold, relative cut, ``top_k``, token budget), and ``model_score`` the
+                cross-encoder's own score in this call's activation. Without fusion, an
+                error (they would be ignored).
+            fusion: This call's fusion method, ``None``: the scorer's; ``"none"`` turns
+                the scorer's fusion off for this call.
+            fusion_weight: This call's cross-encoder share, ``None``: the scorer's.
+            fusion_normalization: This call's normalization, ``None``: the scorer's.
+
+        Raises:
+            ValueError: Fusion is on and ``first_stage_scores`` is missing, has the wrong
+                length, or lacks a finite score for a candidate with text; or it is given
+                with fusion off; or ``min_relative_score`` is set where (fused) scores can
+                be negative.
         """
         act = self._activation(activation)
+        fused = resolve_fusion(
+            self,
+            fusion=fusion,
+            fusion_weight=fusion_weight,
+            fusion_normalization=fusion_normalization,
+        )
         top_k = check_top_k(top_k)
         score_threshold = check_score_threshold(score_threshold)
-        min_relative_score = check_relative_cut(min_relative_score, act)
+        min_relative_score = check_relative_cut(min_relative_score, act, fusion=fused)
         token_budget = check_positive_int(token_budget, name="token_budget", allow_none=True)
         check_query(query)
         if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
@@ -501,7 +593,8 @@ class CrossEncoderScorer:
         scorable, skipped = split_blank(texts)
         scorable_texts = check_texts([texts[i] for i in scorable])
         scorable_contents = _check_contents(contents, texts, scorable, passages=passages)
-        details = self.score_details(query, scorable_texts, activation=act)
+        first = _first_stage(fused, first_stage_scores, len(texts), scorable)
+        details, own = self._ordered(query, scorable_texts, act, fused, first)
         handed_on: list[str] = scorable_texts
         cuts: list[tuple[int, int] | None] = [None] * len(scorable)
         if passages:
@@ -509,7 +602,9 @@ class CrossEncoderScorer:
         kept = self._select(
             handed_on, details, top_k, score_threshold, min_relative_score, token_budget
         )
-        hits = [_hit(j, details, index=scorable[j], passage=cuts[j]) for j in kept]
+        hits = [
+            _hit(j, details, index=scorable[j], passage=cuts[j], model_scores=own) for j in kept
+        ]
         return Reranked(hits=hits, skipped=skipped, pairs=details.pairs)
 
     # ------------------------------------------------------------------ async
@@ -527,6 +622,10 @@ class CrossEncoderScorer:
         score_threshold: float | None = None,
         min_relative_score: float | None = None,
         token_budget: int | None = None,
+        first_stage_scores: Sequence[float] | None = None,
+        fusion: FusionMethod | Literal["none"] | None = None,
+        fusion_weight: float | None = None,
+        fusion_normalization: Normalization | None = None,
     ) -> list[Hit]:
         """:meth:`rank` in a worker thread, so the event loop keeps running."""
         return await asyncio.to_thread(
@@ -537,6 +636,10 @@ class CrossEncoderScorer:
             score_threshold=score_threshold,
             min_relative_score=min_relative_score,
             token_budget=token_budget,
+            first_stage_scores=first_stage_scores,
+            fusion=fusion,
+            fusion_weight=fusion_weight,
+            fusion_normalization=fusion_normalization,
         )
 
     async def arerank(
@@ -551,6 +654,10 @@ class CrossEncoderScorer:
         passages: bool = False,
         contents: Sequence[str | None] | None = None,
         activation: Activation | None = None,
+        first_stage_scores: Sequence[float | None] | None = None,
+        fusion: FusionMethod | Literal["none"] | None = None,
+        fusion_weight: float | None = None,
+        fusion_normalization: Normalization | None = None,
     ) -> Reranked:
         """:meth:`rerank` in a worker thread, so the event loop keeps running."""
         return await asyncio.to_thread(
@@ -564,6 +671,10 @@ class CrossEncoderScorer:
             passages=passages,
             contents=contents,
             activation=activation,
+            first_stage_scores=first_stage_scores,
+            fusion=fusion,
+            fusion_weight=fusion_weight,
+            fusion_normalization=fusion_normalization,
         )
 
     async def awarm_up(self) -> None:
@@ -708,11 +819,38 @@ def _hit(
     *,
     index: int | None = None,
     passage: tuple[int, int] | None = None,
+    model_scores: list[float] | None = None,
 ) -> Hit:
     span = None if details.spans is None else details.spans[i]
     return Hit(
-        i if index is None else index, details.scores[i], details.truncated[i], span, passage
+        i if index is None else index,
+        details.scores[i],
+        details.truncated[i],
+        span,
+        passage,
+        None if model_scores is None else model_scores[i],
     )
+
+
+def _first_stage(
+    fusion: Fusion | None, values: Any, count: int, needed: Sequence[int]
+) -> list[float] | None:
+    """The first-stage scores of the candidates that are scored, checked; None without
+    fusion (where passing them is an error: they would be ignored)."""
+    if fusion is None:
+        if values is not None:
+            raise ValueError(
+                "first_stage_scores are only used with fusion, and fusion is off; pass "
+                "fusion='linear' or 'rrf' (to this call or to CrossEncoderScorer), or leave "
+                "first_stage_scores out"
+            )
+        return None
+    if values is None:
+        raise ValueError(
+            f"{fusion.describe()} needs first_stage_scores: the first-stage retriever's "
+            "score of each candidate, one per text; pass them, or fusion='none' for this call"
+        )
+    return check_first_stage_scores(values, count=count, needed=needed)
 
 
 def _check_contents(

@@ -11,10 +11,15 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Hit", "passage_span", "select", "split_blank"]
+__all__ = ["Hit", "is_blank", "passage_span", "select", "split_blank"]
 
 
 logger = logging.getLogger("crossrank")
+
+
+def is_blank(text: object) -> bool:
+    """Whether a candidate has no text to score: None, empty or whitespace."""
+    return text is None or (isinstance(text, str) and not text.strip())
 
 
 def split_blank(texts: Sequence[str | None]) -> tuple[list[int], list[int]]:
@@ -24,7 +29,7 @@ def split_blank(texts: Sequence[str | None]) -> tuple[list[int], list[int]]:
     scorable: list[int] = []
     skipped: list[int] = []
     for i, text in enumerate(texts):
-        if text is None or (isinstance(text, str) and not text.strip()):
+        if is_blank(text):
             skipped.append(i)
         else:
             scorable.append(i)
@@ -52,6 +57,9 @@ class Hit:
             content (``contents[i]``, else its text), in the content's own character
             offsets; None when the span lies wholly outside the content (the whole content
             is then what is handed on).
+        model_score: With fusion: the cross-encoder's own score (in the call's activation),
+            while ``score`` is the fused score that ordered and selected the hit. None
+            without fusion, where ``score`` is the cross-encoder's.
     """
 
     index: int
@@ -59,6 +67,7 @@ class Hit:
     truncated: bool = False
     span: tuple[int, int] | None = None
     passage: tuple[int, int] | None = None
+    model_score: float | None = None
 
 
 def _order_key(scores: Sequence[float]):  # type: ignore[no-untyped-def]

@@ -100,14 +100,30 @@ def check_fraction(value: Any, *, name: str) -> float | None:
     return float(value)
 
 
-def check_relative_cut(min_relative_score: Any, activation: str) -> float | None:
+def check_relative_cut(
+    min_relative_score: Any, activation: str, *, fusion: Any = None
+) -> float | None:
     """``check_fraction`` for ``min_relative_score``, which also needs non-negative scores.
 
-    Raises ValueError with ``activation="raw"``: logits can be negative, so a fraction of
-    the best is meaningless.
+    Without fusion the scores are the activation's: ValueError with ``activation="raw"``
+    (logits can be negative, so a fraction of the best is meaningless). With ``fusion`` (a
+    :class:`crossrank.fusion.Fusion`) the cut applies to the fused score, which does not
+    depend on the activation: ValueError when it can be negative (``"linear"`` with
+    ``"zscore"``), whatever the activation.
     """
     value = check_fraction(min_relative_score, name="min_relative_score")
-    if value is not None and activation == "raw":
+    if value is None:
+        return None
+    if fusion is not None:
+        if not fusion.non_negative:
+            raise ValueError(
+                f"min_relative_score needs non-negative scores, and fused scores with "
+                f"{fusion.describe()} can be negative (they are centred on 0); use "
+                "fusion_normalization='minmax' (fused scores in [0, 1]) or fusion='rrf', or "
+                "cut with score_threshold or top_k"
+            )
+        return value
+    if activation == "raw":
         raise ValueError(
             "min_relative_score needs non-negative scores; use activation='sigmoid' or "
             "'calibrated' (raw logits can be negative, so a fraction of the best is "

@@ -335,7 +335,7 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
         "--quiet", action="store_true", help="no progress bars, notes or warnings on stderr"
     )
     # Calibration is fitted on raw logits: no --activation/--calibration.
-    return add_scorer_options(parser, activation=False)
+    return add_scorer_options(parser, activation=False, fusion=False)
 
 
 def run_calibrate(args: argparse.Namespace) -> int:

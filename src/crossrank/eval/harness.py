@@ -15,12 +15,18 @@ scores for every K (a document's score does not depend on the other candidates, 
 ranking at a smaller K is the order of the first K first-stage candidates by that score)
 and the latency at ``max(K)``. For each smaller K the call on exactly K candidates is timed
 again on the first ``latency_queries`` queries.
+
+With ``fusion`` each model also gets a fused row per K: its cached logits mixed with the
+first stage's scores (:mod:`crossrank.fusion`), at a given weight, or at weights chosen
+honestly by :mod:`crossrank.eval.tuning` (k-fold cross-validation over the evaluated
+queries, or another split).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import inspect
 import json
 import logging
 import os
@@ -29,6 +35,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +46,11 @@ from crossrank._optional import missing_extra
 from crossrank._quiet import drop_log_records
 from crossrank._version import __version__
 from crossrank.cli import add_scorer_options, positive_int, scorer_kwargs
+from crossrank.eval import tuning
 from crossrank.eval.data import Dataset, load_beir, load_trec_run
 from crossrank.eval.metrics import evaluate, ranked_ids
+from crossrank.fusion import Fusion
+from crossrank.probe import cpu_flags, cpu_summary
 
 __all__ = [
     "CUTOFF",
@@ -261,6 +271,12 @@ def evaluate_models(
     max_windows: int = 8,
     progress: bool = True,
     scorer_options: Mapping[str, Any] | None = None,
+    fusion: str | None = None,
+    fusion_weight: float | None = None,
+    fusion_normalization: str = "zscore",
+    tune_fusion: bool = False,
+    tune_split: str | None = None,
+    folds: int = tuning.DEFAULT_FOLDS,
 ) -> dict[str, Any]:
     """Evaluate a first stage and each model reranking its top K, for every K.
 
@@ -298,6 +314,16 @@ def evaluate_models(
         scorer_options: Further :class:`crossrank.CrossEncoderScorer` keyword arguments
             for every model (``window_stride``, ``model_kwargs``, ``revision`` ...); not
             the ones set above.
+        fusion: ``"linear"`` or ``"rrf"``: also report each model fused with the first
+            stage (:mod:`crossrank.fusion`), from the same cached scores.
+        fusion_weight: The cross-encoder's share (default 0.5); not with tuning.
+        fusion_normalization: ``"zscore"`` or ``"minmax"`` (``"linear"`` only).
+        tune_fusion: Choose the weight by ``folds``-fold cross-validation over the
+            evaluated queries: each query is scored with a weight chosen on the other
+            folds (:mod:`crossrank.eval.tuning`). Implies ``fusion="linear"`` if unset.
+        tune_split: Choose the weight on this split's judged queries instead (they must
+            not be evaluated ones); implies ``tune_fusion``.
+        folds: Folds of the cross-validation.
 
     Returns:
         The report: ``settings``, ``machine``, ``timings`` and ``rows`` (one per first stage
@@ -316,7 +342,11 @@ def evaluate_models(
     extra = _check_scorer_options(
         scorer_options,
         set_here=("model", "device", "batch_size", "max_length", "backend", "long_documents",
-                  "aggregation", "max_windows"),
+                  "aggregation", "max_windows", "fusion", "fusion_weight",
+                  "fusion_normalization"),
+    )
+    fusion_plan = _FusionPlan.checked(
+        fusion, fusion_weight, fusion_normalization, tune_fusion, tune_split, folds, split
     )
     k_list = parse_ks(ks)
     max_k = k_list[-1]
@@ -335,14 +365,22 @@ def evaluate_models(
     if not query_ids:
         raise ValueError("no query has a relevant document in the qrels; nothing to evaluate")
     qrels_used = {q: dataset.qrels[q] for q in query_ids}
+    tune_qrels, tune_queries = _tune_set(data, fusion_plan, query_ids)
+    if tune_qrels:
+        dataset = Dataset(dataset.corpus, {**tune_queries, **dataset.queries}, dataset.qrels)
 
     started = time.perf_counter()
     fs_label, fs_scores = _first_stage(
-        dataset, query_ids, first_stage=first_stage, run_path=run, depth=max_k
+        dataset, [*query_ids, *tune_qrels], first_stage=first_stage, run_path=run, depth=max_k
     )
     first_stage_seconds = time.perf_counter() - started
-    candidates = {q: ranked_ids(fs_scores[q])[:max_k] for q in query_ids}
-    texts = {q: [dataset.doc_text(d) for d in candidates[q]] for q in query_ids}
+    candidates = {q: ranked_ids(fs_scores[q])[:max_k] for q in fs_scores}
+    texts = {q: [dataset.doc_text(d) for d in candidates[q]] for q in fs_scores}
+    if tune_qrels and not any(texts[q] for q in tune_qrels):
+        raise ValueError(
+            f"no query of the tuning split {tune_split!r} has first-stage candidates (is it in "
+            "the run file?); nothing to choose a fusion weight on"
+        )
 
     fs_rows: dict[int, dict[str, Any]] = {}
     for k in k_list:
@@ -368,8 +406,10 @@ def evaluate_models(
         for backend in backend_list
     ]
     model_rows: dict[tuple[int, int], dict[str, Any]] = {}
+    fused_rows: dict[tuple[int, int], dict[str, Any]] = {}
     load_seconds: dict[str, float] = {}
     scored = [q for q in query_ids if texts[q]]
+    tune_scored = [q for q in tune_qrels if texts[q]]
     sample = scored[:latency_queries]
     for m, (model, label, backend) in enumerate(systems):
         scorer = CrossEncoderScorer(
@@ -393,7 +433,9 @@ def evaluate_models(
         pairs: dict[int, int] = dict.fromkeys(k_list, 0)
         smaller = [k for k in k_list if k < max_k]
         bar = progress_bar(
-            len(scored) + len(sample) * len(smaller), f"rerank {label}", enabled=progress
+            len(scored) + len(sample) * len(smaller) + len(tune_scored),
+            f"rerank {label}",
+            enabled=progress,
         )
         with quiet_truncation_warnings(), bar:
             if scored:  # warm-up: one full batch, untimed
@@ -401,7 +443,8 @@ def evaluate_models(
                 scorer.score(dataset.queries[q0], texts[q0][: min(batch_size, max_k)])
             for q in scored:
                 t = time.perf_counter()
-                details = scorer.score_details(dataset.queries[q], texts[q])
+                # Logits: the ranking is the activation's, and fusion mixes logits.
+                details = scorer.score_details(dataset.queries[q], texts[q], activation="raw")
                 seconds[max_k].append(time.perf_counter() - t)
                 pairs[max_k] += details.pairs
                 scores[q] = details.scores
@@ -411,10 +454,16 @@ def evaluate_models(
             for k in smaller:
                 for q in sample:
                     t = time.perf_counter()
-                    details = scorer.score_details(dataset.queries[q], texts[q][:k])
+                    details = scorer.score_details(
+                        dataset.queries[q], texts[q][:k], activation="raw"
+                    )
                     seconds[k].append(time.perf_counter() - t)
                     pairs[k] += details.pairs
                     bar.update(1)
+            for q in tune_scored:  # untimed: only the fusion weight is chosen on them
+                details = scorer.score_details(dataset.queries[q], texts[q], activation="raw")
+                scores[q] = details.scores
+                bar.update(1)
         for k in k_list:
             run_k = {q: dict(zip(candidates[q][:k], scores[q][:k], strict=True)) for q in scored}
             n_pairs = sum(len(cut[q][:k]) for q in scored)
@@ -433,13 +482,21 @@ def evaluate_models(
                     sum(sum(windows[q][:k]) for q in scored) / n_pairs if n_pairs else 0.0
                 ),
             }
+            if fusion_plan is not None:
+                fused_rows[(k, m)] = fusion_plan.row(
+                    model_rows[(k, m)], fs_label, candidates, scores, fs_scores, k,
+                    qrels_used, tune_qrels,
+                )
         del scorer
         gc.collect()
 
     rows: list[dict[str, Any]] = []
     for k in k_list:
         rows.append(fs_rows[k])
-        rows.extend(model_rows[(k, m)] for m in range(len(systems)))
+        for m in range(len(systems)):
+            rows.append(model_rows[(k, m)])
+            if (k, m) in fused_rows:
+                rows.append(fused_rows[(k, m)])
     return {
         "command": "eval",
         "settings": {
@@ -463,14 +520,172 @@ def evaluate_models(
             "max_windows": max_windows if long_documents == "chunk" else None,
             "scorer_options": json.loads(json.dumps(extra, default=str)),
             "document_text": _DOCUMENT_TEXT,
+            "fusion": None if fusion_plan is None else fusion_plan.settings(),
         },
-        "machine": machine_info(device),
+        "machine": {**machine_info(device), "cpu": cpu_summary(), "cpu_flags": cpu_flags()},
         "timings": {
             "first_stage_seconds": first_stage_seconds,
             "model_load_seconds": load_seconds,
         },
         "rows": rows,
     }
+
+
+@dataclass(frozen=True)
+class _FusionPlan:
+    """How eval fuses: a method and normalization, and a fixed ``weight``, or a weight
+    tuned on ``tune_split`` or by ``folds``-fold cross-validation."""
+
+    method: str
+    normalization: str
+    weight: float | None
+    tune_split: str | None
+    folds: int | None
+
+    @classmethod
+    def checked(
+        cls,
+        fusion: str | None,
+        weight: float | None,
+        normalization: str,
+        tune: bool,
+        tune_split: str | None,
+        folds: int,
+        split: str,
+    ) -> _FusionPlan | None:
+        tune = tune or tune_split is not None
+        if fusion is None and tune:
+            fusion = "linear"
+        if fusion is None:
+            if weight is not None or normalization != "zscore":
+                given = "fusion_weight" if weight is not None else "fusion_normalization"
+                raise ValueError(f"{given} is only used with fusion='linear' or 'rrf'")
+            return None
+        if tune and weight is not None:
+            raise ValueError(
+                f"fusion_weight={weight} and tune_fusion exclude each other: give a weight, or "
+                "let tune_fusion choose one"
+            )
+        checked = Fusion.checked(fusion, 0.5 if weight is None else weight, normalization)
+        assert checked is not None  # fusion is not None here
+        if tune_split is not None and tune_split == split:
+            raise ValueError(
+                f"tune_split must differ from split ({split!r}): a weight chosen on the "
+                "evaluated queries flatters them; without tune_split the weight is chosen by "
+                "cross-validation"
+            )
+        cross_validated = tune and tune_split is None
+        if cross_validated and (isinstance(folds, bool) or not isinstance(folds, int) or folds < 2):
+            raise ValueError(f"folds must be an int >= 2, got {folds!r}")
+        return cls(
+            checked.method,
+            checked.normalization,
+            None if tune else checked.weight,
+            tune_split,
+            folds if cross_validated else None,
+        )
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "normalization": self.normalization if self.method == "linear" else None,
+            "weight": self.weight,
+            "tune_split": self.tune_split,
+            "folds": self.folds,
+            "weight_grid": list(tuning.WEIGHT_GRID) if self.weight is None else None,
+            "tuned_metric": f"ndcg@{tuning.TUNED_CUTOFF}" if self.weight is None else None,
+        }
+
+    def row(
+        self,
+        model_row: Mapping[str, Any],
+        fs_label: str,
+        candidates: Mapping[str, Sequence[str]],
+        scores: Mapping[str, Sequence[float]],
+        fs_scores: Mapping[str, Mapping[str, float]],
+        k: int,
+        qrels: Mapping[str, Mapping[str, int]],
+        tune_qrels: Mapping[str, Mapping[str, int]],
+    ) -> dict[str, Any]:
+        """The fused row of one model at one K, from the cached scores."""
+
+        def table(judged: Mapping[str, Mapping[str, int]]) -> dict[float, dict[str, float]]:
+            return tuning.weight_table(
+                candidates, scores, fs_scores, judged, k=k, method=self.method,
+                normalization=self.normalization,
+            )  # fmt: skip
+
+        fold_weights: list[float] | None = None
+        curve: dict[float, dict[str, float]] | None = None
+        if self.weight is not None:
+            weight, how = self.weight, f"w={self.weight:.2f}"
+            weight_of: dict[str, float] = dict.fromkeys(qrels, weight)
+        elif self.tune_split is not None:
+            weight = tuning.best_weight(table(tune_qrels), tune_qrels)
+            how = f"w={weight:.2f} from {self.tune_split}"
+            weight_of = dict.fromkeys(qrels, weight)
+        else:
+            assert self.folds is not None
+            curve = table(qrels)
+            cv = tuning.cross_validate(curve, list(qrels), folds=self.folds)
+            weight, fold_weights, how = cv.overall, cv.weights, f"{self.folds}-fold CV"
+            weight_of = {q: cv.weight_of(q) for q in qrels}
+        run: dict[str, dict[str, float]] = {}
+        for w in sorted(set(weight_of.values())):
+            fusion = Fusion.checked(self.method, w, self.normalization)
+            assert fusion is not None
+            chosen = [q for q, v in weight_of.items() if v == w]
+            run |= tuning.fused_run(candidates, scores, fs_scores, fusion, k=k, queries=chosen)
+        scale = f" {self.normalization}" if self.method == "linear" else ""
+        return {
+            **model_row,
+            "system": f"{model_row['system']} + {fs_label} [{self.method}{scale}, {how}]",
+            "stage": "fused",
+            **_metrics(run, qrels, k),
+            "latency_p50_ms": None,
+            "latency_p95_ms": None,
+            "pairs_per_second": None,
+            "latency_queries": None,
+            "fusion": {
+                "method": self.method,
+                "normalization": self.normalization if self.method == "linear" else None,
+                "weight": weight,
+                "fold_weights": fold_weights,
+                # How flat the optimum is. In-sample (every weight scored on the queries
+                # it is shown for): never the reported figure.
+                "in_sample_ndcg_by_weight": (
+                    None
+                    if curve is None
+                    else {f"{w:.2f}": float(np.mean(list(v.values()))) for w, v in curve.items()}
+                ),
+                "tuned_on": (
+                    None if self.weight is not None
+                    else f"split {self.tune_split} ({len(tune_qrels)} queries)"
+                    if self.tune_split is not None
+                    else f"{self.folds}-fold cross-validation over the evaluated queries"
+                ),
+            },
+        }
+
+
+def _tune_set(
+    data: str | os.PathLike[str], plan: _FusionPlan | None, query_ids: Sequence[str]
+) -> tuple[dict[str, dict[str, int]], dict[str, str]]:
+    """The judgments and texts of the tuning split's judged queries (none without one),
+    checked to be disjoint from the evaluated ones."""
+    if plan is None or plan.tune_split is None:
+        return {}, {}
+    tune = load_beir(Path(data), plan.tune_split)
+    judged = {q: r for q, r in sorted(tune.qrels.items()) if any(v > 0 for v in r.values())}
+    shared = sorted(set(judged) & set(query_ids))
+    if shared:
+        raise ValueError(
+            f"tune_split {plan.tune_split!r} judges {len(shared)} of the evaluated queries "
+            f"(e.g. {shared[:5]}); the weight must be chosen on other queries"
+        )
+    if not judged:
+        raise ValueError(f"tune_split {plan.tune_split!r} has no query with a relevant document")
+    return judged, {q: tune.queries[q] for q in judged}
 
 
 def _check_scorer_options(
@@ -548,8 +763,39 @@ def format_eval_table(report: Mapping[str, Any]) -> str:
         lines,
         f"{settings['num_queries']} queries, first stage {settings['first_stage']}; "
         f"latency = one rerank call on K candidates (p95 over {settings['latency_queries']} "
-        f"queries below the largest K, over all queries at it){mode}",
+        f"queries below the largest K, over all queries at it){mode}"
+        + (f"\ncpu: {report['machine']['cpu']}" if report.get("machine", {}).get("cpu") else "")
+        + _fusion_footer(report),
     )
+
+
+def _fusion_footer(report: Mapping[str, Any]) -> str:
+    """What the fused rows are, and the weights they used."""
+    fused = [r for r in report["rows"] if r["stage"] == "fused"]
+    if not fused:
+        return ""
+    settings = report["settings"]["fusion"]
+    lines = [
+        "",
+        f"fused rows: each model's logits mixed with the first stage's scores per query "
+        f"({settings['method']} fusion; w = the cross-encoder's share). No latency: a fused "
+        "call costs the model's rerank call plus microseconds",
+    ]
+    for row in fused:
+        detail = row["fusion"]
+        if detail["fold_weights"] is not None:
+            per_fold = " ".join(f"{w:.2f}" for w in detail["fold_weights"])
+            lines.append(
+                f"K={row['k']} {row['system']}: held-out figure; each fold scored with a weight "
+                f"chosen on the other folds only: {per_fold}; the weight to use, chosen on all "
+                f"{report['settings']['num_queries']} queries: {detail['weight']:.2f}"
+            )
+        elif detail["tuned_on"] is not None:
+            lines.append(
+                f"K={row['k']} {row['system']}: w={detail['weight']:.2f}, chosen on "
+                f"{detail['tuned_on']}"
+            )
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------- CLI
@@ -620,6 +866,33 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument(
         "--quiet", action="store_true", help="no progress bars, notes or warnings on stderr"
     )
+    fusion = parser.add_argument_group(
+        "fusion",
+        "also report each model fused with the first stage's scores (--fusion linear|rrf, "
+        "--fusion-weight, --fusion-normalization: see the scorer options), from the same "
+        "cached scores",
+    )
+    fusion.add_argument(
+        "--tune-fusion",
+        action="store_true",
+        help="choose the fusion weight by k-fold cross-validation over the evaluated "
+        "queries: each fold is scored with the weight that does best (NDCG@10) on the other "
+        "folds; prints the held-out figure and the weights (implies --fusion linear unless "
+        "--fusion is given)",
+    )
+    fusion.add_argument(
+        "--tune-split",
+        metavar="NAME",
+        help="choose the fusion weight on this split's judged queries instead (e.g. train; "
+        "they must not be evaluated ones); implies --tune-fusion",
+    )
+    fusion.add_argument(
+        "--folds",
+        type=positive_int,
+        default=tuning.DEFAULT_FOLDS,
+        metavar="N",
+        help="folds of --tune-fusion's cross-validation (default: %(default)s)",
+    )
     # Ranking metrics do not depend on the activation: no --activation/--calibration.
     return add_scorer_options(parser, compare=True, activation=False)
 
@@ -631,6 +904,8 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.plot:
         require_modules(["matplotlib"], "crossrank eval --plot", "eval")
     options = scorer_kwargs(args, changed_only=True)
+    for name in ("fusion", "fusion_weight", "fusion_normalization"):
+        options.pop(name, None)  # eval's own, read from args (an explicit 0.5 counts)
     own = {
         name: options.pop(name)
         for name in ("device", "batch_size", "max_length", "long_documents", "aggregation",
@@ -651,6 +926,12 @@ def run_eval(args: argparse.Namespace) -> int:
             latency_queries=args.latency_queries,
             progress=not args.quiet,
             scorer_options=options,
+            fusion=args.fusion,
+            fusion_weight=_given_weight(args),
+            fusion_normalization=args.fusion_normalization,
+            tune_fusion=args.tune_fusion,
+            tune_split=args.tune_split,
+            folds=args.folds,
             **own,
         )
     print(format_eval_table(report))
@@ -661,6 +942,16 @@ def run_eval(args: argparse.Namespace) -> int:
 
         print(f"wrote {plot_tradeoff(report, args.plot)}")
     return 0
+
+
+def _given_weight(args: argparse.Namespace) -> float | None:
+    """``--fusion-weight``, or None where it is the default (0.5 without tuning; chosen
+    with it, when a weight given beside ``--tune-fusion`` is an error)."""
+    from crossrank.scorer import CrossEncoderScorer
+
+    default = inspect.signature(CrossEncoderScorer).parameters["fusion_weight"].default
+    weight: float = args.fusion_weight
+    return None if weight == default else weight
 
 
 def _ks_type(value: str) -> list[int]:

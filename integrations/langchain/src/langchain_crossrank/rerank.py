@@ -1,8 +1,10 @@
 """The LangChain document compressor: a thin adapter over crossrank's shared adapter layer.
 
-It reads each Document's text, lets :func:`crossrank.adapters.rerank_items` score and select
-them, and copies the kept ones with ``metadata["relevance_score"]`` (and, with
-``passage_only``, the best passage and ``metadata["crossrank_span"]``).
+It reads each Document's text (and, with fusion, its first-stage score from a metadata
+key), lets :func:`crossrank.adapters.rerank_items` score and select them, and copies the
+kept ones with ``metadata["relevance_score"]`` (and, with ``passage_only``, the best
+passage and ``metadata["crossrank_span"]``; with fusion, the cross-encoder's own score in
+``metadata["crossrank_model_score"]``).
 """
 
 from __future__ import annotations
@@ -13,14 +15,17 @@ from typing import Any, cast
 
 from crossrank._optional import missing_extra
 from crossrank.adapters import (
+    MODEL_SCORE_KEY,
     SCORER_OPTIONS,
     SPAN_KEY,
+    FirstStage,
     Ranked,
     RerankScorer,
     Selection,
     cut_passage,
     rerank_items,
 )
+from crossrank.fusion import resolve_fusion
 from crossrank.scorer import Reranked
 from crossrank.selection import Hit, select, split_blank
 from crossrank.validation import check_query, check_texts
@@ -45,6 +50,12 @@ class CrossEncoderRerank(ScorerSettings, BaseDocumentCompressor):
     ``activation="sigmoid"``). The caller's Documents and metadata dicts are not changed.
     Documents whose ``page_content`` is empty or whitespace are not scored and not
     returned (a ``crossrank`` log warning counts them).
+
+    With ``fusion="linear"`` (or ``"rrf"``) the cross-encoder's score is mixed, per query,
+    with each Document's first-stage score, read from ``metadata[first_stage_key]``
+    (default ``"score"``): ``relevance_score`` is then the fused score, which orders and
+    selects, and ``metadata["crossrank_model_score"]`` the cross-encoder's own. A Document
+    with content and no such key is an error (docs/langchain.md, "First-stage fusion").
 
     The scorer settings (``device``, ``batch_size``, ``activation``, ``long_documents``,
     ``backend``, ``model_kwargs``...) are those of ``crossrank.CrossEncoderScorer``, under
@@ -110,6 +121,12 @@ class CrossEncoderRerank(ScorerSettings, BaseDocumentCompressor):
     embedding_separator: str = "\n"
     """Joins the ``"key: value"`` lines and ``page_content``."""
 
+    first_stage_key: str = "score"
+    """With ``fusion``: the metadata key holding each Document's first-stage (retriever)
+    score. Retrievers differ: ``"score"`` is what LangChain's how-to on adding scores to
+    retriever results writes; see docs/langchain.md for others. A Document with content
+    and no number there is an error naming the key and the keys it has."""
+
     @field_validator("metadata_keys_to_embed", mode="before")
     @classmethod
     def _check_metadata_keys(cls, value: Any) -> list[str] | None:
@@ -167,12 +184,26 @@ class CrossEncoderRerank(ScorerSettings, BaseDocumentCompressor):
             content=_page_content,
             selection=self._selection(),
             passages=self.passage_only,
+            first_stage=self._first_stage(),
         )
         return [self._copy(hit) for hit in ranked.hits]
 
+    def _first_stage(self) -> FirstStage[Document]:
+        key = self.first_stage_key
+        return FirstStage(
+            read=lambda doc: doc.metadata.get(key),
+            where=f"documents[{{i}}].metadata[{key!r}]",
+            hint=lambda doc: (
+                f"; that Document's metadata keys are {sorted(map(str, doc.metadata))}: set "
+                "first_stage_key to the one holding your retriever's score (docs/langchain.md)"
+            ),
+        )
+
     def _selection(self) -> Selection:
+        scorer = cast(RerankScorer, self.scorer)
         return Selection.checked(
-            activation=cast(RerankScorer, self.scorer).activation,
+            activation=scorer.activation,
+            fusion=resolve_fusion(scorer),
             top_k=self.top_n,
             score_threshold=self.score_threshold,
             min_relative_score=self.min_relative_score,
@@ -198,6 +229,8 @@ class CrossEncoderRerank(ScorerSettings, BaseDocumentCompressor):
         """A copy of a kept Document with its score (and its passage)."""
         doc = hit.item
         metadata = {**doc.metadata, "relevance_score": hit.score}
+        if hit.model_score is not None:
+            metadata[MODEL_SCORE_KEY] = hit.model_score
         update: dict[str, Any] = {"metadata": metadata}
         if self.passage_only:
             passage, span = cut_passage(doc.page_content, hit.passage)
@@ -257,9 +290,17 @@ class _CrossEncoderModel:
         passages: bool = False,
         contents: Sequence[str | None] | None = None,
         activation: Any = None,
+        first_stage_scores: Sequence[float | None] | None = None,
+        fusion: Any = None,
+        fusion_weight: float | None = None,
+        fusion_normalization: Any = None,
     ) -> Reranked:
         """Score the texts with the model and keep the best (``crossrank.select``)."""
         check_query(query)
+        if first_stage_scores is not None or fusion not in (None, "none"):
+            raise ValueError(
+                f"first-stage fusion needs crossrank's scorer, got model={self.model_name}"
+            )
         if activation not in (None, "raw"):
             raise ValueError(
                 f"{self.model_name} gives its own scores; activation={activation!r} needs "

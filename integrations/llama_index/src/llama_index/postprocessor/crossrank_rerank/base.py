@@ -27,9 +27,11 @@ except ImportError as e:
     raise missing_extra("The LlamaIndex postprocessor", "llama-index", e) from e
 
 from crossrank.adapters import (
+    MODEL_SCORE_KEY,
     SCORER_OPTIONS,
     SECRET_OPTIONS,
     SPAN_KEY,
+    FirstStage,
     Ranked,
     RerankScorer,
     Selection,
@@ -41,6 +43,7 @@ from crossrank.adapters import (
     rerank_items,
     scorer_settings,
 )
+from crossrank.fusion import resolve_fusion
 from crossrank.scorer import CrossEncoderScorer
 
 __all__ = ["CrossEncoderRerank"]
@@ -49,6 +52,14 @@ dispatcher = get_dispatcher(__name__)
 
 #: Metadata key that holds the first-stage score when ``keep_retrieval_score=True``.
 RETRIEVAL_SCORE_KEY = "retrieval_score"
+
+#: With fusion, each node's first-stage score is the score its retriever gave it.
+_FIRST_STAGE: FirstStage[NodeWithScore] = FirstStage(
+    read=lambda item: item.score,
+    where="nodes[{i}].score",
+    hint="; LlamaIndex's retrievers set NodeWithScore.score, some (and nodes wrapped by "
+    "hand) leave it None: give every node a score, or build the postprocessor without fusion",
+)
 
 def _scorer_fields() -> dict[str, Any]:
     """One pydantic field per :data:`crossrank.adapters.SCORER_OPTIONS` name, with the
@@ -87,6 +98,13 @@ class CrossEncoderRerank(_ScorerFields):
     first use (or ``rerank.scorer.warm_up()``). The text scored for a node is
     ``node.get_content(metadata_mode=metadata_mode)``. The scorer's settings are fixed
     when the postprocessor is built; the other fields are read on each call.
+
+    With ``fusion="linear"`` (or ``"rrf"``) the cross-encoder's score is mixed, per query,
+    with each node's incoming ``NodeWithScore.score`` (its retriever's): the returned
+    ``score`` is the fused one, which orders and selects, and the node copy's
+    ``metadata["crossrank_model_score"]`` (hidden from the LLM's and the embedder's text)
+    holds the cross-encoder's own. A node with text and no score is then an error
+    (docs/llama_index.md, "First-stage fusion").
 
     Example:
         ```python
@@ -283,6 +301,7 @@ class CrossEncoderRerank(_ScorerFields):
                 content=_own_text,
                 selection=selection,
                 passages=passage_only,
+                first_stage=_FIRST_STAGE,
             )
             return self._end(ranked.hits, event, passage_only=passage_only)
 
@@ -347,6 +366,9 @@ class CrossEncoderRerank(_ScorerFields):
                 old = hit.item.score
                 node.metadata[RETRIEVAL_SCORE_KEY] = None if old is None else float(old)
                 _hide(node, RETRIEVAL_SCORE_KEY)
+            if hit.model_score is not None:
+                node.metadata[MODEL_SCORE_KEY] = hit.model_score
+                _hide(node, MODEL_SCORE_KEY)
             if passage_only:
                 _keep_passage(node, hit.passage)
             out.append(NodeWithScore(node=node, score=hit.score))
@@ -436,6 +458,7 @@ def _selection(
         raise TypeError("top_n must be an int >= 1, got None; use a large top_n to keep all")
     return Selection.checked(
         activation=scorer.activation,
+        fusion=resolve_fusion(scorer),
         top_k=top_n,
         score_threshold=score_threshold,
         min_relative_score=min_relative_score,

@@ -1,8 +1,9 @@
 """The Haystack ranker: a thin adapter over :class:`crossrank.CrossEncoderScorer`.
 
-It gives the shared adapter layer (:mod:`crossrank.adapters`) each Document's text, and
-copies the kept Documents it returns into new Documents with ``score`` set (and, with
-``passage_only``, ``content`` cut to the best passage).
+It gives the shared adapter layer (:mod:`crossrank.adapters`) each Document's text (and,
+with fusion, its incoming ``score``), and copies the kept Documents it returns into new
+Documents with ``score`` set (and, with ``passage_only``, ``content`` cut to the best
+passage).
 """
 
 # No ``from __future__ import annotations`` here: Haystack reads the annotations of run()
@@ -17,8 +18,10 @@ from typing import Any
 
 from crossrank._optional import missing_extra
 from crossrank.adapters import (
+    MODEL_SCORE_KEY,
     SCORER_OPTIONS,
     SPAN_KEY,
+    FirstStage,
     RankedItems,
     Selection,
     arerank_items,
@@ -26,6 +29,7 @@ from crossrank.adapters import (
     rerank_items,
     scorer_settings,
 )
+from crossrank.fusion import resolve_fusion
 from crossrank.scorer import CrossEncoderScorer
 from crossrank.validation import check_query, check_texts
 
@@ -55,6 +59,18 @@ def _content(doc: Document) -> str | None:
     return doc.content
 
 
+#: With fusion, each Document's first-stage score is the ``score`` its retriever set.
+_FIRST_STAGE: FirstStage[Document] = FirstStage(
+    read=lambda doc: doc.score,
+    where="Document.score",
+    hint=lambda doc: (
+        f" (the Document with id {doc.id!r} has none); Haystack's retrievers set it, "
+        "Documents built by hand or fetched by id have none: set their score, or build the "
+        "ranker without fusion"
+    ),
+)
+
+
 @component
 class CrossEncoderRanker:
     """Rank Documents by relevance to a query with a local cross-encoder.
@@ -78,6 +94,11 @@ class CrossEncoderRanker:
       ``passage_only=True`` then hands on only each Document's best passage (``content``
       cut, ``meta["crossrank_span"]`` its ``[start, end]``); ``token_budget`` keeps the best
       Documents while their tokens fit.
+    - ``fusion="linear"`` (or ``"rrf"``) mixes the cross-encoder's score with each
+      Document's incoming ``score`` (its retriever's), per query: the returned ``score`` is
+      the fused one, which orders and selects, and ``meta["crossrank_model_score"]`` holds
+      the cross-encoder's own. A Document with content and no ``score`` is then an error
+      (docs/haystack.md, "First-stage fusion").
 
     The model loads once, in :meth:`warm_up` (a Pipeline calls it) or on the first
     :meth:`run`; constructing the component is cheap. :meth:`run_async` scores in a worker
@@ -155,9 +176,10 @@ class CrossEncoderRanker:
             **scorer_options: Every other setting of :class:`crossrank.CrossEncoderScorer`,
                 by the same name and with the same default (see docs/core.md): for instance
                 ``batch_size``, ``max_length``, ``activation``, ``calibration``, ``backend``,
-                ``long_documents``, ``trust_remote_code``, and ``model_kwargs``,
+                ``long_documents``, ``trust_remote_code``, ``model_kwargs``,
                 ``tokenizer_kwargs`` and ``config_kwargs`` for the model, tokenizer and
-                config loading.
+                config loading, and ``fusion``, ``fusion_weight`` and
+                ``fusion_normalization`` to fuse with each Document's incoming ``score``.
 
         Raises:
             TypeError: An argument has the wrong type, or an unknown option was given.
@@ -195,6 +217,7 @@ class CrossEncoderRanker:
         self._token_resolved = False
         self._selection = Selection.checked(
             activation=self._scorer.activation if scale_score else "raw",
+            fusion=resolve_fusion(self._scorer),
             top_k=top_k,
             score_threshold=score_threshold,
             min_relative_score=min_relative_score,
@@ -319,8 +342,10 @@ class CrossEncoderRanker:
 
         Returns:
             ``{"documents": [...]}``: copies of the kept Documents, best first, each with
-            ``score`` set (a Python float), and with ``passage_only`` its best passage as
-            ``content``. ``[]`` for no Documents, without loading the model.
+            ``score`` set (a Python float; with fusion the fused score, and the
+            cross-encoder's own in ``meta["crossrank_model_score"]``), and with
+            ``passage_only`` its best passage as ``content``. ``[]`` for no Documents,
+            without loading the model.
         """
         call = self._call(
             query, documents, top_k, score_threshold, min_relative_score, token_budget, scale_score
@@ -375,6 +400,7 @@ class CrossEncoderRanker:
         activation = self._scorer.activation if scale else "raw"
         selection = self._selection.override(
             activation=activation,
+            fusion=resolve_fusion(self._scorer),
             top_k=top_k,
             score_threshold=score_threshold,
             min_relative_score=min_relative_score,
@@ -389,6 +415,7 @@ class CrossEncoderRanker:
             "selection": selection,
             "passages": self.passage_only,
             "activation": activation,
+            "first_stage": _FIRST_STAGE,
         }
 
     def _text(self, doc: Document) -> str | None:
@@ -412,11 +439,16 @@ class CrossEncoderRanker:
         for hit in ranked.hits:
             doc = hit.item
             content, span = cut_passage(doc.content or "", hit.passage)
-            if span is None:
-                out.append(dataclasses.replace(doc, score=hit.score))
-            else:
-                meta = {**doc.meta, SPAN_KEY: span}
-                out.append(dataclasses.replace(doc, score=hit.score, content=content, meta=meta))
+            update: dict[str, Any] = {"score": hit.score}
+            meta = dict(doc.meta)
+            if span is not None:
+                update["content"] = content
+                meta[SPAN_KEY] = span
+            if hit.model_score is not None:
+                meta[MODEL_SCORE_KEY] = hit.model_score
+            if meta != doc.meta:
+                update["meta"] = meta
+            out.append(dataclasses.replace(doc, **update))
         return {"documents": out}
 
 
