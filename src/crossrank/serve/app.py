@@ -163,7 +163,7 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, error: RequestValidationError) -> Response:
-        return errors.response(422, "validation", validation_message(error.errors()))
+        return errors.response(422, "validation", _validation_message(error.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, error: StarletteHTTPException) -> Response:
@@ -329,7 +329,7 @@ def _refuse_truncated(result: ScoreResult, engine: Engine) -> None:
     )
 
 
-def validation_message(errors: Sequence[Any]) -> str:
+def _validation_message(errors: Sequence[Any]) -> str:
     """One readable line for pydantic's errors: where, and what must hold."""
     messages: list[str] = []
     for err in errors:
