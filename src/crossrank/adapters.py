@@ -14,6 +14,9 @@ here:
 - :func:`rerank_items` / :func:`arerank_items`: score the caller's own items and return
   them, best first, with score and passage; items without text are reported, not lost.
   With fusion, a :class:`FirstStage` says where each item's first-stage score is.
+- :func:`scorer_config` / :func:`scorer_from_config`: a :class:`crossrank.RemoteScorer`
+  given as ``scorer=`` as a JSON-safe dict (its key only as an environment variable's
+  name), so a pipeline that points at a server saves and loads like one that does not.
 - :func:`cut_passage` and :data:`SPAN_KEY`: the passage hand-off every adapter writes;
   :data:`MODEL_SCORE_KEY`: where every adapter keeps the cross-encoder's own score when the
   framework's score field holds the fused one.
@@ -31,6 +34,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -67,10 +71,14 @@ __all__ = [
     "from_cross_encoder_kwargs",
     "option_docs",
     "rerank_items",
+    "scorer_config",
+    "scorer_from_config",
     "scorer_settings",
 ]
 
 T = TypeVar("T")
+
+logger = logging.getLogger("crossrank")
 
 #: Metadata key of a passage's ``[start, end]`` character offsets in the original content,
 #: set by every adapter on a result whose content was cut to its best passage.
@@ -315,6 +323,50 @@ def scorer_settings(scorer: Any, *, secrets: bool = False) -> dict[str, Any]:
             value = getattr(scorer, name, SCORER_OPTIONS[name])
         settings[name] = _json_safe(value)
     return settings
+
+
+def scorer_config(scorer: Any) -> dict[str, Any] | None:
+    """What an adapter saves for a ``scorer=`` it was given.
+
+    Args:
+        scorer: The adapter's scorer.
+
+    Returns:
+        For a :class:`crossrank.RemoteScorer`, its :meth:`~crossrank.RemoteScorer.to_config`
+        (url, protocol, timeout, retries, model, fusion settings and ``api_key_env``, the
+        name of the variable holding the key; never the key). ``None`` for any other scorer:
+        a :class:`crossrank.CrossEncoderScorer` is saved as its settings
+        (:func:`scorer_settings`) and loads as a new scorer with the same settings.
+
+    A key passed as ``RemoteScorer(api_key=...)`` is not written: the saved scorer then has
+    no key, and a ``crossrank`` log warning says so. Pass ``api_key_env=`` for a key that
+    survives saving.
+    """
+    from crossrank.remote import RemoteScorer
+
+    if not isinstance(scorer, RemoteScorer):
+        return None
+    if not scorer.key_saved:
+        logger.warning(
+            "crossrank: the RemoteScorer for %s has a key given as api_key=, which is never "
+            "saved; the saved pipeline has no key. Use api_key_env='VAR' to save the "
+            "variable's name instead",
+            scorer.url,
+        )
+    return scorer.to_config()
+
+
+def scorer_from_config(config: Mapping[str, Any]) -> Any:
+    """The scorer a :func:`scorer_config` dict describes: a :class:`crossrank.RemoteScorer`
+    (its key read now from the variable ``api_key_env`` names).
+
+    Raises:
+        TypeError: ``config`` is not a dict.
+        ValueError: An unknown key, no ``url``, or a bad value (the scorer's own checks).
+    """
+    from crossrank.remote import RemoteScorer
+
+    return RemoteScorer.from_config(config)
 
 
 def check_scorer_options(given: Mapping[str, Any], *, owner: str) -> None:

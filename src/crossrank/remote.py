@@ -39,6 +39,7 @@ from typing import Any, Literal
 from crossrank._version import __version__
 from crossrank.calibration import ACTIVATIONS
 from crossrank.errors import CrossrankError
+from crossrank.fusion import Fusion, resolve_fusion
 from crossrank.scorer import Reranked, ScoreDetails
 from crossrank.selection import Hit, select, split_blank
 from crossrank.validation import (
@@ -60,7 +61,17 @@ PROTOCOLS: tuple[str, ...] = ("crossrank", "tei", "cohere")
 _PATHS = {"crossrank": "/v1/rerank", "tei": "/rerank", "cohere": "/v1/rerank"}
 _RETRY_STATUSES = (429, 502, 503, 504)
 _FUSION = ("first_stage_scores", "fusion", "fusion_weight", "fusion_normalization")
-_CONFIG_KEYS = ("url", "protocol", "timeout", "retries", "api_key_env", "model")
+_CONFIG_KEYS = (
+    "url",
+    "protocol",
+    "timeout",
+    "retries",
+    "api_key_env",
+    "model",
+    "fusion",
+    "fusion_weight",
+    "fusion_normalization",
+)
 
 
 class RemoteScorerError(CrossrankError):
@@ -130,6 +141,13 @@ class RemoteScorer:
         backoff: First wait between retries, in seconds (doubled each time), when the server
             sends no ``Retry-After``.
         max_retry_wait: Longest wait between two tries, whatever ``Retry-After`` says.
+        fusion: First-stage fusion for every :meth:`rerank` (``"linear"``, ``"rrf"``;
+            ``None``: off), as :class:`crossrank.CrossEncoderScorer`'s ``fusion``: sent with
+            each call, so ``RemoteScorer(url, fusion="linear")`` ranks as
+            ``CrossEncoderScorer(model, fusion="linear")`` does. Needs the ``crossrank``
+            protocol.
+        fusion_weight: The cross-encoder's share in fusion, in [0, 1].
+        fusion_normalization: How scores are normalized before linear fusion.
 
     ``model_name`` and ``activation`` come from the server's ``GET /info`` (fetched once, on
     first use); with the ``cohere`` protocol they are ``model`` (else the URL) and
@@ -148,6 +166,9 @@ class RemoteScorer:
         model: str | None = None,
         backoff: float = 0.25,
         max_retry_wait: float = 30.0,
+        fusion: str | None = None,
+        fusion_weight: float = 0.5,
+        fusion_normalization: str = "zscore",
     ) -> None:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ValueError(f"url must start with http:// or https://, got {url!r}")
@@ -179,6 +200,12 @@ class RemoteScorer:
                 )
         if model is not None and not isinstance(model, str):
             raise TypeError(f"model must be a string or None, got {type(model).__name__}")
+        checked = Fusion.checked(fusion, fusion_weight, fusion_normalization)
+        if checked is not None and protocol != "crossrank":
+            raise ValueError(
+                f"fusion={fusion!r} needs protocol='crossrank' (a crossrank server); "
+                f"protocol={protocol!r} carries scores only"
+            )
         self.url = url.rstrip("/")
         self.protocol: str = protocol
         self.timeout = float(timeout)
@@ -187,6 +214,9 @@ class RemoteScorer:
         self.model = model
         self.backoff = float(backoff)
         self.max_retry_wait = float(max_retry_wait)
+        self.fusion = None if checked is None else checked.method
+        self.fusion_weight = float(fusion_weight)
+        self.fusion_normalization = fusion_normalization
         self._api_key = api_key
         self._info: dict[str, Any] | None = None
         self._info_lock = threading.Lock()
@@ -200,8 +230,8 @@ class RemoteScorer:
 
     def to_config(self) -> dict[str, Any]:
         """A JSON-safe dict to rebuild this scorer with :meth:`from_config`: url, protocol,
-        timeout, retries, model and ``api_key_env`` (the variable's name; never the key,
-        so a key passed as ``api_key=`` is not saved)."""
+        timeout, retries, model, the fusion settings and ``api_key_env`` (the variable's
+        name; never the key, so a key passed as ``api_key=`` is not saved)."""
         return {
             "url": self.url,
             "protocol": self.protocol,
@@ -209,7 +239,16 @@ class RemoteScorer:
             "retries": self.retries,
             "api_key_env": self.api_key_env,
             "model": self.model,
+            "fusion": self.fusion,
+            "fusion_weight": self.fusion_weight,
+            "fusion_normalization": self.fusion_normalization,
         }
+
+    @property
+    def key_saved(self) -> bool:
+        """Whether :meth:`to_config` keeps what the key needs: True without a key or with
+        ``api_key_env``; False for a key passed as ``api_key=`` (it is never written)."""
+        return self._api_key is None or self.api_key_env is not None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> RemoteScorer:
@@ -465,6 +504,24 @@ class RemoteScorer:
                 f"protocol={self.protocol!r} carries scores only"
             )
 
+    def _fusion_of(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The fusion fields of one call: this call's values over this scorer's settings,
+        all sent when fusion is on (the server's own settings then do not matter)."""
+        given = {n: options[n] for n in _FUSION[1:] if options[n] is not None}
+        fusion = resolve_fusion(self, **given)
+        sent: dict[str, Any] = {}
+        if fusion is not None:
+            sent = {
+                "fusion": fusion.method,
+                "fusion_weight": fusion.weight,
+                "fusion_normalization": fusion.normalization,
+            }
+        elif "fusion" in given and self.protocol == "crossrank":
+            sent = {"fusion": "none"}
+        if options["first_stage_scores"] is not None:
+            sent["first_stage_scores"] = options["first_stage_scores"]
+        return sent
+
     def _plan_details(self, query: str, texts: Sequence[str], activation: Any) -> _Call:
         query = check_query(query)
         texts = check_texts(texts)
@@ -535,7 +592,7 @@ class RemoteScorer:
             raise TypeError(f"passages must be True or False, got {passages!r}")
         if contents is not None and not passages:
             raise ValueError("contents is only used with passages=True")
-        fusion = {name: options[name] for name in _FUSION if options[name] is not None}
+        fusion = self._fusion_of(options)
         self._refuse_options(
             token_budget=token_budget, passages=passages, contents=contents, **fusion
         )
@@ -606,12 +663,17 @@ class RemoteScorer:
     def _hit_of(self, result: dict[str, Any]) -> Hit:
         span = result.get("span")
         passage = result.get("passage")
+        model_score: float | None = None
+        if "model_score" in result:  # with fusion; null: NaN or an infinity
+            own = result["model_score"]
+            model_score = math.nan if own is None else float(own)
         return Hit(
             result["index"],
             self._score_of(result),
             bool(result.get("truncated", False)),
             None if span is None else (int(span[0]), int(span[1])),
             None if passage is None else (int(passage[0]), int(passage[1])),
+            model_score,
         )
 
     def _hits_of(self, answer: Any) -> tuple[list[Hit], list[int], int]:

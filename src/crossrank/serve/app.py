@@ -294,6 +294,8 @@ def _details(hit: Hit, result: ScoreResult) -> dict[str, Any]:
     }
     if result.windows is not None:
         details["windows"] = result.windows[hit.index]
+    if hit.model_score is not None:
+        details["model_score"] = _number(hit.model_score)
     return details
 
 

@@ -70,7 +70,11 @@ class CrossrankOptions(BaseModel):
         None, description="the first stage's score of each document, for fusion"
     )
     fusion: str | None = Field(None, description="how first-stage and reranker scores combine")
-    fusion_weight: float | None = Field(None, description="weight of the first stage in fusion")
+    fusion_weight: float | None = Field(
+        None,
+        description="the cross-encoder's share in [0, 1] (1 - fusion_weight goes to the first "
+        "stage)",
+    )
     fusion_normalization: str | None = Field(
         None, description="how scores are normalized before fusion"
     )
@@ -123,6 +127,11 @@ class CrossrankResultFields(BaseModel):
     )
     windows: int | None = Field(
         None, description="with skip_blank false: windows scored for the document"
+    )
+    model_score: float | None = Field(
+        None,
+        description="with fusion: the cross-encoder's own score (the score field holds the "
+        "fused one that ordered the results)",
     )
 
 

@@ -18,12 +18,23 @@ from crossrank.adapters import (
     RerankScorer,
     check_scorer_options,
     option_docs,
+    scorer_config,
+    scorer_from_config,
     scorer_settings,
 )
 from crossrank.scorer import CrossEncoderScorer
 
 try:
-    from pydantic import BaseModel, ConfigDict, Field, SecretStr, create_model, model_validator
+    from pydantic import (
+        BaseModel,
+        ConfigDict,
+        Field,
+        SecretStr,
+        create_model,
+        field_serializer,
+        field_validator,
+        model_validator,
+    )
 except ImportError as e:
     raise missing_extra("The LangChain integration", "langchain", e) from e
 
@@ -45,13 +56,16 @@ class _ScorerSettingsBase(BaseModel):
     """The scorer in use, and how it is built or adopted (the setting fields are added to
     :data:`ScorerSettings` below, from the scorer's signature)."""
 
-    scorer: RerankScorer | None = Field(default=None, exclude=True)
+    scorer: RerankScorer | None = None
     """A ready scorer to use (and share) instead of building one: a
-    ``crossrank.CrossEncoderScorer``, or any scorer with its ``rerank``/``arerank`` contract
-    (``crossrank.adapters.RerankScorer``). Leave the scorer settings at their defaults
-    beside it. Once built, this is always the scorer in use (``.scorer.warm_up()`` loads the
-    model now). Not written by ``model_dump``; the settings of a ``CrossEncoderScorer`` given
-    here are copied into the setting fields, so a dump reloads into an equal scorer."""
+    ``crossrank.RemoteScorer`` (a shared server), a ``crossrank.CrossEncoderScorer``, or any
+    scorer with their ``rerank``/``arerank`` contract (``crossrank.adapters.RerankScorer``).
+    Leave the scorer settings at their defaults beside it. Once built, this is always the
+    scorer in use (``.scorer.warm_up()`` loads the model now). ``model_dump`` writes a
+    ``RemoteScorer`` as its config (``RemoteScorer.to_config()``: the key only as
+    ``api_key_env``, the variable's name), which loads back into a ``RemoteScorer``; any
+    other scorer as ``None``: the settings of a ``CrossEncoderScorer`` given here are copied
+    into the setting fields, so a dump reloads into an equal scorer."""
 
     model_config = ConfigDict(
         arbitrary_types_allowed=True,
@@ -72,6 +86,16 @@ class _ScorerSettingsBase(BaseModel):
             else value
             for key, value in data.items()
         }
+
+    @field_validator("scorer", mode="before")
+    @classmethod
+    def _load_scorer(cls, value: Any) -> Any:
+        """A saved ``RemoteScorer`` config (a dict) becomes the scorer again."""
+        return scorer_from_config(value) if isinstance(value, dict) else value
+
+    @field_serializer("scorer")
+    def _save_scorer(self, scorer: Any) -> dict[str, Any] | None:
+        return scorer_config(scorer)
 
     def scorer_options(self) -> dict[str, Any]:
         """The scorer settings as ``CrossEncoderScorer`` keyword arguments (secrets revealed)."""

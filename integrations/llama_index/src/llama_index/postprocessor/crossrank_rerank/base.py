@@ -41,6 +41,8 @@ from crossrank.adapters import (
     from_cross_encoder_kwargs,
     option_docs,
     rerank_items,
+    scorer_config,
+    scorer_from_config,
     scorer_settings,
 )
 from crossrank.fusion import resolve_fusion
@@ -242,13 +244,15 @@ class CrossEncoderRerank(_ScorerFields):
             # loads no model.
             scorer = CrossEncoderScorer(**options)
         else:
+            if isinstance(scorer, Mapping):  # a RemoteScorer saved by to_dict
+                scorer = scorer_from_config(scorer)
             _check_scorer(scorer)
             check_scorer_options(options, owner="CrossEncoderRerank")
         if not isinstance(passage_only, bool):
             raise TypeError(f"passage_only must be True or False, got {passage_only!r}")
         _selection(scorer, top_n, score_threshold, min_relative_score, token_budget)
         fields: dict[str, Any] = {
-            **_settings(scorer),
+            **(_settings(scorer) if scorer_config(scorer) is None else {}),
             "top_n": top_n,
             "score_threshold": score_threshold,
             "min_relative_score": min_relative_score,
@@ -261,6 +265,16 @@ class CrossEncoderRerank(_ScorerFields):
             fields["callback_manager"] = callback_manager
         super().__init__(**fields)
         self._scorer = scorer
+
+    def to_dict(self, **kwargs: Any) -> dict[str, Any]:
+        """The fields, and a ``RemoteScorer`` given as ``scorer`` under ``"scorer"`` as its
+        config (the key only as ``api_key_env``, the variable's name); ``from_dict``,
+        ``from_json`` and ``CrossEncoderRerank(**data)`` load it back."""
+        data = super().to_dict(**kwargs)
+        config = scorer_config(self._scorer)
+        if config is not None:
+            data["scorer"] = config
+        return data
 
     @classmethod
     def class_name(cls) -> str:

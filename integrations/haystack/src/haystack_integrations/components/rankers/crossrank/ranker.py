@@ -9,6 +9,7 @@ passage).
 # No ``from __future__ import annotations`` here: Haystack reads the annotations of run()
 # at runtime to build the component's input sockets.
 
+import asyncio
 import copy
 import dataclasses
 import logging
@@ -23,10 +24,15 @@ from crossrank.adapters import (
     SPAN_KEY,
     FirstStage,
     RankedItems,
+    RerankScorer,
     Selection,
     arerank_items,
+    check_scorer_options,
     cut_passage,
+    device_in_use,
     rerank_items,
+    scorer_config,
+    scorer_from_config,
     scorer_settings,
 )
 from crossrank.fusion import resolve_fusion
@@ -138,6 +144,7 @@ class CrossEncoderRanker:
         min_relative_score: float | None = None,
         token_budget: int | None = None,
         passage_only: bool = False,
+        scorer: RerankScorer | None = None,
         **scorer_options: Any,
     ) -> None:
         """Create the ranker. Nothing is loaded until :meth:`warm_up` or :meth:`run`.
@@ -173,6 +180,14 @@ class CrossEncoderRanker:
                 ``meta["crossrank_span"]`` its ``[start, end]`` in the original content.
                 When that part lies wholly in a prefix, suffix or embedded meta field, the
                 content is kept whole and no key is added.
+            scorer: A ready scorer to use instead of building one: a
+                :class:`crossrank.RemoteScorer` (a shared ``crossrank serve``, or a TEI or
+                Cohere-style server) or a :class:`crossrank.CrossEncoderScorer` to share one
+                loaded model. With it, leave ``model``, ``device``, ``token`` and the scorer
+                settings unset (set them on the scorer). :meth:`to_dict` saves a
+                ``RemoteScorer`` as its config, the key as an environment-variable
+                ``Secret``; a ``CrossEncoderScorer`` as its settings (loading builds a new
+                scorer with them).
             **scorer_options: Every other setting of :class:`crossrank.CrossEncoderScorer`,
                 by the same name and with the same default (see docs/core.md): for instance
                 ``batch_size``, ``max_length``, ``activation``, ``calibration``, ``backend``,
@@ -203,6 +218,17 @@ class CrossEncoderRanker:
             passage_only=passage_only,
             **{k: v for k, v in scorer_options.items() if isinstance(SCORER_OPTIONS[k], bool)},
         )
+        if scorer is not None:
+            if not isinstance(scorer, RerankScorer):
+                raise TypeError(
+                    "scorer must be a crossrank.RemoteScorer or CrossEncoderScorer (or a "
+                    "scorer with their rerank contract, crossrank.adapters.RerankScorer), got "
+                    f"{_got(scorer)}"
+                )
+            given = {**scorer_options, "model": model, "device": device}
+            if token != _DEFAULT_TOKEN:
+                given["token"] = token
+            check_scorer_options(given, owner="CrossEncoderRanker")
         self.device = _resolve_device(device)
         if token is not None and not isinstance(token, Secret):
             raise TypeError(
@@ -210,13 +236,24 @@ class CrossEncoderRanker:
                 "use Secret.from_env_var('HF_TOKEN') or Secret.from_token(...)"
             )
         self.token = token
-        options = {**scorer_options, "model": model, "device": self.device.to_torch_str()}
-        # The core checks every scorer setting; building the scorer loads nothing. Calls
-        # with scale_score=False ask the same scorer for raw logits.
-        self._scorer = CrossEncoderScorer(**options)
-        self._token_resolved = False
+        if scorer is None:
+            options = {**scorer_options, "model": model, "device": self.device.to_torch_str()}
+            # The core checks every scorer setting; building the scorer loads nothing. Calls
+            # with scale_score=False ask the same scorer for raw logits.
+            scorer = CrossEncoderScorer(**options)
+            self._token_resolved = False
+        else:
+            self._token_resolved = True  # a given scorer has its own token (or key)
+        self._scorer: RerankScorer = scorer
+        self._given = self._token_resolved
+        # A server's activation is asked (GET /info) only when a relative cut needs it, so
+        # building the ranker (loading a pipeline) needs no running server.
+        local = isinstance(scorer, CrossEncoderScorer)
+        needs_activation = local or min_relative_score is not None
         self._selection = Selection.checked(
-            activation=self._scorer.activation if scale_score else "raw",
+            activation=(scorer.activation if needs_activation else "sigmoid")
+            if scale_score
+            else "raw",
             fusion=resolve_fusion(self._scorer),
             top_k=top_k,
             score_threshold=score_threshold,
@@ -225,10 +262,12 @@ class CrossEncoderRanker:
         )
         # The init parameters, as Haystack components keep them; the scorer settings as
         # to_dict saves them.
-        for name, value in scorer_settings(self._scorer).items():
-            if name not in _TYPED:
-                setattr(self, name, value)
-        self.model: str = self._scorer.model_name
+        if local:
+            for name, value in scorer_settings(self._scorer).items():
+                if name not in _TYPED:
+                    setattr(self, name, value)
+        self.model: str | None = self._scorer.model_name if local else None
+        self.scorer: RerankScorer | None = scorer if self._given else None
         self.top_k = self._selection.top_k
         self.score_threshold = self._selection.score_threshold
         self.min_relative_score = self._selection.min_relative_score
@@ -248,10 +287,11 @@ class CrossEncoderRanker:
 
     # ------------------------------------------------------------------ loading
 
-    def _ready_scorer(self) -> CrossEncoderScorer:
+    def _ready_scorer(self) -> RerankScorer:
         """The scorer, with the token resolved before the model can load."""
         if not self._token_resolved:
-            self._scorer.token = self.token.resolve_value() if self.token is not None else None
+            token = self.token.resolve_value() if self.token is not None else None
+            self._scorer.token = token  # type: ignore[attr-defined]  # our own scorer
             self._token_resolved = True
         return self._scorer
 
@@ -261,7 +301,12 @@ class CrossEncoderRanker:
 
     async def warm_up_async(self) -> None:
         """Like :meth:`warm_up`, loading in a worker thread so the event loop keeps running."""
-        await self._ready_scorer().awarm_up()
+        scorer = self._ready_scorer()
+        awarm_up = getattr(scorer, "awarm_up", None)
+        if awarm_up is not None:
+            await awarm_up()
+        else:
+            await asyncio.to_thread(scorer.warm_up)
 
     # ------------------------------------------------------------------ serialization
 
@@ -271,9 +316,29 @@ class CrossEncoderRanker:
         Returns:
             The type path and every init parameter: the scorer settings as
             :func:`crossrank.adapters.scorer_settings` gives them, ``device`` and ``token``
-            in Haystack's own forms (a token only as an environment-variable Secret).
+            in Haystack's own forms (a token only as an environment-variable Secret). A
+            ``RemoteScorer`` given as ``scorer`` is saved under ``scorer`` as its config,
+            its key as an environment-variable ``Secret`` (never the key), with no scorer
+            settings; a given ``CrossEncoderScorer`` as its settings.
         """
-        settings = {**scorer_settings(self._scorer), "device": self.device, "token": self.token}
+        config = scorer_config(self._scorer)
+        settings: dict[str, Any]
+        if config is not None:
+            env = config.pop("api_key_env")
+            config["api_key"] = None if env is None else Secret.from_env_var(env).to_dict()
+            settings = {"scorer": config}
+        elif isinstance(self._scorer, CrossEncoderScorer):
+            settings = {**scorer_settings(self._scorer), "token": self.token}
+            settings["device"] = (
+                ComponentDevice.from_str(device_in_use(settings["device"], settings["backend"]))
+                if self._given
+                else self.device
+            )
+        else:
+            raise TypeError(
+                f"CrossEncoderRanker.to_dict: a scorer of type {type(self._scorer).__name__} "
+                "has no saved form; give a crossrank.RemoteScorer or CrossEncoderScorer"
+            )
         return default_to_dict(
             self,
             **settings,
@@ -307,6 +372,8 @@ class CrossEncoderRanker:
         """
         init_params = copy.deepcopy(data.get("init_parameters", {}))
         deserialize_secrets_inplace(init_params, keys=["token"])
+        if isinstance(init_params.get("scorer"), dict):
+            init_params["scorer"] = _remote_scorer(init_params["scorer"])
         if isinstance(init_params.get("device"), dict):
             init_params["device"] = ComponentDevice.from_dict(init_params["device"])
         return default_from_dict(cls, {**data, "init_parameters": init_params})
@@ -467,6 +534,23 @@ def _check_types(**values: Any) -> None:
         wanted, kind = ("True or False", bool) if name not in _TEXTS else ("a string", str)
         if not isinstance(value, kind):
             raise TypeError(f"{name} must be {wanted}, got {_got(value)}")
+
+
+def _remote_scorer(saved: dict[str, Any]) -> RerankScorer:
+    """The ``RemoteScorer`` :meth:`CrossEncoderRanker.to_dict` saved (its key read now from
+    the environment variable its ``Secret`` names: the first one set)."""
+    config = dict(saved)
+    api_key = config.pop("api_key", None)
+    if api_key is not None:
+        secret = Secret.from_dict(api_key)
+        names = list(secret.to_dict().get("env_vars") or [])
+        if not names:
+            raise ValueError(
+                "the saved RemoteScorer's api_key must be an environment-variable Secret, "
+                f"got {api_key!r}"
+            )
+        config["api_key_env"] = next((n for n in names if os.environ.get(n)), names[0])
+    return scorer_from_config(config)  # type: ignore[no-any-return]
 
 
 def _resolve_device(device: ComponentDevice | None) -> ComponentDevice:
