@@ -67,6 +67,8 @@ def test_all_is_pinned() -> None:
             "from_cross_encoder_kwargs",
             "option_docs",
             "rerank_items",
+            "scorer_config",
+            "scorer_from_config",
             "scorer_settings",
         ]
     )
