@@ -270,7 +270,8 @@ def test_to_config_holds_the_key_variables_name_never_the_key(served: RunningSer
     config = remote.to_config()
     assert config == {
         "url": served.url, "protocol": "crossrank", "timeout": 12.5, "retries": 2,
-        "api_key_env": "CROSSRANK_TEST_KEY", "model": None,
+        "api_key_env": "CROSSRANK_TEST_KEY", "model": None, "fusion": None,
+        "fusion_weight": 0.5, "fusion_normalization": "zscore",
     }  # fmt: skip
     assert KEY not in repr(config) and KEY not in repr(remote)
     again = RemoteScorer.from_config(config)

@@ -33,6 +33,7 @@ try:
         create_model,
         field_serializer,
         field_validator,
+        model_serializer,
         model_validator,
     )
 except ImportError as e:
@@ -96,6 +97,14 @@ class _ScorerSettingsBase(BaseModel):
     @field_serializer("scorer")
     def _save_scorer(self, scorer: Any) -> dict[str, Any] | None:
         return scorer_config(scorer)
+
+    @model_serializer(mode="wrap")
+    def _without_local_scorer(self, handler: Any) -> Any:
+        """``scorer`` is written only for a ``RemoteScorer`` (a local one is its settings)."""
+        data = handler(self)
+        if isinstance(data, dict) and data.get("scorer", 0) is None:
+            del data["scorer"]
+        return data
 
     def scorer_options(self) -> dict[str, Any]:
         """The scorer settings as ``CrossEncoderScorer`` keyword arguments (secrets revealed)."""
