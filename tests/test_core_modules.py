@@ -160,6 +160,17 @@ def test_resolve_source(tiny_model_dir: Path) -> None:
                                        "export_openvino", "make_openvino_forward",
                                        "openvino_available", "openvino_supports_bf16",
                                        "require_openvino"]),
+        ("crossrank.train", ["train"]),
+        ("crossrank.train.base_model", ["BaseModelKind", "check_base_model"]),
+        ("crossrank.train.cli", ["add_train_arguments", "format_train_summary", "run_train"]),
+        ("crossrank.train.data", ["TrainingData", "load_training_data", "split_dev",
+                                  "write_qrels"]),
+        ("crossrank.train.evaluator", ["DevRerankEvaluator"]),
+        ("crossrank.train.mining", ["Candidates", "first_stage_candidates", "hard_negatives",
+                                    "listwise_rows", "pair_rows"]),
+        ("crossrank.train.report", ["plot_training"]),
+        ("crossrank.train.run", ["CHECKPOINTS", "DEV_QRELS_FILE", "LOSSES", "REPORT_FILE",
+                                 "REPORT_PLOT", "prepare_output", "train"]),
     ],
 )
 def test_module_all_is_pinned(module: str, names: list[str]) -> None:

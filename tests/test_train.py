@@ -8,6 +8,7 @@ The full SciFact runs are documented commands (docs/training.md), not tests.
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import shutil
@@ -272,3 +273,20 @@ def test_scifact_training_split_and_shared_models(
     assert not set(data.dev_ids) & test_ids and not set(data.train_ids) & test_ids
     assert not set(data.dev_ids) & set(data.train_ids)
     assert len(data.dev_ids) == 32
+
+
+def test_train_follows_the_cli_conventions(capsys: pytest.CaptureFixture[str]) -> None:
+    """Exit codes in --help; -m is --model; --quiet; first-stage candidates are --candidates
+    and there is no -k (keep the best K belongs to rerank). The model folder is --output,
+    as the issue words it: there is no JSON report flag, the report goes in that folder."""
+    from crossrank._cli_checks import EXIT_STATUS
+    from crossrank.cli import build_parser
+
+    assert main(["train", "--help"]) == 0
+    assert EXIT_STATUS in capsys.readouterr().out
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    strings = {s: a for a in sub.choices["train"]._actions for s in a.option_strings}
+    assert strings["-m"] is strings["--model"]
+    assert {"--quiet", "--candidates", "--output", "--seed"} <= set(strings)
+    assert not {"-k", "--top-k", "-o", "--out"} & set(strings)

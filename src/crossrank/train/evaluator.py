@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 try:  # sentence-transformers >= 6
-    from sentence_transformers.base.evaluation import BaseEvaluator as SentenceEvaluator
+    from sentence_transformers.base.evaluation import BaseEvaluator as _Evaluator
 except ImportError:  # pragma: no cover - sentence-transformers 4 and 5
-    from sentence_transformers.evaluation import SentenceEvaluator
+    from sentence_transformers.evaluation import SentenceEvaluator as _Evaluator  # type: ignore[no-redef]
 
 from crossrank.eval.metrics import evaluate
 
@@ -29,7 +29,7 @@ logger = logging.getLogger("crossrank")
 _METRICS = ("ndcg@10", "mrr@10", "recall@10")
 
 
-class DevRerankEvaluator(SentenceEvaluator):  # type: ignore[misc]
+class DevRerankEvaluator(_Evaluator):
     """Rerank the dev queries' first-stage candidates and report NDCG@10, MRR@10, R@10.
 
     Example:
@@ -58,7 +58,7 @@ class DevRerankEvaluator(SentenceEvaluator):  # type: ignore[misc]
         name: str = "dev",
         show_progress_bar: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.name = name
         self.batch_size = batch_size
         self.show_progress_bar = show_progress_bar

@@ -98,18 +98,18 @@ def prepare_output(output: Path, *, overwrite: bool, resume: bool | str) -> Path
         raise ValueError("overwrite and resume cannot be combined: overwrite starts afresh")
     if resume:
         if isinstance(resume, str):
-            checkpoint: Path | None = Path(resume).expanduser()
-            if not (checkpoint / "trainer_state.json").is_file():
+            given = Path(resume).expanduser()
+            if not (given / "trainer_state.json").is_file():
                 raise ValueError(
                     f"resume={resume!r} is not a training checkpoint (no trainer_state.json)"
                 )
-        else:
-            checkpoint = _last_checkpoint(output / CHECKPOINTS)
-            if checkpoint is None:
-                raise ValueError(
-                    f"resume is set but {output / CHECKPOINTS} holds no checkpoint; start a "
-                    "new run without it (or with overwrite)"
-                )
+            return given
+        checkpoint = _last_checkpoint(output / CHECKPOINTS)
+        if checkpoint is None:
+            raise ValueError(
+                f"resume is set but {output / CHECKPOINTS} holds no checkpoint; start a "
+                "new run without it (or with overwrite)"
+            )
         return checkpoint
     if output.exists() and not overwrite:
         raise ValueError(
@@ -139,7 +139,7 @@ def _time_limit_callback(minutes: float) -> Any:
     usual (a dev evaluation and a checkpoint), and the best checkpoint is kept."""
     from transformers import TrainerCallback
 
-    class TimeLimit(TrainerCallback):  # type: ignore[misc]
+    class TimeLimit(TrainerCallback):
         def __init__(self) -> None:
             self.started = time.perf_counter()
             self.reached = False
@@ -302,7 +302,11 @@ def train(
     checkpoint = prepare_output(out, overwrite=overwrite, resume=resume)
     kind = check_base_model(model, local_files_only=local_files_only)
     training = load_training_data(
-        data, split=split, qrels=qrels, dev_fraction=dev_fraction, seed=seed
+        Path(data),
+        split=split,
+        qrels=None if qrels is None else Path(qrels),
+        dev_fraction=dev_fraction,
+        seed=seed,
     )
     settings: dict[str, Any] = {
         "data": str(data), "split": split, "qrels": None if qrels is None else str(qrels),
@@ -442,7 +446,7 @@ def train(
     calibration = _fit_calibration(
         logits, evaluator.labels(), out / CALIBRATION_FILE, str(out), len(training.dev_ids)
     )
-    history = _history(state.log_history, args.metric_for_best_model)
+    history = _history(state.log_history, str(args.metric_for_best_model))
     best_epoch = next((h["epoch"] for h in history if h["step"] == best_step), None)
     from crossrank.eval.harness import machine_info
 
