@@ -290,3 +290,34 @@ def test_train_follows_the_cli_conventions(capsys: pytest.CaptureFixture[str]) -
     assert strings["-m"] is strings["--model"]
     assert {"--quiet", "--candidates", "--output", "--seed"} <= set(strings)
     assert not {"-k", "--top-k", "-o", "--out"} & set(strings)
+
+
+def test_calibration_keeps_platt_when_temperature_cannot_fit(tmp_path: Path) -> None:
+    """A young head can score every pair above 0 while few are relevant: no temperature
+    maps that to low probabilities, but Platt's bias does; it is written and applied."""
+    import numpy as np
+
+    from crossrank.calibration import load_calibration
+    from crossrank.train.run import _fit_calibration
+
+    labels = np.array([1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+    logits = 2.0 + 0.5 * labels + np.linspace(0.0, 0.1, labels.size)
+    result = _fit_calibration(logits, labels, tmp_path / "cal.json", "m", dev_queries=2)
+    assert "temperature" in result["errors"] and result["method"] == "platt"
+    fitted = load_calibration(tmp_path / "cal.json")
+    assert fitted.method == "platt" and fitted.apply(np.array([2.0]))[0] < 0.5
+    none = _fit_calibration(-logits, labels, tmp_path / "none.json", "m", dev_queries=2)
+    assert none["written"] is None and not (tmp_path / "none.json").exists()
+
+
+def test_dense_first_stage_gives_the_candidates(beir_dir: Path, tiny_bi_encoder_dir: Path) -> None:
+    from crossrank.train.mining import first_stage_candidates
+
+    data = load_training_data(beir_dir)
+    label, ranked, scores = first_stage_candidates(
+        data.dataset, data.dev_ids, first_stage=f"dense:{tiny_bi_encoder_dir}", depth=5
+    )
+    assert label == f"dense:{tiny_bi_encoder_dir}"
+    for qid in data.dev_ids:
+        assert len(ranked[qid]) == 5 and set(ranked[qid]) == set(scores[qid])
+        assert [scores[qid][d] for d in ranked[qid]] == sorted(scores[qid].values(), reverse=True)

@@ -179,14 +179,16 @@ def _fit_calibration(
             labels.size,
         )
         return {"written": None}
-    try:
-        fits = {
-            "temperature": fit_temperature(logits, labels, model=model),
-            "platt": fit_platt(logits, labels, model=model),
-        }
-    except ValueError as e:  # a model whose logits do not rise with relevance
-        logger.warning("crossrank train: no calibration written: %s", e)
-        return {"written": None, "error": str(e)}
+    fits: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for method, fit in (("temperature", fit_temperature), ("platt", fit_platt)):
+        try:
+            fits[method] = fit(logits, labels, model=model)
+        except ValueError as e:  # logits that do not rise with relevance under this fit
+            errors[method] = str(e)
+    if "platt" not in fits:
+        logger.warning("crossrank train: no calibration written: %s", errors["platt"])
+        return {"written": None, "errors": errors}
     measured = {"sigmoid": _measure(_sigmoid(logits), labels, 15)}
     measured.update({m: _measure(fit.apply(logits), labels, 15) for m, fit in fits.items()})
     report = {
@@ -195,6 +197,7 @@ def _fit_calibration(
         "measured_on": "the same dev pairs (for a held-out measure run crossrank calibrate)",
         "params": {m: _params(fit) for m, fit in fits.items()},
         "metrics": measured,
+        "errors": errors,
     }
     written = save_calibration(target, fits, method="platt", model=model, report=report)
     return {"written": str(written), "method": "platt", **report}
