@@ -12,18 +12,9 @@ from typing import Any
 
 from crossrank._cli_checks import InputError, require_modules
 from crossrank.cli import positive_int
+from crossrank.eval.calibrate import _fraction
 
 __all__ = ["add_train_arguments", "format_train_summary", "run_train"]
-
-
-def _fraction(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not 0.0 < number < 1.0:
-        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, got {value!r}")
-    return number
 
 
 def _positive_float(value: str) -> float:
