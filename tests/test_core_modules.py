@@ -188,6 +188,17 @@ def test_resolve_source(tiny_model_dir: Path) -> None:
         ("crossrank.eval.serve_bench", ["MIXED_UP_TOLERANCE", "add_server_bench_arguments",
                                         "format_server_table", "metrics_snapshot",
                                         "run_server_bench", "server_benchmark"]),
+        ("crossrank.train", ["train"]),
+        ("crossrank.train.base_model", ["BaseModelKind", "check_base_model"]),
+        ("crossrank.train.cli", ["add_train_arguments", "format_train_summary", "run_train"]),
+        ("crossrank.train.data", ["TrainingData", "load_training_data", "split_dev",
+                                  "write_qrels"]),
+        ("crossrank.train.evaluator", ["DevRerankEvaluator"]),
+        ("crossrank.train.mining", ["Candidates", "first_stage_candidates", "hard_negatives",
+                                    "listwise_rows", "pair_rows"]),
+        ("crossrank.train.report", ["plot_training"]),
+        ("crossrank.train.run", ["CHECKPOINTS", "DEV_QRELS_FILE", "LOSSES", "REPORT_FILE",
+                                 "REPORT_PLOT", "prepare_output", "train"]),
     ],
 )
 def test_module_all_is_pinned(module: str, names: list[str]) -> None:

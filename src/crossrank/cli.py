@@ -641,6 +641,19 @@ def _add_optional_commands(subparsers: Any) -> None:
     )
     serve.add_serve_arguments(p)
     p.set_defaults(func=serve.run_serve)
+    from crossrank.train import cli as train_cli
+
+    p = _add_subcommand(
+        subparsers,
+        "train",
+        help="fine-tune a cross-encoder on your data with first-stage hard negatives",
+        description="Fine-tune a cross-encoder (or a plain encoder, with a new head) on a "
+        "BEIR folder's training judgments, with hard negatives mined from the first stage; "
+        "keep the best checkpoint on a dev split; write the model, a calibration and a "
+        "training report.",
+    )
+    train_cli.add_train_arguments(p)
+    p.set_defaults(func=train_cli.run_train)
 
 
 def _preflight(args: argparse.Namespace) -> None:
