@@ -76,7 +76,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     auth.add_argument(
         "--api-key-file", metavar="FILE", help="file with the accepted keys, one per line"
     )
-    group = p.add_argument_group("limits", "a request past one gets 413 naming it")
+    group = p.add_argument_group(
+        "limits", "a request past a limit gets 413 naming it; past the queue, 429"
+    )
     for name, what in (
         ("max_documents", "documents in one request"),
         ("max_chars", "characters in one request (query, documents, contents)"),
