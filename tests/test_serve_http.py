@@ -6,7 +6,6 @@ limit, the drain on shutdown, and 32 concurrent clients."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import threading
 from collections.abc import Iterator
@@ -298,20 +297,6 @@ def test_wrong_methods_and_paths_are_json_errors(client: httpx.Client) -> None:
     assert answer.status_code == 405 and "GET is not allowed on /rerank" in answer.json()["error"]
     answer = client.post("/v2/rerank", json=OK)
     assert answer.status_code == 404 and "GET /info" in answer.json()["error"]
-
-
-@pytest.mark.skipif(
-    "fusion" in inspect.signature(CrossEncoderScorer.rerank).parameters,
-    reason="this core has fusion: its options reach rerank (the fusion tests cover them)",
-)
-def test_fusion_options_need_a_core_that_has_them(client: httpx.Client) -> None:
-    answer = client.post(
-        COHERE,
-        json={"query": "q", "documents": ["a", "b"],
-              "crossrank": {"first_stage_scores": [1.0, 0.5], "fusion": "rrf"}},
-    )  # fmt: skip
-    assert answer.status_code == 422
-    assert "does not support first_stage_scores, fusion" in answer.json()["error"]
 
 
 # ---------------------------------------------------------------------- API keys
