@@ -1,4 +1,5 @@
-"""The ``crossrank`` command: ``rerank``, ``eval``, ``bench``, ``calibrate``.
+"""The ``crossrank`` command: ``rerank``, ``eval``, ``bench``, ``calibrate``, ``serve``,
+``train``.
 
 The scorer's options (model, backend, device, batching, max length, activation and
 calibration, long documents, loading) are declared once, by :func:`add_scorer_options`,
@@ -10,7 +11,8 @@ Every subcommand shares one exit-code convention and one error format (see
 ``-o/--out`` (where the command writes its records or its JSON report), ``--quiet`` (no
 progress bars, notes or warnings on stderr; errors still print), and ``-k/--top-k``
 (``rerank``: keep the best K); the first-stage candidates per query of ``eval``,
-``calibrate`` and ``bench`` are ``--candidates``. Before any model is loaded, the command
+``calibrate`` and ``bench`` are ``--candidates``. ``train`` names its model folder
+``--output``, as its issue words it (it writes a folder, not records). Before any model is loaded, the command
 checks the device, the backends' extras, the input file and every output path.
 """
 
