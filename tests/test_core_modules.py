@@ -156,6 +156,8 @@ def test_resolve_source(tiny_model_dir: Path) -> None:
                              "backend_from_env", "calibration_pairs", "candidate_backends",
                              "cpu_flags", "cpu_summary", "decision_key", "encode_batches",
                              "resolve_auto", "run_probe", "timing_case"]),
+        ("crossrank.scale", ["BlankText", "init_ray", "rerank_dataset", "runs_from_dataset",
+                             "runs_to_dataset", "score_runs"]),
         ("crossrank.openvino_export", ["INT8_FLOAT_LAYERS", "OPENVINO_BACKENDS",
                                        "export_openvino", "make_openvino_forward",
                                        "openvino_available", "openvino_supports_bf16",

@@ -1,0 +1,283 @@
+"""Scale-out on Ray: ``crossrank.scale`` (Ray Data, ``crossrank eval --engine ray``).
+
+Real Ray, no mocks: one local Ray for the whole module (2 CPUs, node on 127.0.0.1, no
+dashboard), started in a thread under a deadline so a stuck start fails the tests instead
+of hanging them, and shut down at the end. Each Ray test has its own timeout. What needs no
+cluster (the batch scorer the actors run, the argument checks) is tested in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from crossrank import CrossEncoderScorer
+from crossrank.cli import main as cli_main
+from crossrank.scale import _ScoreBatches, rerank_dataset, score_runs
+
+# Ray's own deprecation notices (e.g. DataContext.get_current() in Ray 2.60), not ours.
+pytestmark = pytest.mark.filterwarnings(r"ignore::DeprecationWarning:ray(\..*)?")
+
+RAY_START_S = 60  # ray.init usually takes 5-20 s on 2 busy cores
+RAY_TEST_S = 240  # per test, the module's Ray start included for the first one
+
+_WORDS = (
+    "cell cells protein gene genes cancer risk study studies patients treatment effect "
+    "increase decrease blood brain heart drug dose"
+).split()
+
+
+@pytest.fixture(scope="module")
+def ray_session() -> Iterator[None]:
+    """A local Ray for this module: 2 CPUs, 127.0.0.1, no dashboard, under a deadline."""
+    import ray
+    from ray.data import DataContext
+
+    assert not ray.is_initialized(), "another test left Ray running"
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    errors: list[BaseException] = []
+    started, stop = threading.Event(), threading.Event()
+
+    def start() -> None:
+        try:
+            ray.init(
+                num_cpus=2,
+                include_dashboard=False,
+                _node_ip_address="127.0.0.1",
+                object_store_memory=256 * 1024**2,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+        except BaseException as e:  # re-raised in the test's thread below
+            errors.append(e)
+            return
+        finally:
+            started.set()
+        # Ray's processes die with the thread that started them (PR_SET_PDEATHSIG):
+        # keep it alive until the module is done.
+        stop.wait()
+
+    thread = threading.Thread(target=start, name="ray-init", daemon=True)
+    thread.start()
+    if not started.wait(RAY_START_S):
+        pytest.fail(f"ray.init did not finish within {RAY_START_S} s")
+    if errors:
+        raise errors[0]
+    context = DataContext.get_current()
+    bars = context.enable_progress_bars
+    context.enable_progress_bars = False
+    try:
+        yield
+    finally:
+        context.enable_progress_bars = bars
+        ray.shutdown()
+        stop.set()
+        thread.join(10)
+
+
+def _pairs(n_queries: int, per_query: int, seed: int = 0) -> list[dict[str, Any]]:
+    """Rows (qid, i, query, text); some texts are longer than the tiny model's 128 tokens."""
+    rng = random.Random(seed)
+    rows = []
+    for q in range(n_queries):
+        query = " ".join(rng.sample(_WORDS, 3))
+        for i in range(per_query):
+            words = rng.choices(_WORDS, k=rng.choice([4, 12, 40, 150]))
+            rows.append({"qid": q, "i": i, "query": query, "text": " ".join(words)})
+    return rows
+
+
+def _local(scorer: CrossEncoderScorer, rows: list[dict[str, Any]]) -> dict[tuple[int, int], Any]:
+    """{(qid, i): (score, truncated)} from one local score_details call per query."""
+    out: dict[tuple[int, int], Any] = {}
+    for qid in sorted({r["qid"] for r in rows}):
+        mine = [r for r in rows if r["qid"] == qid and r["text"]]
+        details = scorer.score_details(mine[0]["query"], [r["text"] for r in mine])
+        for r, score, cut in zip(mine, details.scores, details.truncated, strict=True):
+            out[(qid, r["i"])] = (score, cut)
+    return out
+
+
+# ---------------------------------------------------------------------- no cluster needed
+
+
+def test_the_actors_batch_scorer_groups_rows_by_query_and_skips_blank_texts(
+    tiny_model_dir: Path, tiny_scorer: CrossEncoderScorer
+) -> None:
+    rows = _pairs(3, 6)
+    random.Random(1).shuffle(rows)  # queries interleaved in the batch
+    rows[1]["text"], rows[4]["text"], rows[7]["text"] = "", None, "   "
+    batch = pd.DataFrame(rows)
+    batch.loc[9, "text"] = float("nan")  # pandas' other spelling of a missing string
+    columns = {"query": "query", "text": "text", "score": "score", "truncated": "truncated",
+               "windows": "windows"}  # fmt: skip
+    scorer = _ScoreBatches({"model": str(tiny_model_dir), "device": "cpu"}, columns, "skip")
+    out = scorer(batch)
+    assert "score" not in batch.columns  # the batch passed in is left as it was
+    assert list(out.columns) == [*batch.columns, "score", "truncated", "windows"]
+    blank = {1, 4, 7, 9}
+    for row in blank:
+        assert math.isnan(out.loc[row, "score"])
+        assert not out.loc[row, "truncated"] and out.loc[row, "windows"] == 0
+    rows_left = [r for j, r in enumerate(rows) if j not in blank]
+    expected = _local(tiny_scorer, rows_left)
+    for j, r in enumerate(rows):
+        if j in blank:
+            continue
+        score, cut = expected[(r["qid"], r["i"])]
+        assert out.loc[j, "score"] == pytest.approx(score, abs=1e-5)
+        assert bool(out.loc[j, "truncated"]) == cut
+        assert out.loc[j, "windows"] == 1
+    assert out["truncated"].any() and not out["truncated"].all()
+
+
+def test_the_actors_batch_scorer_refuses_what_it_cannot_score(tiny_model_dir: Path) -> None:
+    columns: dict[str, str | None] = {"query": "q", "text": "text", "score": "score",
+                                      "truncated": None, "windows": None}  # fmt: skip
+    options = {"model": str(tiny_model_dir), "device": "cpu"}
+    strict = _ScoreBatches(options, columns, "error")
+    with pytest.raises(ValueError, match=r"1 row\(s\) of query 'cell' have no text"):
+        strict(pd.DataFrame({"q": ["cell", "cell"], "text": ["gene", ""]}))
+    lenient = _ScoreBatches(options, columns, "skip")
+    with pytest.raises(ValueError, match="query_column='q' must hold non-blank strings"):
+        lenient(pd.DataFrame({"q": ["cell", " "], "text": ["gene", "dose"]}))
+    with pytest.raises(ValueError, match=r"score_column='score' is already a column"):
+        lenient(pd.DataFrame({"q": ["cell"], "text": ["gene"], "score": [1.0]}))
+    with pytest.raises(ValueError, match=r"query_column='q' is not a column .* \['query'"):
+        lenient(pd.DataFrame({"query": ["cell"], "text": ["gene"]}))
+
+
+def test_score_runs_without_candidates_starts_no_ray(tiny_model_dir: Path) -> None:
+    import ray
+
+    assert score_runs({"q": ("cell", [])}, model=tiny_model_dir)["q"].scores == []
+    assert not ray.is_initialized()
+    with pytest.raises(TypeError, match=r"unknown CrossEncoderScorer option\(s\) \['top_k'\]"):
+        score_runs({"q": ("cell", [])}, model=tiny_model_dir, top_k=3)
+
+
+def test_without_ray_the_error_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray.data", None)
+    with pytest.raises(ImportError, match=r'pip install "crossrank\[ray\]"') as info:
+        rerank_dataset(object(), model=tiny_model_dir)  # type: ignore[arg-type]
+    assert isinstance(info.value.__cause__, ImportError)
+
+
+def test_eval_engine_flags_need_the_ray_engine(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli_main(["eval", "--data", "nowhere", "--concurrency", "2"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err == (
+        "crossrank eval: error: --ray-address, --concurrency and --cpus-per-actor need "
+        "--engine ray"
+    )
+    assert cli_main(["eval", "--data", "nowhere", "--engine", "spark"]) == 2
+    assert "--engine: invalid choice: 'spark'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- Ray Data
+
+
+@pytest.mark.timeout(RAY_TEST_S)
+def test_rerank_dataset_checks_its_arguments_before_anything_runs(
+    ray_session: None, tiny_model_dir: Path
+) -> None:
+    import ray
+
+    ds = ray.data.from_items([{"query": "cell", "text": "gene"}])
+    with pytest.raises(TypeError, match=r"ds must be a ray\.data\.Dataset, got list"):
+        rerank_dataset([{"query": "cell"}], model=tiny_model_dir)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"unknown CrossEncoderScorer option\(s\) \['top_n'\]"):
+        rerank_dataset(ds, model=tiny_model_dir, top_n=3)
+    with pytest.raises(ValueError, match="batch_size must be"):
+        rerank_dataset(ds, model=tiny_model_dir, batch_size=0)
+    with pytest.raises(ValueError, match=r"concurrency must be .* got \(3, 1\)"):
+        rerank_dataset(ds, model=tiny_model_dir, concurrency=(3, 1))
+    with pytest.raises(ValueError, match="score_column and text_column are both 'text'"):
+        rerank_dataset(ds, model=tiny_model_dir, score_column="text")
+    with pytest.raises(ValueError, match="blank_text must be 'skip' or 'error'"):
+        rerank_dataset(ds, model=tiny_model_dir, blank_text="zero")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"ray_remote_args must not set \['compute'\]"):
+        rerank_dataset(ds, model=tiny_model_dir, ray_remote_args={"compute": None})
+
+
+@pytest.mark.timeout(RAY_TEST_S)
+def test_rerank_dataset_equals_local_scoring_on_200_rows(
+    ray_session: None, tiny_model_dir: Path, tiny_scorer: CrossEncoderScorer
+) -> None:
+    import ray
+
+    rows = _pairs(10, 20, seed=2)
+    rows[5]["text"] = ""
+    ds = ray.data.from_items(rows, override_num_blocks=4)
+    # 64-row batches: some queries are split between two batches, and two actors.
+    scored = rerank_dataset(
+        ds, model=tiny_model_dir, device="cpu", concurrency=2, rows_per_batch=64,
+        windows_column="windows",
+    ).take_all()  # fmt: skip
+    assert len(scored) == 200
+    expected = _local(tiny_scorer, rows)
+    got = {(r["qid"], r["i"]): r for r in scored}
+    assert got[(0, 5)]["score"] is None and got[(0, 5)]["windows"] == 0  # null: not scored
+    del got[(0, 5)]
+    assert got.keys() == expected.keys()
+    for key, row in got.items():
+        score, cut = expected[key]
+        assert row["score"] == pytest.approx(score, abs=1e-5), key
+        assert bool(row["truncated"]) == cut
+        assert row["windows"] == 1
+        assert row["text"] == rows[key[0] * 20 + key[1]]["text"]  # every column kept
+    assert any(cut for _, cut in expected.values())
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(RAY_TEST_S)
+def test_eval_engine_ray_equals_local_on_scifact(
+    ray_session: None,
+    scifact_dir: Path,
+    scifact_candidates: dict[str, list[tuple[str, float]]],
+    shared_model_dir: Path,
+    tmp_path: Path,
+) -> None:
+    from crossrank.eval.harness import evaluate_models
+
+    # The first 3 judged queries' BM25 top 10, as a TREC run: no BM25 index built here.
+    qids = sorted(scifact_candidates)[:3]
+    run = tmp_path / "bm25.run"
+    run.write_text("".join(
+        f"{q} Q0 {d} {rank} {score} bm25\n"
+        for q in qids for rank, (d, score) in enumerate(scifact_candidates[q][:10], start=1)
+    ))  # fmt: skip
+    local = evaluate_models(
+        scifact_dir, [str(shared_model_dir)], run=run, ks=[10], limit_queries=3,
+        device="cpu", progress=False,
+    )  # fmt: skip
+    out = tmp_path / "ray.json"
+    code = cli_main([
+        "eval", "--data", str(scifact_dir), "--run", str(run), "--candidates", "10",
+        "--limit-queries", "3", "-m", str(shared_model_dir), "--device", "cpu",
+        "--engine", "ray", "--concurrency", "1", "--quiet", "--out", str(out),
+    ])  # fmt: skip
+    assert code == 0
+    on_ray = json.loads(out.read_text())
+    assert on_ray["settings"]["engine"] == "ray"
+    assert on_ray["settings"]["engine_options"] == {"concurrency": 1, "num_cpus": 1}
+    local_row, ray_row = local["rows"][1], on_ray["rows"][1]
+    assert ray_row["stage"] == "reranked" and ray_row["k"] == 10
+    for key in ("ndcg@10", "mrr@10", "recall@10", "recall@k", "truncated_fraction",
+                "pairs_per_document"):  # fmt: skip
+        assert ray_row[key] == pytest.approx(local_row[key], abs=1e-9), key
+    assert ray_row["backend"] == "torch"
+    assert ray_row["latency_p50_ms"] is None and ray_row["pairs_per_second"] > 0
