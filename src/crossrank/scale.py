@@ -82,8 +82,9 @@ def init_ray(address: str | None = None, *, quiet: bool = False) -> None:
     """Join the Ray cluster at ``address`` (``"auto"``, ``"ray://head:10001"`` ...), or
     start a local one (``None``), unless this process is already connected.
 
-    A local Ray binds its node to 127.0.0.1 and starts no dashboard. With ``quiet``,
-    workers' output is not copied to this process and Ray Data shows no progress bars.
+    A local Ray puts its node on 127.0.0.1 and starts no dashboard. With ``quiet`` (for a
+    command line tool: it sets Ray's and Ray Data's logging in this process), workers'
+    output is not copied here, Ray logs only errors and Ray Data shows no progress bars.
     """
     ray_data = _ray_data()
     import ray
@@ -92,9 +93,15 @@ def init_ray(address: str | None = None, *, quiet: bool = False) -> None:
         local: dict[str, Any] = (
             {"include_dashboard": False, "_node_ip_address": "127.0.0.1"} if address is None else {}
         )
-        ray.init(address=address, log_to_driver=not quiet, **local)
+        ray.init(
+            address=address,
+            log_to_driver=not quiet,
+            logging_level=logging.ERROR if quiet else logging.INFO,
+            **local,
+        )
     if quiet:
         ray_data.DataContext.get_current().enable_progress_bars = False
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
 
 
 # ---------------------------------------------------------------------- the actor

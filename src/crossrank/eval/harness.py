@@ -574,6 +574,8 @@ def format_eval_table(report: Mapping[str, Any]) -> str:
             f"; chunk mode ({settings['aggregation']}, at most {settings['max_windows']} "
             f"windows), {max(per_doc, default=0.0):.2f} windows per document"
         )
+    if settings.get("engine") == "ray":
+        mode += "; engine ray: no per-query latency, pairs/s over the whole Ray run"
     return align_table(
         lines,
         f"{settings['num_queries']} queries, first stage {settings['first_stage']}; "
