@@ -43,8 +43,9 @@ def test_public_api_is_pinned() -> None:
     assert sorted(crossrank.__all__) == sorted([
         "DEFAULT_MODEL", "Calibration", "CrossEncoderScorer", "CrossrankError",
         "DeviceUnavailableError", "Hit",
-        "HubUnreachableError", "ModelLoadError", "ModelNotFoundError", "Reranked",
-        "ScoreDetails", "UnsupportedModelError", "__version__", "passage_span", "select",
+        "HubUnreachableError", "ModelLoadError", "ModelNotFoundError", "RemoteScorer",
+        "RemoteScorerError", "Reranked", "ScoreDetails", "UnsupportedModelError", "__version__",
+        "passage_span", "select",
     ])
     for name in crossrank.__all__:
         assert hasattr(crossrank, name)

@@ -4,6 +4,8 @@ Example:
     >>> from crossrank import CrossEncoderScorer
     >>> scorer = CrossEncoderScorer()  # CROSSRANK_MODEL or cross-encoder/ms-marco-MiniLM-L6-v2
     >>> hits = scorer.rank("query", ["text one", "text two"], top_k=1)
+    >>> from crossrank import RemoteScorer
+    >>> remote = RemoteScorer("http://127.0.0.1:8080")  # the same interface, on a server
 """
 
 from crossrank._version import __version__
@@ -16,6 +18,7 @@ from crossrank.errors import (
     ModelNotFoundError,
     UnsupportedModelError,
 )
+from crossrank.remote import RemoteScorer, RemoteScorerError
 from crossrank.scorer import DEFAULT_MODEL, CrossEncoderScorer, Reranked, ScoreDetails
 from crossrank.selection import Hit, passage_span, select
 
@@ -29,6 +32,8 @@ __all__ = [
     "HubUnreachableError",
     "ModelLoadError",
     "ModelNotFoundError",
+    "RemoteScorer",
+    "RemoteScorerError",
     "Reranked",
     "ScoreDetails",
     "UnsupportedModelError",

@@ -516,6 +516,18 @@ def _add_optional_commands(subparsers: Any) -> None:
     )
     calibrate.add_calibrate_arguments(p)
     p.set_defaults(func=calibrate.run_calibrate)
+    from crossrank.serve import cli as serve
+
+    p = _add_subcommand(
+        subparsers,
+        "serve",
+        help="serve one scorer over HTTP (TEI- and Cohere-compatible; crossrank[serve])",
+        description="Serve one cross-encoder over HTTP: POST /rerank (TEI), POST /v1/rerank "
+        "(Cohere/Jina, crossrank's options in the 'crossrank' field), GET /health, /info and "
+        "/metrics. Concurrent requests share forward passes. See docs/serving.md.",
+    )
+    serve.add_serve_arguments(p)
+    p.set_defaults(func=serve.run_serve)
 
 
 def _preflight(args: argparse.Namespace) -> None:

@@ -660,10 +660,20 @@ class CrossEncoderScorer:
             windows=picked.windows,
         )
 
+    #: Optional hook that runs the forward passes of :meth:`_forward_rows` instead of the
+    #: scorer: ``row_forward(loaded, features)`` gets the :class:`LoadedModel` and the rows'
+    #: unpadded features (``{"input_ids": [[...], ...], "attention_mask": ...}``) and returns
+    #: one raw relevance per row, in order. The server's cross-request batcher
+    #: (:class:`crossrank.serve.batcher.RowBatcher`) is one. None: the scorer plans, pads and
+    #: runs its own batches.
+    row_forward: Any = None
+
     def _forward_rows(self, loaded: LoadedModel, enc: Any, rows: list[int]) -> np.ndarray:
         """Raw relevance of the tokenized ``rows``, in that order, batch by batch."""
         keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
         feats = {k: [enc[k][r] for r in rows] for k in keys}
+        if self.row_forward is not None:
+            return np.asarray(self.row_forward(loaded, feats), dtype=np.float64)
         lengths = [len(ids) for ids in feats["input_ids"]]
         raw = np.empty(len(rows), dtype=np.float64)
         for batch in plan_batches(lengths, self.batch_size, self.max_tokens_per_batch):

@@ -754,9 +754,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument(
         "--candidates",
         type=positive_int,
-        default=100,
+        default=None,
         metavar="N",
-        help="texts scored per call (100)",
+        help="texts scored per call (100; with --server, per request: 20)",
     )
     parser.add_argument(
         "--doc-tokens",
@@ -798,15 +798,22 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument(
         "--quiet", action="store_true", help="no progress bars, notes or warnings on stderr"
     )
+    from crossrank.eval.serve_bench import add_server_bench_arguments
+
+    add_server_bench_arguments(parser)
     return parser
 
 
 def run_bench(args: argparse.Namespace) -> int:
     """Run ``crossrank bench`` from parsed arguments; print the table; return an exit code."""
+    if getattr(args, "server", None):
+        from crossrank.eval.serve_bench import run_server_bench
+
+        return run_server_bench(args)
     with hf_progress_bars(not args.quiet):
         report = benchmark(
             args.model,
-            candidates=args.candidates,
+            candidates=args.candidates or 100,
             doc_tokens=args.doc_tokens,
             repeats=args.repeats,
             data=args.data,
