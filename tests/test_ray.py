@@ -1,4 +1,5 @@
-"""Scale-out on Ray: ``crossrank.scale`` (Ray Data, ``crossrank eval --engine ray``).
+"""Scale-out on Ray: ``crossrank.scale`` (Ray Data, ``crossrank eval --engine ray``) and
+``crossrank.serve.ray_app`` (``crossrank serve --ray``, Ray Serve).
 
 Real Ray, no mocks: one local Ray for the whole module (2 CPUs, node on 127.0.0.1, no
 dashboard), started in a thread under a deadline so a stuck start fails the tests instead
@@ -12,18 +13,25 @@ import json
 import math
 import os
 import random
+import socket
 import sys
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pandas as pd
 import pytest
+from serve_kit import QUERIES, TEXTS, request_query, request_texts, spread_model
 
-from crossrank import CrossEncoderScorer
+from crossrank import Calibration, CrossEncoderScorer
 from crossrank.cli import main as cli_main
 from crossrank.scale import _ScoreBatches, rerank_dataset, score_runs
+from crossrank.serve.ray_app import DEPLOYMENT_NAME, ReplicaSettings, app_builder, build_app
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # Ray's own deprecation notices (e.g. DataContext.get_current() in Ray 2.60), not ours.
 pytestmark = pytest.mark.filterwarnings(r"ignore::DeprecationWarning:ray(\..*)?")
@@ -187,6 +195,40 @@ def test_eval_engine_flags_need_the_ray_engine(capsys: pytest.CaptureFixture[str
     assert "--engine: invalid choice: 'spark'" in capsys.readouterr().err
 
 
+def test_app_builder_reads_the_documented_serve_run_config(tiny_model_dir: Path) -> None:
+    import yaml
+    from ray.serve.schema import ServeDeploySchema
+
+    config = yaml.safe_load((ROOT / "docs" / "ray_serve.yaml").read_text())
+    ServeDeploySchema.model_validate(config)  # a valid `serve deploy` config
+    (app,) = config["applications"]
+    assert app["import_path"] == "crossrank.serve.ray_app:app_builder"
+    assert app["deployments"][0]["name"] == DEPLOYMENT_NAME
+    args = {**app["args"], "model": str(tiny_model_dir)}
+    assert type(app_builder(args)).__name__ == "Application"
+    with pytest.raises(ValueError, match="unrecognized arguments: --workers 2"):
+        app_builder({**args, "workers": 2})
+    with pytest.raises(ValueError, match="--max-batch-requests: must be an integer >= 1"):
+        app_builder({**args, "max_batch_requests": 0})
+
+
+def test_serve_ray_flags_are_checked_before_anything_starts(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import ray
+
+    assert cli_main(["serve", "--ray", "-m", str(tmp_path / "missing")]) == 1
+    assert "there is no folder at" in capsys.readouterr().err
+    assert not ray.is_initialized()
+    assert cli_main(["serve", "--replicas", "2"]) == 2
+    assert capsys.readouterr().err.strip() == "crossrank serve: error: --replicas needs --ray"
+    both = ["serve", "--ray", "--replicas", "2", "--autoscaling", '{"max_replicas": 3}']
+    assert cli_main(both) == 2
+    assert "--replicas and --autoscaling are both given" in capsys.readouterr().err
+    assert cli_main(["serve", "--ray", "--autoscaling", "[1]"]) == 2
+    assert "--autoscaling: must be a JSON object, got '[1]'" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------------- Ray Data
 
 
@@ -281,3 +323,129 @@ def test_eval_engine_ray_equals_local_on_scifact(
         assert ray_row[key] == pytest.approx(local_row[key], abs=1e-9), key
     assert ray_row["backend"] == "torch"
     assert ray_row["latency_p50_ms"] is None and ray_row["pairs_per_second"] > 0
+
+
+# ---------------------------------------------------------------------- Ray Serve
+
+#: The served settings (and the plain server's): chunk mode with short windows and
+#: calibrated scores, as in test_serve_http.py, so those paths are the ones compared.
+SERVE_SETTINGS: dict[str, Any] = {
+    "device": "cpu",
+    "long_documents": "chunk",
+    "max_length": 40,
+    "max_windows": 3,
+    "activation": "calibrated",
+    "calibration": Calibration("platt", 2.0, -1.0),
+}
+SERVE_LIMITS = {"max_documents": 50, "max_chars": 40_000, "max_tokens": 3000}
+LONG = " ".join([TEXTS[3]] * 12)  # more windows than max_windows
+
+
+@pytest.fixture(scope="module")
+def spread_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return spread_model(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def ray_served(ray_session: None, spread_model_dir: Path) -> Iterator[str]:
+    """The app on Ray Serve (one replica), HTTP on 127.0.0.1 and a free port."""
+    from ray import serve
+
+    with socket.socket() as probe:  # a free port (Serve's proxy binds it itself)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = ReplicaSettings(
+        scorer_options={"model": str(spread_model_dir), **SERVE_SETTINGS},
+        limits=SERVE_LIMITS,
+        max_batch_requests=16,
+        batch_wait_timeout_s=0.1,  # long enough that a burst of requests shares batches
+    )
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    try:
+        serve.run(build_app(settings=settings), name="crossrank-test", route_prefix="/")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        serve.shutdown()
+
+
+@pytest.fixture(scope="module")
+def plain_served(spread_model_dir: Path) -> Iterator[str]:
+    """The plain server (crossrank serve) with the same settings, for the comparison."""
+    from crossrank.serve import Limits, create_app, running_server
+
+    scorer = CrossEncoderScorer(spread_model_dir, **SERVE_SETTINGS)
+    with running_server(create_app(scorer, limits=Limits(**SERVE_LIMITS))) as running:
+        yield running.url
+
+
+def _same(ray_answer: Any, plain_answer: Any, where: str = "") -> None:
+    """Equal JSON, scores within 1e-6 (batching noise), the Cohere response id aside."""
+    if isinstance(plain_answer, dict):
+        assert isinstance(ray_answer, dict) and set(ray_answer) == set(plain_answer), where
+        for key in plain_answer:
+            if key != "id":
+                _same(ray_answer[key], plain_answer[key], f"{where}.{key}")
+    elif isinstance(plain_answer, list):
+        assert isinstance(ray_answer, list) and len(ray_answer) == len(plain_answer), where
+        for i, (a, b) in enumerate(zip(ray_answer, plain_answer, strict=True)):
+            _same(a, b, f"{where}[{i}]")
+    elif isinstance(plain_answer, float):
+        assert ray_answer == pytest.approx(plain_answer, abs=1e-6), where
+    else:
+        assert ray_answer == plain_answer, where
+
+
+@pytest.mark.timeout(RAY_TEST_S)
+def test_ray_serve_answers_both_protocols_as_the_plain_server(
+    ray_served: str, plain_served: str
+) -> None:
+    documents: list[Any] = [TEXTS[0], {"text": TEXTS[1], "id": "d1"}, *TEXTS[2:6], "", LONG]
+    requests: list[tuple[str, dict[str, Any]]] = [
+        ("/rerank", {"query": QUERIES[0], "texts": [*TEXTS, LONG]}),
+        ("/rerank", {"query": QUERIES[1], "texts": TEXTS, "raw_scores": True,
+                     "return_text": True, "crossrank": {}}),
+        ("/v1/rerank", {"model": "rerank-v3.5", "query": QUERIES[2], "documents": documents,
+                        "top_n": 3, "return_documents": True}),
+        ("/v1/rerank", {"query": QUERIES[3], "documents": documents,
+                        "crossrank": {"skip_blank": True, "passages": True, "token_budget": 40}}),
+        ("/v1/rerank", {"query": " ", "documents": TEXTS}),  # 422, the same error body
+        ("/rerank", {"query": QUERIES[4], "texts": TEXTS * 7}),  # 413: over max_documents
+    ]  # fmt: skip
+    with httpx.Client(timeout=60.0) as client:
+        assert client.get(ray_served + "/health").json() == {"status": "ok"}
+        for path, body in requests:
+            ray_answer = client.post(ray_served + path, json=body)
+            plain_answer = client.post(plain_served + path, json=body)
+            assert ray_answer.status_code == plain_answer.status_code, (path, ray_answer.text)
+            _same(ray_answer.json(), plain_answer.json(), path)
+        statuses = [client.post(ray_served + p, json=b).status_code for p, b in requests]
+        info = client.get(ray_served + "/info").json()
+    assert statuses == [200, 200, 200, 200, 422, 413]
+    assert info["activation"] == "calibrated" and info["long_documents"] == "chunk"
+
+
+@pytest.mark.timeout(RAY_TEST_S)
+def test_ray_serve_scores_concurrent_requests_together_with_the_cores_scores(
+    ray_served: str, spread_model_dir: Path
+) -> None:
+    from crossrank.eval.serve_bench import metrics_snapshot
+
+    reference = CrossEncoderScorer(spread_model_dir, **SERVE_SETTINGS)
+    n = 24
+
+    def ask(i: int) -> list[float]:
+        body = {"query": request_query(i), "texts": request_texts(i)}
+        answer = httpx.post(ray_served + "/rerank", json=body, timeout=60.0)
+        assert answer.status_code == 200, answer.text
+        return [r["score"] for r in sorted(answer.json(), key=lambda r: r["index"])]
+
+    before = metrics_snapshot(httpx.get(ray_served + "/metrics").text)
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        got = list(pool.map(ask, range(n)))
+    after = metrics_snapshot(httpx.get(ray_served + "/metrics").text)
+    for i, scores in enumerate(got):
+        want = reference.score(request_query(i), request_texts(i))
+        assert scores == pytest.approx(want, abs=1e-5), i
+    passes = after["crossrank_pass_requests_count"] - before["crossrank_pass_requests_count"]
+    shared = after["crossrank_pass_requests_sum"] - before["crossrank_pass_requests_sum"]
+    assert passes >= 1 and shared / passes > 1.0  # @serve.batch put requests together

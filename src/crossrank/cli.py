@@ -527,7 +527,21 @@ def _add_optional_commands(subparsers: Any) -> None:
         "/metrics. Concurrent requests share forward passes. See docs/serving.md.",
     )
     serve.add_serve_arguments(p)
-    p.set_defaults(func=serve.run_serve)
+    from crossrank.serve import ray_app
+
+    ray_app.add_ray_arguments(p)  # --ray, --replicas, --autoscaling ... (crossrank[ray])
+    p.set_defaults(func=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """``crossrank serve``: one process, or Ray Serve with ``--ray``."""
+    from crossrank.serve import cli as serve
+    from crossrank.serve import ray_app
+
+    if args.ray:
+        return ray_app.run_ray_serve(args)
+    ray_app.check_ray_flags(args)  # a Ray flag without --ray is a usage error
+    return serve.run_serve(args)
 
 
 def _preflight(args: argparse.Namespace) -> None:

@@ -46,6 +46,7 @@ __all__ = [
     "runs_from_dataset",
     "runs_to_dataset",
     "score_runs",
+    "worker_scorer_options",
 ]
 
 logger = logging.getLogger("crossrank")
@@ -285,7 +286,7 @@ def rerank_dataset(
             f"ray_remote_args must not set {clashes}: they are set from rerank_dataset's "
             "own arguments (concurrency, rows_per_batch, num_cpus, num_gpus)"
         )
-    options = _scorer_options(model, scorer_options)
+    options = worker_scorer_options({"model": model, **scorer_options})
     return ds.map_batches(  # type: ignore[no-any-return]
         _ScoreBatches,
         fn_constructor_kwargs={
@@ -407,7 +408,7 @@ def score_runs(
         candidates without text get a NaN score (see :func:`rerank_dataset`).
     """
     if not any(texts for _, texts in runs.values()):
-        _scorer_options(model, scorer_options)  # the same checks, without starting Ray
+        worker_scorer_options({"model": model, **scorer_options})  # the checks, without Ray
         return {q: ScoreDetails(scores=[], truncated=[], pairs=0, windows=[]) for q in runs}
     # At least one block per actor, so that every actor gets work.
     actors = _pool_size(concurrency)
@@ -461,19 +462,23 @@ def _pool_size(concurrency: Any) -> dict[str, int]:
     )
 
 
-def _scorer_options(
-    model: str | os.PathLike[str] | None, options: Mapping[str, Any]
-) -> dict[str, Any]:
-    """The actors' scorer arguments, checked here by building a scorer (nothing is loaded;
-    the device is left for the actors)."""
+def worker_scorer_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """:class:`crossrank.CrossEncoderScorer` keyword arguments to build scorers elsewhere
+    (Ray actors, Ray Serve replicas): checked here by building a scorer (nothing is loaded;
+    the device is left for the workers, which may have GPUs this machine lacks), ``model``
+    resolved (``CROSSRANK_MODEL`` may be unset there), and local paths made absolute (a
+    worker does not run in this working directory).
+
+    Raises:
+        TypeError, ValueError: An unknown option, or a bad value.
+    """
     known = set(inspect.signature(CrossEncoderScorer.__init__).parameters) - {"self"}
     unknown = sorted(set(options) - known)
     if unknown:
         raise TypeError(
             f"unknown CrossEncoderScorer option(s) {unknown}; see crossrank.CrossEncoderScorer"
         )
-    probe = CrossEncoderScorer(**{"model": model, **options, "device": None})
-    # The model as the driver resolves it (CROSSRANK_MODEL may be unset in the actors).
+    probe = CrossEncoderScorer(**{**options, "device": None})
     kwargs = {**options, "model": probe.model_name}
     for name in _PATH_OPTIONS:
         value = kwargs.get(name)
