@@ -126,10 +126,31 @@ class _ScoreBatches:
         import numpy as np
 
         from crossrank._quiet import drop_log_records
-        from crossrank.selection import split_blank
 
+        self._check_columns(batch)
         cols = self._columns
-        query_col, text_col = str(cols["query"]), str(cols["text"])
+        texts = [_text_or_none(t) for t in batch[str(cols["text"])].tolist()]
+        scores = np.full(len(texts), np.nan, dtype=np.float64)
+        truncated = np.zeros(len(texts), dtype=bool)
+        windows = np.zeros(len(texts), dtype=np.int64)
+        # The truncated column reports truncation; without it, the core's warnings stay.
+        quiet = drop_log_records("were truncated", "windows were read")
+        with quiet if cols["truncated"] is not None else contextlib.nullcontext():
+            for query, rows in self._groups(batch[str(cols["query"])].tolist()).items():
+                picked, details = self._score_group(query, rows, texts)
+                scores[picked] = details.scores
+                truncated[picked] = details.truncated
+                windows[picked] = details.windows or [1] * len(picked)
+        added: dict[str, Any] = {str(cols["score"]): scores}
+        if cols["truncated"] is not None:
+            added[cols["truncated"]] = truncated
+        if cols["windows"] is not None:
+            added[cols["windows"]] = windows
+        return batch.assign(**added)  # a new frame; the batch passed in is left as it was
+
+    def _check_columns(self, batch: pd.DataFrame) -> None:
+        """The query and text columns are there; the columns to add are not."""
+        cols = self._columns
         for role in ("query", "text"):
             if cols[role] not in batch.columns:
                 raise ValueError(
@@ -142,44 +163,35 @@ class _ScoreBatches:
                     f"{role}_column={cols[role]!r} is already a column of the dataset; "
                     f"pass another {role}_column"
                 )
-        queries = batch[query_col].tolist()
-        texts = [_text_or_none(t) for t in batch[text_col].tolist()]
-        n = len(texts)
-        scores = np.full(n, np.nan, dtype=np.float64)
-        truncated = np.zeros(n, dtype=bool)
-        windows = np.zeros(n, dtype=np.int64)
+
+    def _groups(self, queries: list[Any]) -> dict[str, list[int]]:
+        """The rows of each query, in batch order."""
         groups: dict[str, list[int]] = {}
         for row, query in enumerate(queries):
             if not isinstance(query, str) or not query.strip():
                 raise ValueError(
-                    f"query_column={query_col!r} must hold non-blank strings, got {query!r}"
+                    f"query_column={self._columns['query']!r} must hold non-blank strings, "
+                    f"got {query!r}"
                 )
             groups.setdefault(query, []).append(row)
-        # The truncated column reports truncation; without it, the core's warnings stay.
-        quiet = drop_log_records("were truncated", "windows were read")
-        with quiet if cols["truncated"] is not None else contextlib.nullcontext():
-            for query, rows in groups.items():
-                candidates = [texts[r] for r in rows]
-                scorable, skipped = split_blank(candidates)
-                if skipped and self._blank_text == "error":
-                    raise ValueError(
-                        f"{len(skipped)} row(s) of query {query[:60]!r} have no text in "
-                        f"text_column={text_col!r}; drop them first, or pass "
-                        "blank_text='skip' to give them a null score"
-                    )
-                details = self._scorer.score_details(
-                    query, [str(candidates[j]) for j in scorable]
-                )
-                picked = [rows[j] for j in scorable]
-                scores[picked] = details.scores
-                truncated[picked] = details.truncated
-                windows[picked] = details.windows or [1] * len(picked)
-        added: dict[str, Any] = {str(cols["score"]): scores}
-        if cols["truncated"] is not None:
-            added[cols["truncated"]] = truncated
-        if cols["windows"] is not None:
-            added[cols["windows"]] = windows
-        return batch.assign(**added)  # a new frame; the batch passed in is left as it was
+        return groups
+
+    def _score_group(
+        self, query: str, rows: list[int], texts: list[Any]
+    ) -> tuple[list[int], ScoreDetails]:
+        """One ``score_details`` call for a query's rows with text; returns those rows."""
+        from crossrank.selection import split_blank
+
+        candidates = [texts[r] for r in rows]
+        scorable, skipped = split_blank(candidates)
+        if skipped and self._blank_text == "error":
+            raise ValueError(
+                f"{len(skipped)} row(s) of query {query[:60]!r} have no text in "
+                f"text_column={self._columns['text']!r}; drop them first, or pass "
+                "blank_text='skip' to give them a null score"
+            )
+        details = self._scorer.score_details(query, [candidates[j] for j in scorable])
+        return [rows[j] for j in scorable], details
 
 
 def _text_or_none(value: Any) -> Any:
