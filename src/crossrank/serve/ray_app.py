@@ -60,6 +60,9 @@ __all__ = [
 
 logger = logging.getLogger("crossrank")
 
+#: One ``forward_rows`` call: the scorer's loaded model and its requests' unpadded rows.
+_RowJob = tuple[Any, Mapping[str, Sequence[Sequence[int]]]]
+
 #: The Ray Serve deployment's name (a ``serve run`` config's ``deployments:`` uses it).
 DEPLOYMENT_NAME = "crossrank"
 _APP_NAME = "crossrank"
@@ -74,7 +77,10 @@ class ServeBatchRows(RowBatcher):
     each batch is scored together, longest rows first, in passes of at most
     ``max_batch_rows`` rows and ``max_batch_tokens`` padded tokens (one pass at a time).
 
-    A :class:`crossrank.serve.batcher.RowBatcher` to the engine (``forward_rows``,
+    Batches that ``@serve.batch`` forms while the model is busy wait, and are scored
+    together once it is free (up to ``max_batch_requests`` requests at a time), so requests
+    arriving during a pass share the next one, as with the plain server's batcher. A
+    :class:`crossrank.serve.batcher.RowBatcher` to the engine (``forward_rows``,
     ``waiting_rows``, ``close``, ``on_pass``), without its pass thread.
 
     Args:
@@ -85,6 +91,8 @@ class ServeBatchRows(RowBatcher):
         max_batch_rows: Most rows in one forward pass.
         max_batch_tokens: Most padded tokens in one pass (None: no cap).
         on_pass: Called after each pass with its :class:`PassStats` (the metrics).
+        max_requests: Requests the replica takes at once (its ``max_ongoing_requests``):
+            with Ray >= 2.47, that many ``@serve.batch`` batches may wait for the model.
 
     Call :meth:`start` on the event loop that is to run the batches (the replica's), then
     hand rows to :meth:`forward_rows` from worker threads.
@@ -98,6 +106,7 @@ class ServeBatchRows(RowBatcher):
         max_batch_rows: int = 32,
         max_batch_tokens: int | None = 16384,
         on_pass: Callable[[PassStats], None] | None = None,
+        max_requests: int = 128,
     ) -> None:
         from ray import serve
 
@@ -110,9 +119,21 @@ class ServeBatchRows(RowBatcher):
         self.max_batch_requests = max_batch_requests
         self._rows_lock = threading.Lock()
         self._event_loop: asyncio.AbstractEventLoop | None = None
-        self._batched = serve.batch(
-            max_batch_size=max_batch_requests, batch_wait_timeout_s=batch_wait_timeout_s
-        )(self._score_batch)
+        # Batches gathered while the model is busy wait here, and are scored together.
+        self._pending: list[tuple[list[_RowJob], asyncio.Future[list[np.ndarray]]]] = []
+        self._runner: asyncio.Task[None] | None = None
+        options: dict[str, Any] = {
+            "max_batch_size": max_batch_requests,
+            "batch_wait_timeout_s": batch_wait_timeout_s,
+        }
+        if "max_concurrent_batches" in inspect.signature(serve.batch).parameters:
+            # Ray >= 2.47 forms each batch at once and queues it for its turn; let every
+            # batch (at most one per request) reach _score_batch, which merges those that
+            # wait for the model. Ray's warning that max_batch_size x max_concurrent_batches
+            # exceeds max_ongoing_requests does not apply: the model runs one pass at a time.
+            options["max_concurrent_batches"] = max(1, max_requests)
+            logging.getLogger("ray.serve").addFilter(_NotOurBatchWarning())
+        self._batched = serve.batch(**options)(self._score_batch)
 
     def __repr__(self) -> str:
         return (
@@ -145,17 +166,42 @@ class ServeBatchRows(RowBatcher):
         future = asyncio.run_coroutine_threadsafe(self._batched((loaded, features)), loop)
         return future.result()
 
-    async def _score_batch(
-        self, jobs: list[tuple[Any, Mapping[str, Sequence[Sequence[int]]]]]
-    ) -> list[np.ndarray]:
-        """``@serve.batch``'s handler: the gathered requests' rows, scored together."""
-        with self._rows_lock:
-            self._waiting_rows -= sum(len(f["input_ids"]) for _, f in jobs)
-        return await asyncio.to_thread(self._passes, jobs)
+    async def _score_batch(self, jobs: list[_RowJob]) -> list[np.ndarray]:
+        """``@serve.batch``'s handler: queue the gathered requests' rows for the model."""
+        done: asyncio.Future[list[np.ndarray]] = asyncio.get_running_loop().create_future()
+        self._pending.append((jobs, done))
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.create_task(self._run_pending())
+        return await done
 
-    def _passes(
-        self, jobs: list[tuple[Any, Mapping[str, Sequence[Sequence[int]]]]]
-    ) -> list[np.ndarray]:
+    async def _run_pending(self) -> None:
+        """While batches wait: take up to ``max_batch_requests`` requests' rows (at least
+        one batch) and score them together in a worker thread."""
+        while self._pending:
+            taken: list[tuple[list[_RowJob], asyncio.Future[list[np.ndarray]]]] = []
+            while self._pending and (
+                not taken
+                or sum(len(j) for j, _ in taken) + len(self._pending[0][0])
+                <= self.max_batch_requests
+            ):
+                taken.append(self._pending.pop(0))
+            jobs = [job for batch, _ in taken for job in batch]
+            with self._rows_lock:
+                self._waiting_rows -= sum(len(f["input_ids"]) for _, f in jobs)
+            try:
+                outs = await asyncio.to_thread(self._passes, jobs)
+            except Exception as error:  # every request of these batches gets it
+                for _, done in taken:
+                    if not done.done():
+                        done.set_exception(error)
+                continue
+            start = 0
+            for batch, done in taken:
+                if not done.done():
+                    done.set_result(outs[start : start + len(batch)])
+                start += len(batch)
+
+    def _passes(self, jobs: list[_RowJob]) -> list[np.ndarray]:
         """Score every job's rows, longest first across jobs, pass by pass."""
         loaded = jobs[0][0]
         if any(job[0] is not loaded for job in jobs):
@@ -190,6 +236,13 @@ class ServeBatchRows(RowBatcher):
                 except Exception:  # metrics must never stop the passes
                     logger.exception("crossrank: the batcher's on_pass callback failed")
         return outs
+
+
+class _NotOurBatchWarning(logging.Filter):
+    """Drops Ray Serve's ``max_concurrent_batches`` sizing warning (see ServeBatchRows)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`max_concurrent_batches`" not in record.getMessage()
 
 
 # ---------------------------------------------------------------------- the deployment
@@ -260,6 +313,7 @@ def _replica_app(settings: ReplicaSettings) -> Any:
         max_batch_rows=settings.max_batch_pairs or scorer.batch_size,
         max_batch_tokens=settings.max_batch_tokens,
         on_pass=metrics.observe_pass,
+        max_requests=engine.limits.max_queue,
     ).start()
     # The engine reads its batcher at each forward: from now on the passes are ours.
     previous, engine.batcher = engine.batcher, rows
