@@ -36,7 +36,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -352,8 +352,7 @@ def build_app(
             ``max_replicas``, ``target_ongoing_requests`` ...), passed on as they are.
         ray_actor_options: Each replica's resources (default ``{"num_cpus": 1}``).
         max_ongoing_requests: Requests Ray Serve sends one replica at once (default: the
-            limits' ``max_queue``, so the engine's queue is the limit, as in the plain
-            server).
+            limits' ``max_queue``; more wait in Ray Serve's router).
         graceful_shutdown_timeout_s: How long a stopping replica waits for its requests.
         **scorer_options: :class:`crossrank.CrossEncoderScorer` keyword arguments
             (``model``, ``backend``, ``device`` ...).
@@ -371,10 +370,8 @@ def build_app(
     from crossrank.serve.limits import Limits
 
     base = settings or ReplicaSettings()
-    if scorer_options:
-        merged = {**base.scorer_options, **scorer_options}
-        base = _replace(base, scorer_options=merged)
-    base = _replace(base, scorer_options=worker_scorer_options(base.scorer_options))
+    merged = {**base.scorer_options, **scorer_options}
+    base = replace(base, scorer_options=worker_scorer_options(merged))
     limits = Limits(**base.limits)
     if autoscaling_config is not None:
         if not isinstance(autoscaling_config, Mapping):
@@ -452,6 +449,8 @@ def app_builder(args: Mapping[str, Any]) -> Any:
 
 def add_ray_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``crossrank serve --ray`` flags to the serve parser and return it."""
+    from crossrank.cli import positive_int
+
     group = parser.add_argument_group(
         "Ray Serve", 'serve on Ray Serve, one model per replica (pip install "crossrank[ray]")'
     )
@@ -467,7 +466,7 @@ def add_ray_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     )
     group.add_argument(
         "--replicas",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="with --ray: replicas, each with its own model (default: 1)",
@@ -482,7 +481,7 @@ def add_ray_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     )
     group.add_argument(
         "--max-batch-requests",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="with --ray: @serve.batch max_batch_size, most requests scored together "
@@ -503,12 +502,6 @@ def add_ray_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
         help="with --ray: GPUs each replica reserves (use with --device cuda)",
     )
     return parser
-
-
-def _positive_int(value: str) -> int:
-    from crossrank.cli import positive_int
-
-    return positive_int(value)
 
 
 def _json_object(value: str) -> dict[str, Any]:
@@ -651,8 +644,3 @@ def _ray_serve() -> Any:
         raise missing_extra("crossrank serve --ray (Ray Serve)", "ray", e) from e
     return serve
 
-
-def _replace(settings: ReplicaSettings, **changes: Any) -> ReplicaSettings:
-    from dataclasses import replace
-
-    return replace(settings, **changes)
