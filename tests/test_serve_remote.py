@@ -295,3 +295,51 @@ def test_to_config_holds_the_key_variables_name_never_the_key(served: RunningSer
 def test_bad_settings_are_refused_at_construction(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         RemoteScorer(**{"url": "http://127.0.0.1:1", **kwargs})
+
+
+# ---------------------------------------------------------------------- the shared model
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(900)  # alone, its session fixtures score 30 queries first
+def test_the_shared_model_served_gives_the_cores_scores(
+    shared_model_dir: Path, scifact: Any, scifact_candidates: Any, scifact_core_run: Any
+) -> None:
+    """Three SciFact queries with their BM25 top 20, sent at once (their rows share passes),
+    through the crossrank and tei protocols: the core's scores and order."""
+    qids = sorted(scifact_candidates)[:3]
+    app = create_app(CrossEncoderScorer(shared_model_dir, device="cpu"))
+    with running_server(app) as running:
+        remote = RemoteScorer(running.url)
+        tei = RemoteScorer(running.url, protocol="tei")
+
+        async def run() -> list[Reranked]:
+            return list(
+                await asyncio.gather(
+                    *(
+                        remote.arerank(
+                            scifact.queries[qid],
+                            [scifact.doc_text(d) for d, _ in scifact_candidates[qid]],
+                        )
+                        for qid in qids
+                    )
+                )
+            )
+
+        outs = asyncio.run(run())
+        for qid, out in zip(qids, outs, strict=True):
+            ids = [d for d, _ in scifact_candidates[qid]]
+            want = scifact_core_run[qid]
+            got = {ids[h.index]: h.score for h in out.hits}
+            assert set(got) == set(want)
+            assert [ids[h.index] for h in out.hits] == sorted(want, key=lambda d: -want[d])
+            assert max(abs(got[d] - want[d]) for d in want) < 1e-5
+        qid = qids[0]
+        texts = [scifact.doc_text(d) for d, _ in scifact_candidates[qid]]
+        ids = [d for d, _ in scifact_candidates[qid]]
+        np.testing.assert_allclose(
+            tei.score(scifact.queries[qid], texts),
+            [scifact_core_run[qid][d] for d in ids],
+            rtol=0,
+            atol=1e-5,
+        )

@@ -30,8 +30,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -128,10 +131,16 @@ class _LocalServer:
             "--batch-size", str(batch_size), "--device", device, "--quiet",
         ]  # fmt: skip
         env = {**os.environ, "TRANSFORMERS_VERBOSITY": "error"}
+        # The child's stderr goes to a file (a pipe nobody reads could fill and block it).
+        self.log = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
         self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+            command, stdout=subprocess.DEVNULL, stderr=self.log, text=True, env=env
         )
         self.exit_code: int | None = None
+
+    def log_tail(self) -> str:
+        self.log.seek(0)
+        return self.log.read().strip()[-500:]
 
     def wait_ready(self, timeout: float = 300.0) -> None:
         import httpx
@@ -139,9 +148,8 @@ class _LocalServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                err = self.process.stderr.read() if self.process.stderr else ""
                 raise RuntimeError(
-                    f"crossrank serve exited with {self.process.returncode}: {err.strip()[-500:]}"
+                    f"crossrank serve exited with {self.process.returncode}: {self.log_tail()}"
                 )
             try:
                 if httpx.get(self.url + "/health", timeout=2.0).status_code == 200:
@@ -162,9 +170,26 @@ class _LocalServer:
                 self.process.kill()
                 self.process.wait()
         self.exit_code = self.process.returncode
-        if self.process.stderr:
-            self.process.stderr.close()
+        self.log.close()
         return self.exit_code
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt for a while, so that a bench stopped by ``timeout``
+    or ``kill`` still stops the server it started (its ``finally`` runs)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # ---------------------------------------------------------------------- measuring
@@ -290,31 +315,32 @@ def server_benchmark(
     """
     import httpx
 
-    local = None
     if server == "local":
         if not model:
             raise ValueError("--server local needs --model (the model the server loads)")
-        local = _LocalServer(model, queue=2 * concurrency, batch_size=batch_size, device=device)
-        _note(progress, f"starting crossrank serve on {local.url} ...")
-        local.wait_ready()
-        url = local.url
-    else:
-        if not server.startswith(("http://", "https://")):
-            raise ValueError(f"--server must be http(s)://HOST:PORT or 'local', got {server!r}")
-        url = server.rstrip("/")
+    elif not server.startswith(("http://", "https://")):
+        raise ValueError(f"--server must be http(s)://HOST:PORT or 'local', got {server!r}")
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     load_before = os.getloadavg()
-    try:
-        with httpx.Client(timeout=60.0, headers=headers) as client:
-            info = client.get(url + "/info")
-            info.raise_for_status()
-            server_info = info.json()
-            report = _measure(
-                url, client, headers, server_info, model, concurrency, candidates, doc_tokens,
-                requests_per_client, device, seed, progress,
-            )  # fmt: skip
-    finally:
-        exit_code = local.stop() if local is not None else None
+    local = None
+    with _sigterm_as_interrupt():
+        try:
+            if model and server == "local":
+                local = _LocalServer(
+                    model, queue=2 * concurrency, batch_size=batch_size, device=device
+                )
+                _note(progress, f"starting crossrank serve on {local.url} ...")
+                local.wait_ready()
+            url = local.url if local is not None else server.rstrip("/")
+            with httpx.Client(timeout=60.0, headers=headers) as client:
+                info = client.get(url + "/info")
+                info.raise_for_status()
+                report = _measure(
+                    url, client, headers, info.json(), model, concurrency, candidates,
+                    doc_tokens, requests_per_client, device, seed, progress,
+                )  # fmt: skip
+        finally:
+            exit_code = local.stop() if local is not None else None
     report["machine"]["load_average_before"] = list(load_before)
     report["machine"]["load_average_after"] = list(os.getloadavg())
     report["settings"]["server"] = server

@@ -11,7 +11,10 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import math
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from crossrank._cli_checks import EXIT_FAILURE, InputError, require_modules
 from crossrank.cli import add_scorer_options, positive_int, scorer_kwargs
@@ -23,34 +26,24 @@ logger = logging.getLogger("crossrank")
 _LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
-def _port(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = -1
-    if not 0 <= number <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number 0-65535, got {value!r}")
-    return number
+def _bounded(cast: Callable[[str], float], low: float, high: float, what: str) -> Any:
+    """An argparse type: a number from ``low`` to ``high``, else "must be ``what``"."""
+
+    def parse(value: str) -> float:
+        try:
+            number = cast(value)
+        except ValueError:
+            number = math.nan
+        if not low <= number <= high:  # NaN fails too
+            raise argparse.ArgumentTypeError(f"must be {what}, got {value!r}")
+        return number
+
+    return parse
 
 
-def _milliseconds(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not 0 <= number <= 60_000:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 60000 ms, got {value!r}")
-    return number
-
-
-def _seconds(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {value!r}")
-    return number
+_port = _bounded(int, 0, 65535, "a port number 0-65535")
+_milliseconds = _bounded(float, 0, 60_000, "between 0 and 60000 ms")
+_seconds = _bounded(float, 1e-3, math.inf, "a number of seconds > 0")
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -76,7 +69,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     auth.add_argument(
         "--api-key-file", metavar="FILE", help="file with the accepted keys, one per line"
     )
-    group = p.add_argument_group("limits", "a request past one gets 413 naming it")
+    group = p.add_argument_group(
+        "limits", "a request past a limit gets 413 naming it; past the queue, 429"
+    )
     for name, what in (
         ("max_documents", "documents in one request"),
         ("max_chars", "characters in one request (query, documents, contents)"),

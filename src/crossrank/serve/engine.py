@@ -341,8 +341,10 @@ class Engine:
                 )
             self._in_flight += 1
 
-    def _leave(self, *_: Any) -> None:
-        """Give a place in the queue back."""
+    def _leave(self, future: Any = None) -> None:
+        """Give a place in the queue back (``future``: the worker's, done)."""
+        if future is not None and not future.cancelled():
+            future.exception()  # retrieved: no "never retrieved" log for a gone client
         with self._lock:
             self._in_flight -= 1
             if self._in_flight == 0:
