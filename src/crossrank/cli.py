@@ -12,7 +12,7 @@ Every subcommand shares one exit-code convention and one error format (see
 progress bars, notes or warnings on stderr; errors still print), and ``-k/--top-k``
 (``rerank``: keep the best K); the first-stage candidates per query of ``eval``,
 ``calibrate`` and ``bench`` are ``--candidates``. ``train`` names its model folder
-``--output``, as its issue words it (it writes a folder, not records). Before any model is loaded, the command
+``--output`` (it writes a folder, not records). Before any model is loaded, the command
 checks the device, the backends' extras, the input file and every output path.
 """
 
@@ -642,7 +642,11 @@ def _add_optional_commands(subparsers: Any) -> None:
         "/metrics. Concurrent requests share forward passes. See docs/serving.md.",
     )
     serve.add_serve_arguments(p)
-    p.set_defaults(func=serve.run_serve)
+    from crossrank.serve import ray_app
+
+    ray_app.add_ray_arguments(p)  # --ray, --replicas, --autoscaling ... (crossrank[ray])
+    p.set_defaults(func=_serve)
+
     from crossrank.train import cli as train_cli
 
     p = _add_subcommand(
@@ -656,6 +660,17 @@ def _add_optional_commands(subparsers: Any) -> None:
     )
     train_cli.add_train_arguments(p)
     p.set_defaults(func=train_cli.run_train)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """``crossrank serve``: one process, or Ray Serve with ``--ray``."""
+    from crossrank.serve import cli as serve
+    from crossrank.serve import ray_app
+
+    if args.ray:
+        return ray_app.run_ray_serve(args)
+    ray_app.check_ray_flags(args)  # a Ray flag without --ray is a usage error
+    return serve.run_serve(args)
 
 
 def _preflight(args: argparse.Namespace) -> None:

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from crossrank._cli_checks import renamed, require_modules
+from crossrank._cli_checks import InputError, renamed, require_modules
 from crossrank._optional import missing_extra
 from crossrank._quiet import drop_log_records
 from crossrank._version import __version__
@@ -277,6 +277,8 @@ def evaluate_models(
     tune_fusion: bool = False,
     tune_split: str | None = None,
     folds: int = tuning.DEFAULT_FOLDS,
+    engine: str = "local",
+    engine_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluate a first stage and each model reranking its top K, for every K.
 
@@ -324,6 +326,13 @@ def evaluate_models(
         tune_split: Choose the weight on this split's judged queries instead (they must
             not be evaluated ones); implies ``tune_fusion``.
         folds: Folds of the cross-validation.
+        engine: ``"local"`` (default): score in this process, one timed call per query.
+            ``"ray"``: score every query's candidates in one Ray Data run
+            (:func:`crossrank.scale.score_runs`, ``pip install "crossrank[ray]"``); the
+            scores are local scoring's, the rows get no per-query latency, and
+            ``pairs_per_second`` is over the whole run.
+        engine_options: With ``engine="ray"``: :func:`crossrank.scale.score_runs`'s
+            ``concurrency``, ``num_cpus``, ``num_gpus``.
 
     Returns:
         The report: ``settings``, ``machine``, ``timings`` and ``rows`` (one per first stage
@@ -411,41 +420,61 @@ def evaluate_models(
     scored = [q for q in query_ids if texts[q]]
     tune_scored = [q for q in tune_qrels if texts[q]]
     sample = scored[:latency_queries]
+    if engine not in ("local", "ray"):
+        raise ValueError(f"engine must be 'local' or 'ray', got {engine!r}")
     for m, (model, label, backend) in enumerate(systems):
-        scorer = CrossEncoderScorer(
-            model,
-            device=device,
-            batch_size=batch_size,
-            max_length=max_length,
-            backend=backend,  # type: ignore[arg-type]
-            long_documents=long_documents,  # type: ignore[arg-type]
-            aggregation=aggregation,  # type: ignore[arg-type]
-            max_windows=max_windows,
+        options: dict[str, Any] = {
+            "device": device,
+            "batch_size": batch_size,
+            "max_length": max_length,
+            "backend": backend,
+            "long_documents": long_documents,
+            "aggregation": aggregation,
+            "max_windows": max_windows,
             **extra,
-        )
+        }
+        scorer = CrossEncoderScorer(model, **options)
         t0 = time.perf_counter()
-        scorer.warm_up()
-        load_seconds[label] = time.perf_counter() - t0
+        on_ray: dict[str, Any] = {}
+        if engine == "ray":  # every query in one Ray Data run; the actors load the model
+            from crossrank.scale import score_runs
+
+            on_ray = score_runs(
+                {q: (dataset.queries[q], texts[q]) for q in scored},
+                model=model,
+                # logits, as the local engine scores them (fusion mixes logits)
+                **{**options, "activation": "raw"},
+                **(engine_options or {}),
+            )
+            load_seconds[label] = time.perf_counter() - t0  # loading and scoring
+        else:
+            scorer.warm_up()
+            load_seconds[label] = time.perf_counter() - t0
         scores: dict[str, list[float]] = {}
         cut: dict[str, list[bool]] = {}
         windows: dict[str, list[int]] = {}
         seconds: dict[int, list[float]] = {k: [] for k in k_list}
         pairs: dict[int, int] = dict.fromkeys(k_list, 0)
-        smaller = [k for k in k_list if k < max_k]
+        smaller = [k for k in k_list if k < max_k] if engine == "local" else []
         bar = progress_bar(
             len(scored) + len(sample) * len(smaller) + len(tune_scored),
             f"rerank {label}",
             enabled=progress,
         )
         with quiet_truncation_warnings(), bar:
-            if scored:  # warm-up: one full batch, untimed
+            if scored and engine == "local":  # warm-up: one full batch, untimed
                 q0 = scored[0]
                 scorer.score(dataset.queries[q0], texts[q0][: min(batch_size, max_k)])
             for q in scored:
                 t = time.perf_counter()
-                # Logits: the ranking is the activation's, and fusion mixes logits.
-                details = scorer.score_details(dataset.queries[q], texts[q], activation="raw")
-                seconds[max_k].append(time.perf_counter() - t)
+                if engine == "ray":
+                    details = on_ray[q]
+                else:
+                    # Logits: the ranking is the activation's, and fusion mixes logits.
+                    details = scorer.score_details(
+                        dataset.queries[q], texts[q], activation="raw"
+                    )
+                    seconds[max_k].append(time.perf_counter() - t)
                 pairs[max_k] += details.pairs
                 scores[q] = details.scores
                 cut[q] = details.truncated
@@ -472,7 +501,7 @@ def evaluate_models(
                 "system": label,
                 "stage": "reranked",
                 "model": model,
-                "backend": scorer.active_backend,
+                "backend": scorer.active_backend if engine == "local" else scorer.backend,
                 "k": k,
                 **_metrics(run_k, qrels_used, k),
                 **latency_stats(seconds[k], pairs[k]),
@@ -482,6 +511,8 @@ def evaluate_models(
                     sum(sum(windows[q][:k]) for q in scored) / n_pairs if n_pairs else 0.0
                 ),
             }
+            if engine == "ray" and k == max_k:  # the whole run, the actors' start included
+                model_rows[(k, m)]["pairs_per_second"] = pairs[k] / load_seconds[label]
             if fusion_plan is not None:
                 fused_rows[(k, m)] = fusion_plan.row(
                     model_rows[(k, m)], fs_label, candidates, scores, fs_scores, k,
@@ -519,6 +550,8 @@ def evaluate_models(
             "aggregation": aggregation if long_documents == "chunk" else None,
             "max_windows": max_windows if long_documents == "chunk" else None,
             "scorer_options": json.loads(json.dumps(extra, default=str)),
+            "engine": engine,
+            "engine_options": dict(engine_options or {}),
             "document_text": _DOCUMENT_TEXT,
             "fusion": None if fusion_plan is None else fusion_plan.settings(),
         },
@@ -759,6 +792,8 @@ def format_eval_table(report: Mapping[str, Any]) -> str:
             f"; chunk mode ({settings['aggregation']}, at most {settings['max_windows']} "
             f"windows), {max(per_doc, default=0.0):.2f} windows per document"
         )
+    if settings.get("engine") == "ray":
+        mode += "; engine ray: no per-query latency, pairs/s over the whole Ray run"
     return align_table(
         lines,
         f"{settings['num_queries']} queries, first stage {settings['first_stage']}; "
@@ -893,6 +928,34 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
         metavar="N",
         help="folds of --tune-fusion's cross-validation (default: %(default)s)",
     )
+    engine = parser.add_argument_group("engine", "where the reranking runs")
+    engine.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: in this process, timed per query (default); ray: every query in one "
+        'Ray Data run on an actor pool, one model per actor (pip install "crossrank[ray]")',
+    )
+    engine.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="with --engine ray: the cluster to join, e.g. ray://head:10001 or auto "
+        "(default: a local Ray)",
+    )
+    engine.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="with --engine ray: actors, each with its own model (default: 1)",
+    )
+    engine.add_argument(
+        "--cpus-per-actor",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="with --engine ray: CPUs each actor reserves, and its torch threads (default: 1)",
+    )
     # Ranking metrics do not depend on the activation: no --activation/--calibration.
     return add_scorer_options(parser, compare=True, activation=False)
 
@@ -903,6 +966,15 @@ def run_eval(args: argparse.Namespace) -> int:
         require_modules(["bm25s"], "crossrank eval's BM25 first stage", "eval")
     if args.plot:
         require_modules(["matplotlib"], "crossrank eval --plot", "eval")
+    engine_options: dict[str, Any] = {}
+    if args.engine == "ray":
+        from crossrank.scale import init_ray
+
+        require_modules(["ray"], "crossrank eval --engine ray", "ray")
+        init_ray(args.ray_address, quiet=args.quiet)
+        engine_options = {"concurrency": args.concurrency, "num_cpus": args.cpus_per_actor}
+    elif args.ray_address is not None or args.concurrency != 1 or args.cpus_per_actor != 1:
+        raise InputError("--ray-address, --concurrency and --cpus-per-actor need --engine ray")
     options = scorer_kwargs(args, changed_only=True)
     for name in ("fusion", "fusion_weight", "fusion_normalization"):
         options.pop(name, None)  # eval's own, read from args (an explicit 0.5 counts)
@@ -932,6 +1004,8 @@ def run_eval(args: argparse.Namespace) -> int:
             tune_fusion=args.tune_fusion,
             tune_split=args.tune_split,
             folds=args.folds,
+            engine=args.engine,
+            engine_options=engine_options,
             **own,
         )
     print(format_eval_table(report))
