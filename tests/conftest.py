@@ -22,6 +22,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CROSSRANK_SHARED", ROOT.parent / "shared"))
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+# The core's default backend is "auto", which measures the machine once per model (a probe
+# of several seconds, and exports). Tests build many throwaway models, so they pin "auto"
+# to fp32 torch here (the reference every comparison with sentence-transformers needs);
+# the tests of auto itself unset the variable (monkeypatch.delenv) or pass other backends.
+os.environ["CROSSRANK_BACKEND"] = "torch"
+
 _WORDS = (
     "the a an of and or in on to is are was what which who how why capital city france "
     "germany paris berlin cat dog cell cells protein gene genes cancer risk study studies "

@@ -116,7 +116,7 @@ def test_scorer_settings_keep_the_calibration_file(tiny_model_dir: Path, tmp_pat
 
 
 def test_settings_beside_a_ready_scorer_are_refused() -> None:
-    check_scorer_options({"batch_size": 32, "backend": "torch", "top_n": 3}, owner="X")
+    check_scorer_options({"batch_size": 32, "backend": "auto", "top_n": 3}, owner="X")
     with pytest.raises(ValueError, match=r"X: pass either scorer .* batch_size=8"):
         check_scorer_options({"batch_size": 8}, owner="X")
 

@@ -112,6 +112,17 @@ def test_plan_batches_respects_size_and_token_budget() -> None:
     assert plan_batches([500, 3], batch_size=8, max_tokens=100) == [[0], [1]]
 
 
+def test_plan_batches_for_streams_gives_each_stream_equal_batches() -> None:
+    """A backend that runs two batches at once gets a multiple of two, of equal size."""
+    sizes = [len(b) for b in plan_batches([10] * 100, batch_size=32, min_batches=2)]
+    assert sizes == [25, 25, 25, 25]
+    sizes = [len(b) for b in plan_batches([10] * 16, batch_size=32, min_batches=2)]
+    assert sizes == [8, 8]
+    assert plan_batches([10], batch_size=32, min_batches=2) == [[0]]
+    # One stream: as before.
+    assert [len(b) for b in plan_batches([10] * 100, batch_size=32)] == [32, 32, 32, 4]
+
+
 def test_truncation_is_reported_not_silent(tiny_scorer: CrossEncoderScorer,
                                            caplog: pytest.LogCaptureFixture) -> None:
     long_text = "paris " * 400

@@ -50,7 +50,11 @@ PEER_INIT = {
     "batch_size": 16,
 }
 #: Where crossrank's default deliberately differs (docs/haystack.md, migration table).
-DIFFERENT_DEFAULTS = {"model": "cross-encoder/ms-marco-MiniLM-L6-v2", "batch_size": 32}
+DIFFERENT_DEFAULTS = {
+    "model": "cross-encoder/ms-marco-MiniLM-L6-v2",
+    "batch_size": 32,
+    "backend": "auto",  # measured per machine (docs/backends.md); a saved "torch" stays torch
+}
 
 
 def _docs(texts: list[str] = TEXTS) -> list[Document]:

@@ -63,7 +63,7 @@ def reference(tiny_model_dir: Path) -> np.ndarray:
 
 
 def scores(path: Path, tokenizer: object, precision: str = "f32") -> np.ndarray:
-    forward, _ = make_openvino_forward(path, NAMES, 1, inference_precision=precision)
+    forward, _, _ = make_openvino_forward(path, NAMES, 1, inference_precision=precision)
     batches = encode_batches(tokenizer, QUERY, TEXTS, max_length=128, input_names=NAMES)
     return np.concatenate([forward(b) for b in batches])
 
@@ -78,7 +78,7 @@ def test_fp32_equals_torch_and_is_cached(
     again, converted = export_openvino(net, tokenizer, NAMES, precision="fp32", cache_dir=tmp_path)
     assert (again, converted) == (path, False)
     # One pair at a time (no padding): the same scores as in a padded batch.
-    forward, _ = make_openvino_forward(path, NAMES, 1)
+    forward, _, _ = make_openvino_forward(path, NAMES, 1)
     one = [
         forward(encode_batches(tokenizer, QUERY, [t], max_length=128, input_names=NAMES)[0])[0]
         for t in TEXTS
@@ -146,7 +146,7 @@ def test_forward_is_safe_from_several_threads(
 ) -> None:
     tokenizer, net = tiny
     path, _ = export_openvino(net, tokenizer, NAMES, precision="fp32", cache_dir=tmp_path)
-    forward, _ = make_openvino_forward(path, NAMES, 1, threads=1)
+    forward, _, _ = make_openvino_forward(path, NAMES, 1, threads=1)
     batches = encode_batches(tokenizer, QUERY, TEXTS, max_length=128, input_names=NAMES)
     results: list[np.ndarray] = []
     errors: list[BaseException] = []
@@ -241,7 +241,7 @@ def test_shared_model_int8_keeps_the_top(shared_model_dir: Path, tmp_path: Path)
     ]
 
     def run(path: Path, precision: str = "f32") -> list[np.ndarray]:
-        forward, _ = make_openvino_forward(path, NAMES, 1, inference_precision=precision)
+        forward, _, _ = make_openvino_forward(path, NAMES, 1, inference_precision=precision)
         return [np.concatenate([forward(b) for b in batches]) for batches in cases]
 
     reference = run(fp32)

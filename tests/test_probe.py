@@ -140,9 +140,64 @@ def test_probe_picks_the_fastest_backend_that_agrees(tiny: tuple[object, object]
     decision = probe_with(tiny, {"torch": 1.0, "onnx": 0.6, "openvino": 0.5, "openvino-int8": 0.3})
     assert decision.backend == "openvino-int8"
     assert [t.backend for t in decision.trials] == ["torch", "onnx", "openvino", "openvino-int8"]
-    assert all(t.passed for t in decision.trials)
+    by_name = {t.backend: t for t in decision.trials}
+    # The reference and the choice were checked; slower backends could not be picked, so
+    # their agreement was not measured (that is what keeps the probe short).
+    assert by_name["torch"].passed and by_name["openvino-int8"].passed
+    assert by_name["openvino-int8"].checked and by_name["openvino-int8"].agreement
+    for slower in ("onnx", "openvino"):
+        assert not by_name[slower].checked and not by_name[slower].passed
+        assert by_name[slower].agreement == {}
+        assert "not checked" in decision.summary()
     # Stubbed timing: the fake clock moved by cost per pair x 16 timing pairs.
-    assert decision.trials[2].seconds == pytest.approx(0.5 * 16)
+    assert by_name["openvino"].seconds == pytest.approx(0.5 * 16)
+
+
+def test_probe_checks_the_next_fastest_when_the_fastest_fails(
+    tiny: tuple[object, object],
+) -> None:
+    decision = probe_with(
+        tiny,
+        {"torch": 1.0, "onnx": 0.6, "openvino": 0.5, "openvino-int8": 0.3},
+        wrong={"openvino-int8"},
+    )
+    assert decision.backend == "openvino"
+    by_name = {t.backend: t for t in decision.trials}
+    assert by_name["openvino-int8"].checked and not by_name["openvino-int8"].passed
+    assert by_name["openvino"].checked and by_name["openvino"].passed
+    assert not by_name["onnx"].checked
+
+
+def test_probe_times_a_parallel_backend_on_as_many_batches_as_it_runs(
+    tiny: tuple[object, object],
+) -> None:
+    """A backend that runs two batches at once (OpenVINO's streams) is timed the way the
+    scorer runs it: the 16 timing pairs split into two batches run together."""
+    tokenizer, net = tiny
+    exact = torch_forward(net)
+    seen: list[int] = []
+
+    def build(backend: str) -> object:
+        if backend == "torch":
+            return exact
+
+        def forward(arrays: dict[str, np.ndarray]) -> np.ndarray:
+            seen.append(len(arrays["input_ids"]))
+            return exact(arrays)
+
+        class Streams:  # runs its batches "at once", as StreamForward does
+            parallel = 2
+
+            def __call__(self, batches: list[dict[str, np.ndarray]]) -> list[np.ndarray]:
+                return [forward(b) for b in batches]
+
+        return forward, Streams()
+
+    decision = run_probe(
+        build, ["torch", "openvino"], tokenizer=tokenizer, max_length=128, input_names=NAMES
+    )
+    assert set(seen[:2]) == {8}  # the warm-up pass: two batches of 8
+    assert {t.backend: t for t in decision.trials}["openvino"].seconds is not None
 
 
 def test_probe_never_picks_a_planted_inaccurate_backend(tiny: tuple[object, object]) -> None:
@@ -154,7 +209,8 @@ def test_probe_never_picks_a_planted_inaccurate_backend(tiny: tuple[object, obje
     assert decision.backend == "openvino"
     planted = decision.trials[-1]
     assert planted.backend == "openvino-int8" and not planted.passed
-    assert planted.seconds is None  # not timed once it failed agreement
+    assert planted.checked  # the fastest, so checked first, and refused
+    assert planted.agreement["top10_overlap_min"] < 9
 
 
 def test_probe_falls_back_to_torch_when_nothing_else_passes(

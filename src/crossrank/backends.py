@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import platform
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
@@ -81,6 +82,15 @@ def check_backend(backend: object) -> str:
 def onnx_available() -> bool:
     """Whether onnxruntime and onnx (the ``crossrank[onnx]`` extra) are installed."""
     return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
+
+
+def usable_cores() -> int:
+    """The CPUs this process may run on (its affinity mask, else ``os.cpu_count()``): the
+    intra-op threads of the ONNX Runtime and OpenVINO backends."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 @lru_cache(maxsize=1)

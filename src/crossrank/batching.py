@@ -3,15 +3,20 @@ each batch's token rows into arrays."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["pad_batch", "plan_batches"]
+__all__ = ["pad_batch", "plan_batches", "run_batches"]
 
 
 def plan_batches(
-    lengths: Sequence[int], batch_size: int, max_tokens: int | None = None
+    lengths: Sequence[int],
+    batch_size: int,
+    max_tokens: int | None = None,
+    *,
+    min_batches: int = 1,
 ) -> list[list[int]]:
     """Group row indices into batches, longest rows first.
 
@@ -19,7 +24,16 @@ def plan_batches(
     ``max_tokens`` padded tokens (rows x longest row); a single row longer than the budget
     gets a batch of its own. Sorting longest first puts the peak memory in the first
     batch, so an out-of-memory error shows up at once rather than late in a long run.
+
+    ``min_batches``: for a backend that runs this many batches at once (OpenVINO's
+    streams), the number of batches is made a multiple of it, with equal rows per batch
+    (100 rows, ``batch_size=32``, 2 streams: four batches of 25, not 32+32+32+4), so that
+    no stream waits idle for another's last batch.
     """
+    if min_batches > 1 and len(lengths) >= 2:
+        n = math.ceil(len(lengths) / batch_size)
+        n = math.ceil(n / min_batches) * min_batches
+        batch_size = max(1, math.ceil(len(lengths) / n))
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
     batches: list[list[int]] = []
     current: list[int] = []
@@ -67,3 +81,18 @@ def pad_batch(
                 arr[i, : len(r)] = r
         out[key] = arr
     return out
+
+
+def run_batches(
+    forward: Callable[[dict[str, np.ndarray]], np.ndarray],
+    batches: Sequence[list[int]],
+    make_arrays: Callable[[list[int]], dict[str, np.ndarray]],
+    *,
+    forward_many: Callable[[list[dict[str, np.ndarray]]], list[np.ndarray]] | None = None,
+) -> list[np.ndarray]:
+    """Pad and run each batch: one after another with ``forward``, or all at once with
+    ``forward_many`` (a backend that runs several batches together, such as OpenVINO's
+    streams: :class:`crossrank.openvino_export.StreamForward`). Results in batch order."""
+    if forward_many is None or len(batches) < 2:
+        return [np.asarray(forward(make_arrays(b))) for b in batches]
+    return [np.asarray(out) for out in forward_many([make_arrays(b) for b in batches])]

@@ -191,7 +191,11 @@ def _option_specs(activation: bool, fusion: bool) -> list[tuple[str, str, dict[s
     specs: list[tuple[str, str, dict[str, Any]]] = [
         ("device", "cpu, cuda, cuda:1, mps (default: auto)", {}),
         ("batch_size", "most pairs per forward pass (default: %(default)s)", count()),
-        ("max_tokens_per_batch", "most padded tokens per forward pass (default: no cap)", count()),
+        (
+            "max_tokens_per_batch",
+            "most padded tokens per forward pass (default: %(default)s)",
+            count(),
+        ),
         ("max_length", "tokens per pair the model reads (default: the model's limit)", count()),
     ]
     if activation:

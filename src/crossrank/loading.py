@@ -35,6 +35,7 @@ from crossrank.errors import (
 if TYPE_CHECKING:
     import torch
 
+    from crossrank.openvino_export import StreamForward
     from crossrank.probe import Decision
 
 __all__ = [
@@ -89,6 +90,13 @@ class LoadedModel:
     """The exported file the backend runs (an ONNX file, or an OpenVINO ``model.xml``)."""
     decision: Decision | None = None
     """With ``backend="auto"``: what it resolved to and the probe's measurements."""
+    forward_many: StreamForward | None = None
+    """Runs several batches at once (OpenVINO's streams), or None: one at a time."""
+
+    @property
+    def parallel(self) -> int:
+        """Batches the backend runs at once (a call is split into at least this many)."""
+        return 1 if self.forward_many is None else self.forward_many.parallel
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -460,13 +468,19 @@ def _openvino_forward(
     load_options: Mapping[str, Any],
     max_length: int,
     calibration: Sequence[tuple[str, str]] | None,
-) -> tuple[Callable[[dict[str, np.ndarray]], np.ndarray], Any, str]:
+) -> tuple[Callable[[dict[str, np.ndarray]], np.ndarray], Any, str, StreamForward | None]:
     """Convert ``net`` to OpenVINO (int8 for ``openvino-int8``), or reuse the cached model,
     and compile it (bf16 inference precision for ``openvino-bf16``).
 
-    Returns the forward function, the compiled model and the ``model.xml`` path.
+    Returns the forward function, the compiled model, the ``model.xml`` path and, with
+    several streams, the :class:`~crossrank.openvino_export.StreamForward` that runs that
+    many batches at once.
     """
-    from crossrank.openvino_export import export_openvino, make_openvino_forward
+    from crossrank.openvino_export import (
+        export_openvino,
+        make_openvino_forward,
+        openvino_supports_bf16,
+    )
 
     names = _input_names(tokenizer)
     try:
@@ -487,10 +501,14 @@ def _openvino_forward(
             "Use backend='torch' or 'onnx', or report the model's architecture to crossrank.",
         ) from e
     precision = "bf16" if backend == "openvino-bf16" else "f32"
-    forward, compiled = make_openvino_forward(
+    if backend == "openvino-int8" and openvino_supports_bf16():
+        # The layers int8 leaves in float run in bf16 where the CPU computes it natively,
+        # as OpenVINO itself does by default there (its guard figures: docs/backends.md).
+        precision = "bf16"
+    forward, compiled, many = make_openvino_forward(
         path, names, num_labels, inference_precision=precision
     )
-    return forward, compiled, str(path)
+    return forward, compiled, str(path), many
 
 
 @dataclass(frozen=True)
@@ -509,12 +527,13 @@ class _Build:
 
 def _build_forward(
     build: _Build, net: Any, backend: str
-) -> tuple[Callable[[dict[str, np.ndarray]], np.ndarray], Any, str | None]:
-    """``backend``'s forward function on ``net``: (forward, model or session, file path)."""
+) -> tuple[Callable[[dict[str, np.ndarray]], np.ndarray], Any, str | None, StreamForward | None]:
+    """``backend``'s forward function on ``net``: (forward, model or session, file path,
+    the runner of several batches at once or None)."""
     import torch
 
     if backend.startswith("onnx"):
-        return _onnx_forward(
+        return (*_onnx_forward(
             build.model,
             net,
             build.tokenizer,
@@ -522,7 +541,7 @@ def _build_forward(
             num_labels=build.num_labels,
             onnx_cache_dir=build.cache_dir,
             load_options=build.load_options,
-        )
+        ), None)
     if backend.startswith("openvino"):
         return _openvino_forward(
             build.model,
@@ -537,7 +556,7 @@ def _build_forward(
         )
     dtype = {"torch-bf16": torch.bfloat16, "torch-fp16": torch.float16}.get(backend)
     forward, net = _torch_forward(net, build.device, dtype, build.num_labels)
-    return forward, net, None
+    return forward, net, None, None
 
 
 def _resolve_auto(build: _Build, net: Any) -> Decision:
@@ -546,10 +565,11 @@ def _resolve_auto(build: _Build, net: Any) -> Decision:
     from crossrank.onnx_export import model_fingerprint
     from crossrank.probe import resolve_auto, run_probe
 
-    def forward_of(backend: str) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+    def forward_of(backend: str) -> tuple[Callable[[dict[str, np.ndarray]], np.ndarray], Any]:
         # The torch backends move or cast the model they get: give them a copy.
         target = copy.deepcopy(net) if backend.startswith("torch") else net
-        return _build_forward(build, target, backend)[0]
+        forward, _, _, many = _build_forward(build, target, backend)
+        return forward, many
 
     def probe(candidates: list[str], key: str) -> Decision:
         return run_probe(
@@ -663,7 +683,7 @@ def load_model(
     if chosen == "auto":
         decision = _resolve_auto(build, net)
         chosen = choose_backend(decision.backend, torch_device)
-    forward, net, onnx_path = _build_forward(build, net, chosen)
+    forward, net, onnx_path, many = _build_forward(build, net, chosen)
 
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     return LoadedModel(
@@ -679,4 +699,5 @@ def load_model(
         pad_token_id=int(pad_id),
         padding_side=str(getattr(tokenizer, "padding_side", "right")),
         forward=forward,
+        forward_many=many,
     )

@@ -204,12 +204,14 @@ def make_onnx_forward(
     """
     import onnxruntime as ort
 
+    from crossrank.backends import usable_cores
     from crossrank.loading import relevance
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads is not None:
-        options.intra_op_num_threads = threads
+    # The cores this process may use (onnxruntime's own default counts the machine's
+    # physical cores, more than a container may be given).
+    options.intra_op_num_threads = threads if threads is not None else usable_cores()
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def forward(arrays: dict[str, np.ndarray]) -> np.ndarray:

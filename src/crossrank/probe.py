@@ -66,6 +66,7 @@ __all__ = [
     "cpu_summary",
     "decision_key",
     "encode_batches",
+    "planned_batches",
     "resolve_auto",
     "run_probe",
     "timing_case",
@@ -93,7 +94,7 @@ _REPEATS = 3
 _SLOW = 1.5
 
 #: Bump when the probe's method, data or thresholds change: old decisions are not reused.
-_PROBE_VERSION = "1"
+_PROBE_VERSION = "2"
 
 #: CPU flags that decide which kernels are fast; printed with every speed figure.
 RELEVANT_FLAGS: tuple[str, ...] = (
@@ -493,8 +494,11 @@ class Trial:
         seconds: Its time on the timing case (the fastest of the repeats); None if it
             failed before timing.
         build_seconds: Loading it, including a first export or conversion.
-        agreement: What :func:`agreement` returned (empty if it failed to run).
+        agreement: What :func:`agreement` returned (empty if it failed to run or was not
+            checked).
         error: Why it failed to build or run, if it did.
+        checked: Whether its agreement was checked: a backend slower than the choice
+            (beyond the tie margin) is not, as it could not be picked.
     """
 
     backend: str
@@ -503,6 +507,7 @@ class Trial:
     build_seconds: float | None = None
     agreement: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    checked: bool = True
 
 
 @dataclass(frozen=True)
@@ -551,10 +556,12 @@ class Decision:
             a = t.agreement
             timing = "-" if t.seconds is None else f"{t.seconds * 1000:.0f} ms"
             verdict = "pass" if t.passed else f"fail{': ' + t.error if t.error else ''}"
+            if not t.checked:
+                verdict = "not checked: slower than the choice"
             detail = (
                 f"top10 min {a['top10_overlap_min']}, ndcg10 {a['ndcg10']:.4f}"
                 if a
-                else "no scores"
+                else "agreement not measured"
             )
             lines.append(f"  {t.backend}: {timing}, {detail}: {verdict}")
         return "\n".join(lines)
@@ -569,7 +576,8 @@ def encode_batches(
     input_names: Sequence[str],
     batch_size: int = 32,
 ) -> list[dict[str, np.ndarray]]:
-    """(query, text) pairs as padded int64 batches, truncated on the text side."""
+    """(query, text) pairs as padded int64 batches in input order, truncated on the text
+    side."""
     batches = []
     for start in range(0, len(texts), batch_size):
         chunk = list(texts[start : start + batch_size])
@@ -585,12 +593,84 @@ def encode_batches(
     return batches
 
 
-def _score(forward: Forward, batches: list[dict[str, np.ndarray]]) -> np.ndarray:
-    return np.concatenate([np.asarray(forward(b), dtype=np.float64) for b in batches])
+def planned_batches(
+    tokenizer: Any,
+    query: str,
+    texts: Sequence[str],
+    *,
+    max_length: int,
+    input_names: Sequence[str],
+    batch_size: int = 32,
+    parallel: int = 1,
+) -> list[Planned]:
+    """(query, text) pairs planned and padded as the scorer plans them (longest first, at
+    least ``parallel`` batches), each batch with the input positions it holds."""
+    from crossrank.batching import pad_batch, plan_batches
+
+    enc = tokenizer(
+        [query] * len(texts),
+        list(texts),
+        truncation="only_second",
+        max_length=max_length,
+        padding=False,
+    )
+    rows = {name: enc[name] for name in input_names}
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    left = getattr(tokenizer, "padding_side", "right") == "left"
+    lengths = [len(r) for r in rows["input_ids"]]
+    return [
+        Planned(
+            batch,
+            pad_batch({k: [v[i] for i in batch] for k, v in rows.items()}, pad_id, left=left),
+        )
+        for batch in plan_batches(lengths, batch_size, min_batches=parallel)
+    ]
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A padded batch and the rows (input positions) it holds."""
+
+    rows: list[int]
+    arrays: dict[str, np.ndarray]
+
+
+@dataclass
+class _Runner:
+    """A built backend: its forward function, and the runner of several batches at once
+    (OpenVINO's streams) or None."""
+
+    forward: Forward
+    many: Any = None
+
+    @property
+    def parallel(self) -> int:
+        return 1 if self.many is None else int(self.many.parallel)
+
+    def score(self, batches: Sequence[Planned]) -> np.ndarray:
+        """Scores in input order, the batches run as the scorer runs them."""
+        from crossrank.batching import run_batches
+
+        outs = run_batches(
+            self.forward,
+            [[i] for i in range(len(batches))],
+            lambda b: batches[b[0]].arrays,
+            forward_many=self.many,
+        )
+        scores = np.empty(sum(len(b.rows) for b in batches), dtype=np.float64)
+        for batch, out in zip(batches, outs, strict=True):
+            scores[batch.rows] = np.asarray(out, dtype=np.float64)
+        return scores
+
+
+def _runner(built: Forward | tuple[Forward, Any]) -> _Runner:
+    if isinstance(built, tuple):
+        return _Runner(*built)
+    return _Runner(built)
 
 
 def run_probe(
-    build: Callable[[str], Forward],
+    build: Callable[[str], Forward | tuple[Forward, Any]],
     candidates: Sequence[str],
     *,
     tokenizer: Any,
@@ -599,11 +679,22 @@ def run_probe(
     key: str = "",
     clock: Callable[[], float] = time.perf_counter,
 ) -> Decision:
-    """Measure each of ``candidates`` and pick the fastest that keeps fp32's top.
+    """Time each of ``candidates`` and pick the fastest that keeps fp32's top.
+
+    1. Every candidate is built, warmed up on the timing case, and timed on it once; those
+       within :data:`_SLOW` of the fastest are timed :data:`_REPEATS` times in all (the
+       fastest pass counts).
+    2. fp32 ``torch`` scores the agreement cases (the reference); then the candidates are
+       checked **fastest first**: the first that passes is the choice, unless a more
+       precise one within :data:`_TIE_MARGIN` of its time passes too. A candidate slower
+       than the choice by more than the margin is not checked (it could not be picked):
+       its trial says so (``checked=False``).
 
     Args:
-        build: Returns the forward function of a backend (``build("torch")`` is the fp32
-            reference); it may raise, and that backend then fails.
+        build: Returns the forward function of a backend, or (forward function, runner
+            of several batches at once or None), e.g. OpenVINO's streams
+            (:class:`crossrank.openvino_export.StreamForward`); ``build("torch")`` is the
+            fp32 reference. It may raise, and that backend then fails.
         candidates: Backends to try; ``"torch"`` is added first if missing.
         tokenizer: The model's tokenizer.
         max_length: Tokens per pair.
@@ -612,53 +703,99 @@ def run_probe(
         clock: The timer (tests pass a fake one).
 
     Returns:
-        The :class:`Decision` (``source="probe"``).
+        The :class:`Decision` (``source="probe"``), its trials in candidate order.
     """
     started = time.perf_counter()
     order = ["torch", *[c for c in candidates if c != "torch"]]
-    cases = [
-        encode_batches(tokenizer, q, t, max_length=max_length, input_names=input_names)
-        for q, t in probe_cases()
-    ]
     query, texts = timing_case()
-    timing = encode_batches(tokenizer, query, texts, max_length=max_length, input_names=input_names)
-    reference: list[np.ndarray] = []
-    trials: list[Trial] = []
-    best = math.inf
+
+    def encode(q: str, t: Sequence[str], parallel: int) -> list[Planned]:
+        return planned_batches(
+            tokenizer, q, t, max_length=max_length, input_names=input_names, parallel=parallel
+        )
+
+    runners: dict[str, _Runner] = {}
+    build_s: dict[str, float] = {}
+    seconds: dict[str, list[float]] = {}
+    errors: dict[str, str] = {}
+    agreed: dict[str, dict[str, Any]] = {}
+
+    def fail(backend: str, e: Exception) -> None:
+        if backend == "torch":
+            raise e
+        logger.warning("crossrank: auto probe: %s failed (%s: %s)", backend, type(e), e)
+        errors[backend] = f"{type(e).__name__}: {e}"
+        runners.pop(backend, None)
+
+    def time_once(backend: str) -> None:
+        runner = runners[backend]
+        batches = encode(query, texts, runner.parallel)
+        tick = clock()
+        runner.score(batches)
+        seconds[backend].append(clock() - tick)
+
+    # 1. Build, warm up, time once; then repeat the contenders.
     for backend in order:
         t0 = time.perf_counter()
         try:
-            forward = build(backend)
-            build_s = time.perf_counter() - t0
-            scores = [_score(forward, batches) for batches in cases]
-            if backend == "torch":
-                reference = scores
-            agreed = agreement(reference, scores)
-            seconds: list[float] = []
-            for _ in range(_REPEATS if agreed["passed"] else 0):
-                tick = clock()
-                _score(forward, timing)
-                seconds.append(clock() - tick)
-                if seconds[0] > _SLOW * best:
-                    break  # clearly slower than one already measured: one pass is enough
-            if seconds and agreed["passed"]:
-                best = min(best, min(seconds))
+            runners[backend] = _runner(build(backend))
+            build_s[backend] = time.perf_counter() - t0
+            runner = runners[backend]
+            runner.score(encode(query, texts, runner.parallel))  # warm-up
+            seconds[backend] = []
+            time_once(backend)
         except Exception as e:  # a backend that cannot run here is not picked
-            if backend == "torch":
-                raise
-            logger.warning("crossrank: auto probe: %s failed (%s: %s)", backend, type(e), e)
-            trials.append(Trial(backend, False, error=f"{type(e).__name__}: {e}"))
+            fail(backend, e)
+    for _ in range(_REPEATS - 1):
+        fastest = min(min(v) for v in seconds.values() if v)
+        for backend in list(runners):
+            if min(seconds[backend]) <= _SLOW * fastest:
+                try:
+                    time_once(backend)
+                except Exception as e:
+                    fail(backend, e)
+
+    # 2. Agreement, fastest first, until the choice is certain.
+    cases = probe_cases()
+
+    def scores_of(backend: str) -> list[np.ndarray]:
+        runner = runners[backend]
+        return [runner.score(encode(q, t, runner.parallel)) for q, t in cases]
+
+    reference = scores_of("torch")
+    agreed["torch"] = agreement(reference, reference)
+    chosen_time: float | None = None
+    for backend in sorted(runners, key=lambda b: (min(seconds[b]), _rank(b))):
+        best = min(seconds[backend])
+        if chosen_time is not None and best > chosen_time * (1 + _TIE_MARGIN):
+            break  # slower than the choice beyond the margin: it cannot be picked
+        if backend not in agreed:
+            try:
+                agreed[backend] = agreement(reference, scores_of(backend))
+            except Exception as e:
+                fail(backend, e)
+                continue
+        if agreed[backend]["passed"] and chosen_time is None:
+            chosen_time = best
+
+    trials = []
+    for backend in order:
+        if backend in errors:
+            trials.append(
+                Trial(backend, False, build_seconds=build_s.get(backend), error=errors[backend])
+            )
             continue
+        checked = backend in agreed
         trials.append(
             Trial(
                 backend,
-                bool(agreed["passed"]),
-                seconds=min(seconds) if seconds else None,
-                build_seconds=build_s,
-                agreement=agreed,
+                bool(checked and agreed[backend]["passed"]),
+                seconds=min(seconds[backend]),
+                build_seconds=build_s[backend],
+                agreement=agreed.get(backend, {}),
+                checked=checked,
             )
         )
-        del forward
     chosen = _pick(trials)
     return Decision(
         backend=chosen,
@@ -669,6 +806,10 @@ def run_probe(
     )
 
 
+def _rank(backend: str) -> int:
+    return _PRECISION_RANK.get(backend, 3)
+
+
 def _pick(trials: Sequence[Trial]) -> str:
     passed = [t for t in trials if t.passed and t.seconds is not None]
     if not passed:
@@ -677,7 +818,7 @@ def _pick(trials: Sequence[Trial]) -> str:
     close = [
         t for t in passed if t.seconds is not None and t.seconds <= fastest * (1 + _TIE_MARGIN)
     ]
-    best = min(close, key=lambda t: (_PRECISION_RANK.get(t.backend, 3), t.seconds))
+    best = min(close, key=lambda t: (_rank(t.backend), t.seconds))
     return best.backend
 
 

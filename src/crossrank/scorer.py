@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from crossrank.backends import Backend, check_backend
-from crossrank.batching import pad_batch, plan_batches
+from crossrank.batching import pad_batch, plan_batches, run_batches
 from crossrank.calibration import ACTIVATIONS, Calibration, activate, resolve_calibration
 from crossrank.calibration import Activation as Activation
 from crossrank.devices import check_device
@@ -137,8 +137,10 @@ class CrossEncoderScorer:
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or a ``torch.device``.
             Default: CUDA when available, else CPU.
         batch_size: Most pairs per forward pass.
-        max_tokens_per_batch: Optional cap on padded tokens per forward pass
-            (``pairs x longest pair``); with it, memory is bounded by the budget.
+        max_tokens_per_batch: Most padded tokens per forward pass (``pairs x longest
+            pair``), default 8192: batches are sorted by length and cut by both limits,
+            so 32 short pairs share a pass but 512-token pairs go 16 at a time, which
+            bounds activation memory whatever the documents' length. ``None``: no cap.
         max_length: Tokens per pair the model reads (query + document + special
             tokens). Default: the model's own limit. Longer pairs are truncated on the
             document side, and this is reported (:meth:`score_details`, a log warning).
@@ -165,16 +167,23 @@ class CrossEncoderScorer:
         fusion_normalization: How ``"linear"`` puts both scores on one scale, per query:
             ``"zscore"`` (default; fused scores centred on 0) or ``"minmax"`` (fused scores
             in [0, 1], as ``min_relative_score`` needs). Not used by ``"rrf"``.
-        backend: Engine and precision of the forward pass: ``"torch"`` (fp32, the
-            reference), ``"torch-bf16"``, ``"torch-fp16"`` (CUDA), ``"onnx"`` (fp32) and
-            ``"onnx-int8"`` (onnxruntime on the CPU; ``pip install "crossrank[onnx]"``),
-            ``"openvino"`` (fp32), ``"openvino-bf16"`` (CPUs with native bf16) and
-            ``"openvino-int8"`` (static int8; ``pip install "crossrank[openvino]"``), or
-            ``"auto"``: the fastest backend that keeps fp32's top 10, measured once per model
-            and machine (:mod:`crossrank.probe`; ``CROSSRANK_BACKEND`` skips the
-            measurement; :attr:`active_backend` tells which). See docs/backends.md.
+        backend: Engine and precision of the forward pass: ``"auto"`` (default): the
+            fastest backend installed here that keeps fp32's top 10, measured once per
+            model and machine and cached (:mod:`crossrank.probe`; the first load takes
+            about half a minute more; ``CROSSRANK_BACKEND=torch`` or an explicit backend
+            skips the measurement; :attr:`active_backend` tells which); ``"torch"`` (fp32,
+            the reference: equal to sentence-transformers), ``"torch-bf16"``,
+            ``"torch-fp16"`` (CUDA), ``"onnx"`` (fp32) and ``"onnx-int8"`` (onnxruntime on
+            the CPU; ``pip install "crossrank[onnx]"``), ``"openvino"`` (fp32),
+            ``"openvino-bf16"`` (CPUs with native bf16) and ``"openvino-int8"`` (static
+            int8; ``pip install "crossrank[openvino]"``). See docs/backends.md.
         onnx_cache_dir: Where exported ONNX and OpenVINO models and ``auto``'s decisions are
             cached (default: ``CROSSRANK_CACHE``, else ``~/.cache/crossrank/onnx``).
+        int8_calibration: ``(query, text)`` pairs from your own data that calibrate the
+            activation scales of ``openvino-int8`` (and of ``auto``'s int8 candidate);
+            at most 48 are used, evenly spaced. Default: a built-in sample
+            (:func:`crossrank.probe.calibration_pairs`). Other pairs give another cached
+            model. See docs/backends.md.
         long_documents: ``"truncate"`` (default): a pair longer than ``max_length`` is cut
             on the document side (reported). ``"chunk"``: a long document is split into
             overlapping token windows that each fit beside the query; every window is
@@ -220,15 +229,16 @@ class CrossEncoderScorer:
         *,
         device: str | torch.device | None = None,
         batch_size: int = 32,
-        max_tokens_per_batch: int | None = None,
+        max_tokens_per_batch: int | None = 8192,
         max_length: int | None = None,
         activation: Activation = "sigmoid",
         calibration: str | os.PathLike[str] | Calibration | None = None,
         fusion: FusionMethod | Literal["none"] | None = None,
         fusion_weight: float = 0.5,
         fusion_normalization: Normalization = "zscore",
-        backend: Backend = "torch",
+        backend: Backend = "auto",
         onnx_cache_dir: str | os.PathLike[str] | None = None,
+        int8_calibration: Sequence[tuple[str, str]] | None = None,
         long_documents: LongDocuments = "truncate",
         max_windows: int = 8,
         window_stride: int | None = None,
@@ -280,6 +290,7 @@ class CrossEncoderScorer:
         self.aggregation: Aggregation = aggregation
         self.top_windows: int = check_positive_int(top_windows, name="top_windows")  # type: ignore[assignment]
         self.onnx_cache_dir = _folder(onnx_cache_dir, "onnx_cache_dir")
+        self.int8_calibration = _calibration_pairs(int8_calibration)
         self.token = _optional_str(token, "token")
         self.cache_dir = _folder(cache_dir, "cache_dir")
         self.revision = _optional_str(revision, "revision")
@@ -335,6 +346,7 @@ class CrossEncoderScorer:
                     trust_remote_code=self.trust_remote_code,
                     backend=self.backend,
                     onnx_cache_dir=self.onnx_cache_dir,
+                    int8_calibration=self.int8_calibration,
                     model_kwargs=self.model_kwargs,
                     tokenizer_kwargs=self.tokenizer_kwargs,
                     config_kwargs=self.config_kwargs,
@@ -787,13 +799,20 @@ class CrossEncoderScorer:
             return np.asarray(self.row_forward(loaded, feats), dtype=np.float64)
         lengths = [len(ids) for ids in feats["input_ids"]]
         raw = np.empty(len(rows), dtype=np.float64)
-        for batch in plan_batches(lengths, self.batch_size, self.max_tokens_per_batch):
-            arrays = pad_batch(
+        batches = plan_batches(
+            lengths, self.batch_size, self.max_tokens_per_batch, min_batches=loaded.parallel
+        )
+
+        def arrays(batch: list[int]) -> dict[str, np.ndarray]:
+            return pad_batch(
                 {k: [feats[k][i] for i in batch] for k in keys},
                 loaded.pad_token_id,
                 left=loaded.padding_side == "left",
             )
-            raw[batch] = loaded.forward(arrays)
+
+        outs = run_batches(loaded.forward, batches, arrays, forward_many=loaded.forward_many)
+        for batch, out in zip(batches, outs, strict=True):
+            raw[batch] = out
         return raw
 
     def _stride(self, loaded: LoadedModel, query_tokens: int) -> int:
@@ -809,6 +828,32 @@ def _folder(value: Any, name: str) -> str | None:
     if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
         raise TypeError(f"{name} must be a folder path or None, got {value!r}")
     return str(Path(value).expanduser())
+
+
+def _calibration_pairs(value: Any) -> list[tuple[str, str]] | None:
+    """``int8_calibration`` as a list of (query, text) tuples; lists of two strings (as a
+    saved pipeline stores them) are accepted."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
+        raise TypeError(
+            "int8_calibration must be a non-empty list of (query, text) pairs or None, "
+            f"got {value!r:.80}"
+        )
+    pairs = []
+    for i, pair in enumerate(value):
+        if (
+            isinstance(pair, (str, bytes))
+            or not isinstance(pair, Sequence)
+            or len(pair) != 2
+            or not all(isinstance(x, str) and x.strip() for x in pair)
+        ):
+            raise TypeError(
+                f"int8_calibration[{i}] must be a (query, text) pair of non-empty strings, "
+                f"got {pair!r:.80}"
+            )
+        pairs.append((pair[0], pair[1]))
+    return pairs
 
 
 def _optional_str(value: Any, name: str) -> str | None:
