@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -177,3 +180,175 @@ def test_spearman_matches_a_hand_computed_case() -> None:
         np.corrcoef([0.5, 0.5, 2, 3], [0, 1, 2, 3])[0, 1]
     )
     assert bench._spearman(np.array([1.0]), np.array([2.0])) is None
+
+
+# ---------------------------------------------------------------------- --peer-python
+
+
+def _peer_variant(monkeypatch: pytest.MonkeyPatch, backend: str) -> str:
+    """Only the reference and a peer variant running ``backend`` in the worker."""
+    name = f"sentence-transformers-peer-{backend}"
+    variants = {
+        name: Variant(
+            name, "test peer", bench._sentence_transformers(backend), peer_backend=backend
+        ),
+        REFERENCE: VARIANTS[REFERENCE],
+    }
+    monkeypatch.setattr(bench, "VARIANTS", variants)
+    return name
+
+
+def test_peer_worker_scores_as_sentence_transformers_here(tiny_model_dir: Path) -> None:
+    """The worker protocol end to end, with this interpreter as the peer and backend torch:
+    the same scores as sentence-transformers in this process."""
+    texts = ["cancer risk study", "blood brain heart", "the cat", "gene expression in cells"]
+    config = bench.BenchConfig(model=str(tiny_model_dir), batch_size=2, device="cpu")
+    here = bench._SentenceTransformersScorer(config, "torch").score("drug dose", texts)
+    with bench.PeerWorker(sys.executable, "test-peer", timeout_s=120) as worker:
+        cold = worker.load(
+            str(tiny_model_dir), "torch", batch_size=2, device="cpu", query="drug dose",
+            texts=texts,
+        )  # fmt: skip
+        assert cold["cold_start_s"] > 0 and cold["first_score_s"] > 0 and cold["peak_rss_mb"] > 0
+        assert worker.versions["sentence-transformers"] and worker.versions["transformers"]
+        scores, seconds = worker.score("drug dose", texts)
+        assert seconds > 0
+        np.testing.assert_allclose(scores, here, atol=1e-5, rtol=0)
+        with pytest.raises(bench.PeerWorkerError, match="unknown sentence-transformers backend"):
+            worker.load(
+                str(tiny_model_dir), "tensorrt", batch_size=2, device="cpu", query="q", texts=["a"]
+            )
+        process = worker._proc
+    assert process.poll() is not None  # closed on exit
+
+
+def test_bench_times_a_peer_variant_in_the_worker(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = _peer_variant(monkeypatch, "torch")
+    report = benchmark(
+        str(tiny_model_dir), candidates=6, doc_tokens=12, repeats=2, batch_size=4,
+        progress=False, peer_python=sys.executable, peer_timeout_s=120,
+    )  # fmt: skip
+    rows = {row["name"]: row for row in report["variants"]}
+    assert list(rows) == [name, REFERENCE] and report["skipped"] == {}
+    peer = rows[name]
+    assert peer["peer"]["python"] == os.path.abspath(sys.executable)
+    assert peer["peer"]["versions"]["sentence-transformers"]
+    assert "peer" not in rows[REFERENCE]
+    assert report["settings"]["peer_python"] == os.path.abspath(sys.executable)
+    assert len(peer["times_s"]) == 2 and peer["cold_start_s"] > 0 and peer["peak_rss_mb"] > 0
+    assert peer["max_abs_score_diff_vs_reference"] < 1e-5
+    assert f"{name} ran in {sys.executable}" in bench.format_bench_table(report)
+
+
+def test_a_peer_variant_that_fails_to_load_is_skipped_or_refused(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = _peer_variant(monkeypatch, "tensorrt")  # the worker knows no such backend
+    report = benchmark(
+        str(tiny_model_dir), candidates=2, doc_tokens=8, repeats=1, progress=False,
+        peer_python=sys.executable, peer_timeout_s=120,
+    )  # fmt: skip
+    assert [row["name"] for row in report["variants"]] == [REFERENCE]
+    assert "unknown sentence-transformers backend 'tensorrt'" in report["skipped"][name]
+    with pytest.raises(ValueError, match=rf"{name}.* cannot run here: .*tensorrt"):
+        benchmark(
+            str(tiny_model_dir), candidates=2, doc_tokens=8, repeats=1, progress=False,
+            variants=[name], peer_python=sys.executable, peer_timeout_s=120,
+        )  # fmt: skip
+
+
+def test_a_stuck_peer_worker_fails_fast_and_is_killed(tmp_path: Path) -> None:
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho 'fake peer: starting up' >&2\nsleep 300\n")
+    fake.chmod(0o755)
+    worker = bench.PeerWorker(str(fake), "sentence-transformers-onnx", timeout_s=1.5)
+    try:
+        start = time.monotonic()
+        # Texts larger than a pipe's buffer: writing them must not block past the timeout.
+        with pytest.raises(bench.PeerWorkerError) as raised:
+            worker.load("m", "onnx", batch_size=2, device="cpu", query="q", texts=["x" * 10**6])
+        assert time.monotonic() - start < 10
+        message = str(raised.value)
+        assert "'sentence-transformers-onnx'" in message and "within 1.5 s" in message
+        assert "fake peer: starting up" in message and "\n" not in message
+        assert worker._proc.poll() is not None  # killed, with the sleep it started
+    finally:
+        worker.close()
+    with pytest.raises(bench.PeerWorkerError, match="closed"):
+        worker.score("q", ["a"])
+
+
+def test_a_peer_worker_that_exits_says_so(tmp_path: Path) -> None:
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho 'ModuleNotFoundError: sentence_transformers' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    with bench.PeerWorker(str(fake), "sentence-transformers-openvino", timeout_s=30) as worker:
+        with pytest.raises(bench.PeerWorkerError, match=r"exited \(code 3\).*ModuleNotFound"):
+            worker.load("m", "openvino", batch_size=2, device="cpu", query="q", texts=["a"])
+
+
+@pytest.mark.parametrize("kind", ["missing", "not executable"])
+def test_bench_refuses_a_bad_peer_python(
+    kind: str, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "python"
+    if kind == "not executable":
+        path.write_text("")
+    code = cli_main(["bench", "--model", str(tiny_model_dir), "--peer-python", str(path)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("crossrank bench: error: --peer-python")
+    assert str(path) in err and ("does not exist" if kind == "missing" else "executable") in err
+
+
+def test_bench_reads_the_peer_python_from_the_environment(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(bench.PEER_PYTHON_ENV, "/nonexistent/python")
+    with pytest.raises(ValueError, match=r"peer_python \(from \$CROSSRANK_BENCH_PEER_PYTHON\)"):
+        benchmark(str(tiny_model_dir), progress=False)
+    monkeypatch.setenv(bench.PEER_PYTHON_ENV, "")
+    assert bench.resolve_peer_python(None) is None
+    assert bench.resolve_peer_python(sys.executable) == os.path.abspath(sys.executable)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+def test_peer_venv_runs_sentence_transformers_fast_paths(
+    backend: str, tiny_model_dir: Path
+) -> None:
+    """The real peer environment (optimum with transformers<4.58): only where
+    CROSSRANK_TEST_PEER_PYTHON names its python (never in CI by default)."""
+    python = os.environ.get("CROSSRANK_TEST_PEER_PYTHON")
+    if not python:
+        pytest.skip("set CROSSRANK_TEST_PEER_PYTHON to a peer environment's python")
+    texts = ["cancer risk study", "blood brain heart", "the cat", "gene expression in cells"]
+    config = bench.BenchConfig(model=str(tiny_model_dir), batch_size=2, device="cpu")
+    here = bench._SentenceTransformersScorer(config, "torch").score("drug dose", texts)
+    with bench.PeerWorker(python, f"sentence-transformers-{backend}", timeout_s=300) as worker:
+        worker.load(
+            str(tiny_model_dir), backend, batch_size=2, device="cpu", query="drug dose",
+            texts=texts,
+        )  # fmt: skip
+        assert worker.versions["optimum"]
+        scores, _ = worker.score("drug dose", texts)
+    # OpenVINO runs bf16 by default on CPUs with native bf16.
+    np.testing.assert_allclose(scores, here, atol=1e-5 if backend == "onnx" else 1e-2, rtol=0)
+
+
+def test_peer_worker_file_needs_only_sentence_transformers() -> None:
+    """The worker runs where crossrank is not installed: the standard library and
+    sentence-transformers only, and the answer marker the bench looks for."""
+    import ast
+
+    source = bench._PEER_WORKER.read_text(encoding="utf-8")
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    assert imported - sys.stdlib_module_names - {"__future__"} == {"sentence_transformers"}
+    assert f'MARK = "{bench._PEER_MARK}"' in source

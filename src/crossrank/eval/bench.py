@@ -13,6 +13,11 @@ Method (see ``docs/evaluation.md``):
   another before the timing: from before ``import`` to a loaded model (``cold_start_s``),
   the first call on the candidates (``first_score_s``) and the child's peak resident set
   size (``getrusage(RUSAGE_SELF).ru_maxrss``).
+- **Peer variants** (sentence-transformers ``onnx`` and ``openvino``, whose optimum needs
+  an older transformers) can run in another environment's Python (``--peer-python``): a
+  :class:`PeerWorker` there (``peer_worker.py``, run by path) is their fresh process for
+  the cold start and then takes its turns in the interleaved timing, each call timed
+  inside the worker.
 
 Variants are registered in :data:`VARIANTS` (name -> :class:`Variant`); a new backend adds
 one with :func:`register_variant` at import time of this module, and every bench then
@@ -30,10 +35,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import random
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -54,9 +63,12 @@ from crossrank.eval.harness import (
 from crossrank.probe import cpu_flags, cpu_summary
 
 __all__ = [
+    "PEER_PYTHON_ENV",
     "REFERENCE",
     "VARIANTS",
     "BenchConfig",
+    "PeerWorker",
+    "PeerWorkerError",
     "ScorerLike",
     "Variant",
     "add_bench_arguments",
@@ -64,6 +76,7 @@ __all__ = [
     "format_bench_table",
     "padding_waste",
     "register_variant",
+    "resolve_peer_python",
     "run_bench",
     "synthetic_texts",
 ]
@@ -109,6 +122,10 @@ class Variant:
     factory: Callable[[BenchConfig], ScorerLike]
     unavailable: Callable[[BenchConfig], str | None] | None = None
     """Returns why the variant cannot run with this config (then it is skipped), or None."""
+    peer_backend: str | None = None
+    """A sentence-transformers backend: with a peer Python (``--peer-python``) the variant
+    runs as ``CrossEncoder(model, backend=peer_backend)`` in that environment's
+    :class:`PeerWorker` instead of ``factory`` here (``unavailable`` is then not asked)."""
 
 
 def _crossrank(backend: str) -> Callable[[BenchConfig], ScorerLike]:
@@ -179,7 +196,8 @@ def _needs_optimum(backend: str) -> Callable[[BenchConfig], str | None]:
         except Exception as e:  # an incompatible optimum raises more than ImportError
             return (
                 f"sentence-transformers backend={backend!r} needs {package}, which does not "
-                f"import here ({type(e).__name__}: {str(e)[:120]})"
+                f"import here ({type(e).__name__}: {str(e)[:120]}); run it in another "
+                "environment with --peer-python (docs/backends.md)"
             )
         return None
 
@@ -306,6 +324,7 @@ register_variant(
         "sentence-transformers CrossEncoder(backend='onnx'), exported by optimum",
         _sentence_transformers("onnx"),
         _needs_optimum("onnx"),
+        peer_backend="onnx",
     )
 )
 register_variant(
@@ -314,6 +333,7 @@ register_variant(
         "sentence-transformers CrossEncoder(backend='openvino'), exported by optimum-intel",
         _sentence_transformers("openvino"),
         _needs_optimum("openvino"),
+        peer_backend="openvino",
     )
 )
 register_variant(
@@ -465,6 +485,324 @@ def _measure_in_child(
     )
 
 
+# ---------------------------------------------------------------------- peer environment
+
+#: Environment variable holding the default of ``--peer-python``.
+PEER_PYTHON_ENV = "CROSSRANK_BENCH_PEER_PYTHON"
+
+_PEER_WORKER = Path(__file__).with_name("peer_worker.py")
+_PEER_MARK = "CROSSRANK_PEER "  # peer_worker.MARK (that file cannot import crossrank)
+
+
+class PeerWorkerError(RuntimeError):
+    """A peer worker answered with an error, stopped, or did not answer in time."""
+
+
+class PeerWorker:
+    """sentence-transformers in another Python environment: ``peer_worker.py`` run by path
+    with that environment's interpreter, spoken to in JSON lines over its stdin and stdout.
+
+    Every wait has a deadline (``timeout_s``): a worker that does not answer in time is
+    killed and a :class:`PeerWorkerError` names the variant and the end of its stderr.
+    :meth:`close` (also on ``with`` exit) always ends the process.
+
+    Args:
+        python: The peer environment's interpreter.
+        variant: The bench variant it runs (named in errors).
+        timeout_s: Seconds to wait for each answer (a load includes the export).
+    """
+
+    def __init__(self, python: str, variant: str, *, timeout_s: float = 600.0) -> None:
+        self.python = python
+        self.variant = variant
+        self.timeout_s = timeout_s
+        self.versions: dict[str, str | None] = {}
+        self._stderr = tempfile.TemporaryFile()
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+        env.update(HF_HUB_DISABLE_PROGRESS_BARS="1", TRANSFORMERS_VERBOSITY="error")
+        self._proc = subprocess.Popen(
+            [python, str(_PEER_WORKER)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env=env,
+            start_new_session=os.name == "posix",  # its own group: killed as a whole
+        )
+        self._answers: queue.Queue[bytes | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, name=f"peer-{variant}", daemon=True)
+        self._reader.start()
+        self._closed = False
+
+    def __enter__(self) -> PeerWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _read(self) -> None:
+        stdout = self._proc.stdout
+        assert stdout is not None
+        mark = _PEER_MARK.encode()
+        for line in stdout:
+            if line.startswith(mark):  # libraries may print; only marked lines are answers
+                self._answers.put(line[len(mark) :])
+        self._answers.put(None)
+
+    def stderr_tail(self, lines: int = 5, chars: int = 800) -> str:
+        """The last lines of the worker's stderr, on one line (`` | `` between them)."""
+        try:
+            self._stderr.flush()
+            self._stderr.seek(0, os.SEEK_END)
+            size = self._stderr.tell()
+            self._stderr.seek(max(0, size - 8192))
+            text = self._stderr.read().decode("utf-8", errors="replace")
+        except (OSError, ValueError):  # already closed
+            return ""
+        tail = " | ".join(s.strip() for s in text.splitlines() if s.strip())
+        tail = " | ".join(tail.split(" | ")[-lines:])
+        return tail[-chars:]
+
+    def _failure(self, what: str) -> PeerWorkerError:
+        tail = self.stderr_tail()
+        return PeerWorkerError(
+            f"the peer worker for {self.variant!r} ({self.python}) {what}"
+            + (f"; its stderr ends: {tail}" if tail else "; its stderr is empty")
+        )
+
+    def request(self, payload: Mapping[str, Any], what: str) -> dict[str, Any]:
+        """Send one request and return its answer (``ok`` true), within ``timeout_s``."""
+        if self._closed:
+            raise PeerWorkerError(f"the peer worker for {self.variant!r} is closed")
+        deadline = time.monotonic() + self.timeout_s
+        data = (json.dumps(payload) + "\n").encode("utf-8")
+        stdin = self._proc.stdin
+        assert stdin is not None
+        errors: list[BaseException] = []
+
+        def write() -> None:  # in a thread: a worker that reads nothing fills the pipe
+            try:
+                stdin.write(data)
+                stdin.flush()
+            except (OSError, ValueError) as e:
+                errors.append(e)
+
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        writer.join(self.timeout_s)
+        try:
+            if writer.is_alive():
+                raise TimeoutError
+            line = self._answers.get(timeout=max(0.0, deadline - time.monotonic()))
+        except (TimeoutError, queue.Empty):
+            self.kill()
+            raise self._failure(
+                f"did not answer {what} within {self.timeout_s:g} s and was stopped"
+            ) from None
+        if line is None:
+            code = self._proc.wait()
+            raise self._failure(f"exited (code {code}) before answering {what}")
+        answer: dict[str, Any] = json.loads(line)
+        if not answer.get("ok"):
+            error = " ".join(str(answer.get("error", "unknown error")).split())
+            raise PeerWorkerError(f"{what} failed in {self.python}: {error[:600]}")
+        return answer
+
+    def load(
+        self, model: str, backend: str, *, batch_size: int, device: str, query: str,
+        texts: Sequence[str],
+    ) -> dict[str, Any]:  # fmt: skip
+        """Load ``CrossEncoder(model, backend=backend)`` there and score ``texts`` once.
+
+        Returns the cold start as the bench's cold-start children report it
+        (``cold_start_s``: from the worker's start to a loaded model; ``first_score_s``;
+        ``peak_rss_mb``); the worker's package versions are kept in :attr:`versions`.
+        """
+        answer = self.request(
+            {
+                "op": "load",
+                "model": model,
+                "backend": backend,
+                "batch_size": batch_size,
+                "device": device,
+                "query": query,
+                "texts": list(texts),
+            },
+            f"the load of {model} with backend={backend!r}",
+        )
+        self.versions = dict(answer.get("versions") or {})
+        return {k: answer[k] for k in ("cold_start_s", "first_score_s", "peak_rss_mb")}
+
+    def score(self, query: str, texts: Sequence[str]) -> tuple[list[float], float]:
+        """The scores and the seconds the worker spent in ``predict`` (pipe not counted)."""
+        answer = self.request({"op": "score", "query": query, "texts": list(texts)}, "a score")
+        return [float(s) for s in answer["scores"]], float(answer["seconds"])
+
+    def kill(self) -> None:
+        """End the worker (and anything it started) now."""
+        if self._proc.poll() is None:
+            try:
+                if os.name == "posix":
+                    os.killpg(self._proc.pid, signal.SIGKILL)
+                else:  # pragma: no cover
+                    self._proc.kill()
+            except ProcessLookupError:
+                pass
+        self._proc.wait()
+
+    def close(self) -> None:
+        """Ask the worker to quit; kill it if it has not within 5 s. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        stdin = self._proc.stdin
+        try:
+            if self._proc.poll() is None and stdin is not None:
+                try:
+                    stdin.write(b'{"op": "quit"}\n')
+                    stdin.flush()
+                    stdin.close()
+                except (OSError, ValueError):
+                    pass
+                try:
+                    self._proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
+        finally:
+            self.kill()
+            if stdin is not None:
+                try:
+                    stdin.close()
+                except (OSError, ValueError):  # a broken pipe, or a blocked writer's
+                    pass
+            self._reader.join(timeout=5)  # the pipe's end, now that the worker is gone
+            if self._proc.stdout is not None and not self._reader.is_alive():
+                self._proc.stdout.close()
+            self._stderr.close()
+
+
+class _PeerScorer:
+    """A :class:`PeerWorker` as a bench scorer; ``last_seconds`` is the worker's own timing
+    of the last call, which the bench records instead of the round trip."""
+
+    def __init__(self, worker: PeerWorker) -> None:
+        self.worker = worker
+        self.last_seconds: float | None = None
+
+    def score(self, query: str, texts: Sequence[str]) -> list[float]:
+        scores, self.last_seconds = self.worker.score(query, texts)
+        return scores
+
+
+def resolve_peer_python(peer_python: str | os.PathLike[str] | None) -> str | None:
+    """The peer interpreter to use: ``peer_python``, else ``$CROSSRANK_BENCH_PEER_PYTHON``,
+    else None. A bare name is looked up on PATH.
+
+    Raises:
+        ValueError: It does not exist or is not an executable file.
+    """
+    given = "" if peer_python is None else os.fspath(peer_python)
+    from_env = not given
+    value = os.environ.get(PEER_PYTHON_ENV, "") if from_env else given
+    if not value:
+        return None
+    where = f" (from ${PEER_PYTHON_ENV})" if from_env else ""
+    path = os.path.expanduser(value)
+    if os.sep not in path and not os.path.exists(path):
+        path = shutil.which(path) or path
+    if not os.path.exists(path):
+        raise ValueError(
+            f"peer_python{where} must be a Python interpreter; {value!r} does not exist"
+        )
+    if not os.path.isfile(path) or not os.access(path, os.X_OK):
+        raise ValueError(
+            f"peer_python{where} must be a Python interpreter; {value!r} is not an "
+            "executable file"
+        )
+    return os.path.abspath(path)
+
+
+def _peer_unavailable(config: BenchConfig) -> str | None:
+    if not str(config.device).startswith("cpu"):
+        return "the sentence-transformers peer variants are timed on the CPU"
+    return None
+
+
+def _measure(
+    names: list[str],
+    config: BenchConfig,
+    query: str,
+    texts: list[str],
+    repeats: int,
+    progress: bool,
+    peer: tuple[str, float] | None,
+    workers: dict[str, PeerWorker],
+    skip: Callable[[str, str], None],
+) -> tuple[dict[str, dict[str, Any]], dict[str, list[float]], dict[str, list[float]], Any]:
+    """Cold start of every variant, then the interleaved timing. With ``peer`` (its python
+    and timeout), the variants with a ``peer_backend`` start a :class:`PeerWorker` each,
+    which ``workers`` receives (the caller closes them); one that fails to load is passed
+    to ``skip`` with the reason and left out."""
+    # Cold start and peak RSS, one fresh process per variant, before any timing. The
+    # children get an empty export cache, so their cold start includes the first export
+    # (and for auto, the probe); auto then starts once more on the filled cache. A peer
+    # variant's fresh process is its worker, which stays up for the timing.
+    cold: dict[str, dict[str, Any]] = {}
+    bar = progress_bar(len(names), "cold start", enabled=progress)
+    with tempfile.TemporaryDirectory(prefix="crossrank-bench-") as tmp, bar:
+        cold_config = BenchConfig(
+            model=config.model,
+            batch_size=config.batch_size,
+            device=config.device,
+            onnx_cache_dir=f"{tmp}/onnx",
+        )
+        for name in names:
+            backend = VARIANTS[name].peer_backend
+            if peer is not None and backend is not None:
+                worker = workers[name] = PeerWorker(peer[0], name, timeout_s=peer[1])
+                try:
+                    cold[name] = worker.load(
+                        config.model, backend, batch_size=config.batch_size,
+                        device=config.device, query=query, texts=texts,
+                    )  # fmt: skip
+                except PeerWorkerError as e:
+                    worker.close()
+                    del workers[name]
+                    skip(name, f"failed in the peer environment: {e}")
+            else:
+                cold[name] = _measure_in_child(name, cold_config, query, texts, Path(tmp))
+            if name == "crossrank-auto":
+                again = _measure_in_child(name, cold_config, query, texts, Path(tmp))
+                cold[name]["second_start_s"] = again["cold_start_s"]
+            bar.update(1)
+    names = [n for n in names if n in cold]
+
+    # Interleaved timing in this process, after an untimed warm-up call per variant. A peer
+    # variant's call is timed by its worker (``last_seconds``: predict, not the pipe).
+    scorers: dict[str, ScorerLike] = {
+        name: _PeerScorer(workers[name]) if name in workers else VARIANTS[name].factory(config)
+        for name in names
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    scores: dict[str, list[float]] = {}
+    bar = progress_bar(repeats * len(names), "timing", enabled=progress)
+    with quiet_truncation_warnings(), bar:
+        for name in names:
+            scores[name] = [float(s) for s in scorers[name].score(query, texts)]
+        for r in range(repeats):
+            shift = r % len(names)
+            for name in names[shift:] + names[:shift]:
+                t = time.perf_counter()
+                scorers[name].score(query, texts)
+                elapsed = time.perf_counter() - t
+                own = getattr(scorers[name], "last_seconds", None)
+                seconds[name].append(elapsed if own is None else own)
+                bar.update(1)
+    auto = scorers.get("crossrank-auto")
+    decision = getattr(auto._model(), "decision", None) if auto is not None else None  # type: ignore[attr-defined]
+    del scorers
+    return cold, seconds, scores, decision
+
+
 def benchmark(
     model: str | None = None,
     *,
@@ -478,6 +816,8 @@ def benchmark(
     variants: Sequence[str] | None = None,
     seed: int = 0,
     progress: bool = True,
+    peer_python: str | os.PathLike[str] | None = None,
+    peer_timeout_s: float = 600.0,
 ) -> dict[str, Any]:
     """Time reranking ``candidates`` texts for one query with every variant.
 
@@ -499,14 +839,24 @@ def benchmark(
             always included.
         seed: Seed of the synthetic text.
         progress: Show a progress bar on stderr.
+        peer_python: Another environment's Python interpreter (default:
+            ``$CROSSRANK_BENCH_PEER_PYTHON``) in which the variants with a ``peer_backend``
+            (sentence-transformers' ``onnx`` and ``openvino``) run, each in a
+            :class:`PeerWorker`: its cold start is the worker's, and its timed calls, in the
+            same interleaved loop, are the seconds the worker spent in ``predict``.
+        peer_timeout_s: Seconds to wait for each answer of a peer worker (a load includes
+            the export).
 
     Returns:
         The report: ``settings``, ``machine``, ``input``, ``reference`` and ``variants``
         (one entry each, see ``docs/evaluation.md``).
 
     Raises:
-        ValueError: On bad settings, an unknown variant, or texts that would not fit the
-            model's ``max_length`` beside the query.
+        ValueError: On bad settings, an unknown variant, a ``peer_python`` that is not an
+            executable file, a variant asked for that cannot run here (a peer one whose
+            worker fails to load too), or texts that would not fit the model's
+            ``max_length`` beside the query.
+        PeerWorkerError: A peer worker failed or did not answer in time while timed.
     """
     from transformers import AutoTokenizer
 
@@ -520,6 +870,9 @@ def benchmark(
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if not peer_timeout_s > 0:
+        raise ValueError(f"peer_timeout_s must be > 0, got {peer_timeout_s!r}")
+    peer = resolve_peer_python(peer_python)
     names = list(VARIANTS) if not variants else list(dict.fromkeys([*variants, REFERENCE]))
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
@@ -527,13 +880,20 @@ def benchmark(
     model = model or os.environ.get("CROSSRANK_MODEL") or DEFAULT_MODEL
     config = BenchConfig(model=model, batch_size=batch_size, device=device)
     skipped: dict[str, str] = {}
+
+    def in_peer(name: str) -> bool:
+        return peer is not None and VARIANTS[name].peer_backend is not None
+
+    def skip(name: str, reason: str) -> None:
+        if variants and name in variants:
+            raise ValueError(f"bench variant {name!r} cannot run here: {reason}")
+        skipped[name] = reason
+
     for name in names:
-        check = VARIANTS[name].unavailable
+        check = _peer_unavailable if in_peer(name) else VARIANTS[name].unavailable
         reason = None if check is None else check(config)
         if reason is not None:
-            if variants and name in variants:
-                raise ValueError(f"bench variant {name!r} cannot run here: {reason}")
-            skipped[name] = reason
+            skip(name, reason)
     names = [n for n in names if n not in skipped]
 
     # The model's pair limit, through the core (its errors name the model and what to do).
@@ -555,40 +915,20 @@ def benchmark(
             f"{query_tokens} tokens and there are {special} special tokens, so use "
             f"--doc-tokens <= {limit - query_tokens - special}, got {doc_tokens}"
         )
-    # Cold start and peak RSS, one fresh process per variant, before any timing. The
-    # children get an empty export cache, so their cold start includes the first export
-    # (and for auto, the probe); auto then starts once more on the filled cache.
-    cold: dict[str, dict[str, Any]] = {}
-    bar = progress_bar(len(names), "cold start", enabled=progress)
-    with tempfile.TemporaryDirectory(prefix="crossrank-bench-") as tmp, bar:
-        cold_config = BenchConfig(
-            model=model, batch_size=batch_size, device=device, onnx_cache_dir=f"{tmp}/onnx"
-        )
-        for name in names:
-            cold[name] = _measure_in_child(name, cold_config, query, texts, Path(tmp))
-            if name == "crossrank-auto":
-                again = _measure_in_child(name, cold_config, query, texts, Path(tmp))
-                cold[name]["second_start_s"] = again["cold_start_s"]
-            bar.update(1)
-
-    # Interleaved timing in this process, after an untimed warm-up call per variant.
-    scorers = {name: VARIANTS[name].factory(config) for name in names}
-    seconds: dict[str, list[float]] = {name: [] for name in names}
-    scores: dict[str, list[float]] = {}
-    bar = progress_bar(repeats * len(names), "timing", enabled=progress)
-    with quiet_truncation_warnings(), bar:
-        for name in names:
-            scores[name] = [float(s) for s in scorers[name].score(query, texts)]
-        for r in range(repeats):
-            shift = r % len(names)
-            for name in names[shift:] + names[:shift]:
-                t = time.perf_counter()
-                scorers[name].score(query, texts)
-                seconds[name].append(time.perf_counter() - t)
-                bar.update(1)
-    auto = scorers.get("crossrank-auto")
-    decision = getattr(auto._model(), "decision", None) if auto is not None else None  # type: ignore[attr-defined]
-    del scorers
+    # Peer workers (another environment) live until the timing is done, whatever happens.
+    workers: dict[str, PeerWorker] = {}
+    try:
+        cold, seconds, scores, decision = _measure(
+            names, config, query, texts, repeats, progress,
+            None if peer is None else (peer, peer_timeout_s), workers, skip,
+        )  # fmt: skip
+    finally:
+        for worker in workers.values():
+            worker.close()
+    names = [n for n in names if n not in skipped]
+    peers = {
+        name: {"python": peer, "versions": worker.versions} for name, worker in workers.items()
+    }
 
     rows = []
     reference = _stats(seconds[REFERENCE], len(texts))
@@ -605,6 +945,7 @@ def benchmark(
                 **stats,
                 "ratio_vs_sentence_transformers": reference["median_s"] / stats["median_s"],
                 **cold[name],
+                **({"peer": peers[name]} if name in peers else {}),
                 "max_abs_score_diff_vs_reference": diff,
                 "spearman_vs_reference": _spearman(mine, ref_scores),
                 "top10_overlap_vs_reference": len(
@@ -625,6 +966,7 @@ def benchmark(
             "data": None if data is None else str(data),
             "split": split if data is not None else None,
             "seed": seed,
+            "peer_python": peer,
         },
         "machine": {**machine_info(device), "cpu": cpu_summary(), "cpu_flags": cpu_flags()},
         "auto": None if decision is None else decision.to_json() | {"source": decision.source},
@@ -734,8 +1076,34 @@ def format_bench_table(report: Mapping[str, Any]) -> str:
             for row in report["variants"]
             if "second_start_s" in row
         )
+        + "".join(
+            f"\n{row['name']} ran in {row['peer']['python']} ({_peer_versions(row['peer'])})"
+            for row in report["variants"]
+            if row.get("peer")
+        )
         + "".join(f"\nskipped {n}: {why}" for n, why in report.get("skipped", {}).items()),
     )
+
+
+def _positive_seconds(value: str) -> float:
+    """argparse type: a number of seconds > 0."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {value!r}")
+    return number
+
+
+def _peer_versions(peer: Mapping[str, Any]) -> str:
+    versions = peer.get("versions") or {}
+    return ", ".join(
+        f"{package} {versions[package]}"
+        for package in ("sentence-transformers", "transformers", "optimum", "optimum-onnx",
+                        "optimum-intel", "onnxruntime", "openvino")
+        if versions.get(package)
+    )  # fmt: skip
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -794,6 +1162,22 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         help=f"time only these variants (repeatable; the reference is always timed): "
         f"{', '.join(VARIANTS)}",
     )
+    parser.add_argument(
+        "--peer-python",
+        metavar="PATH",
+        default=None,
+        help="another environment's Python interpreter in which the sentence-transformers "
+        "onnx/openvino variants run (their optimum needs transformers<4.58; see "
+        f"docs/backends.md) (default: ${PEER_PYTHON_ENV})",
+    )
+    parser.add_argument(
+        "--peer-timeout",
+        type=_positive_seconds,
+        default=600.0,
+        metavar="S",
+        help="seconds to wait for each answer of a --peer-python worker; a load includes the "
+        "export (600)",
+    )
     parser.add_argument("--out", "-o", metavar="FILE", help="write the report as JSON")
     parser.add_argument(
         "--quiet", action="store_true", help="no progress bars, notes or warnings on stderr"
@@ -822,6 +1206,8 @@ def run_bench(args: argparse.Namespace) -> int:
             device=args.device,
             variants=args.variant,
             progress=not args.quiet,
+            peer_python=args.peer_python,
+            peer_timeout_s=args.peer_timeout,
         )
     print(format_bench_table(report))
     if args.out:
