@@ -32,8 +32,12 @@ TIMED = ["crossrank-torch-fp32", "crossrank-onnx-int8", "crossrank-auto"]
 
 
 def test_bench_cli_tiny(
-    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_model_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.delenv("CROSSRANK_BACKEND")  # auto probes here (conftest pins it to torch)
     out = tmp_path / "bench.json"
     code = cli_main(
         [

@@ -133,6 +133,60 @@ def test_int8_is_calibrated_and_keyed_by_its_calibration(
     assert (cached, converted) == (mine, False)
 
 
+def test_the_scorer_passes_its_own_int8_calibration(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """``int8_calibration=`` on the scorer reaches the export: another cached int8 model,
+    and scores that agree with fp32 as the built-in sample's do."""
+    from crossrank import CrossEncoderScorer
+
+    own = [(QUERY, t) for t in TEXTS]
+    default = CrossEncoderScorer(tiny_model_dir, backend="openvino-int8", onnx_cache_dir=tmp_path)
+    mine = CrossEncoderScorer(
+        tiny_model_dir,
+        backend="openvino-int8",
+        onnx_cache_dir=tmp_path,
+        int8_calibration=[list(p) for p in own],  # lists, as a saved pipeline holds them
+    )
+    exact = CrossEncoderScorer(tiny_model_dir, backend="torch")
+    reference = np.asarray(exact.score(QUERY, TEXTS))
+    for scorer in (default, mine):
+        assert np.abs(np.asarray(scorer.score(QUERY, TEXTS)) - reference).max() <= 0.1
+    assert mine.int8_calibration == own
+    assert default._model().onnx_path != mine._model().onnx_path
+    assert len(list(tmp_path.glob("*/openvino-*-int8-*"))) == 2
+
+
+@pytest.mark.parametrize(
+    "bad", ["query text", [], [("only one",)], [("q", "")], [("q", 3)], 5]
+)
+def test_int8_calibration_must_be_pairs_of_text(tiny_model_dir: Path, bad: object) -> None:
+    from crossrank import CrossEncoderScorer
+
+    with pytest.raises(TypeError, match=r"int8_calibration"):
+        CrossEncoderScorer(tiny_model_dir, backend="openvino-int8", int8_calibration=bad)  # type: ignore[arg-type]
+
+
+def test_streams_run_batches_together_and_keep_their_order(
+    tiny: tuple[object, object], reference: np.ndarray, tmp_path: Path
+) -> None:
+    """Compiled for two streams, the model runs several batches at once (StreamForward),
+    each result in its batch's place, equal to one-at-a-time."""
+    tokenizer, net = tiny
+    path, _ = export_openvino(net, tokenizer, NAMES, precision="fp32", cache_dir=tmp_path)
+    forward, _, many = make_openvino_forward(path, NAMES, 1, threads=2)
+    if many is None:
+        pytest.skip("OpenVINO made one stream here")
+    assert many.parallel >= 2
+    batches = [
+        b
+        for t in TEXTS
+        for b in encode_batches(tokenizer, QUERY, [t], max_length=128, input_names=NAMES)
+    ]
+    together = np.concatenate(many(batches))
+    one_by_one = np.concatenate([forward(b) for b in batches])
+    np.testing.assert_allclose(together, one_by_one, atol=1e-5)
+    np.testing.assert_allclose(together, reference, atol=1e-4)
+
+
 def test_bad_arguments_say_what_to_do(tiny: tuple[object, object], tmp_path: Path) -> None:
     tokenizer, net = tiny
     with pytest.raises(ValueError, match="precision must be 'fp32' or 'int8', got 'fp16'"):
