@@ -132,7 +132,7 @@ def test_resolve_source(tiny_model_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("module", "names"),
     [
-        ("crossrank.batching", ["pad_batch", "plan_batches", "run_batches"]),
+        ("crossrank.batching", ["pad_batch", "plan_batches", "run_batches", "run_pass"]),
         ("crossrank.windows", ["AGGREGATIONS", "Aggregation", "WindowRows", "aggregate",
                                "document_span", "pick_rows", "resolve_stride"]),
         ("crossrank.loading", ["HUB_OPTIONS", "LoadedModel", "ModelSource", "load_model",

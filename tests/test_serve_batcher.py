@@ -172,3 +172,37 @@ def test_closing_fails_waiting_callers_and_refuses_new_rows(scorer: CrossEncoder
 def test_bad_settings_are_refused(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises((TypeError, ValueError), match=message):
         RowBatcher(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_backend_with_streams_runs_each_pass_split_across_them(
+    spread_dir: Path, tmp_path: Path
+) -> None:
+    """OpenVINO compiled for several streams: each pass is split into one batch per
+    stream and run together; every caller still gets exactly its own rows."""
+    pytest.importorskip("openvino", reason='needs pip install "crossrank[openvino]"')
+    reference = CrossEncoderScorer(spread_dir, device="cpu", backend="torch")
+    served = CrossEncoderScorer(spread_dir, backend="openvino", onnx_cache_dir=tmp_path)
+    if served._model().parallel < 2:
+        pytest.skip("OpenVINO made one stream on this machine")
+    passes: list[PassStats] = []
+    batcher = RowBatcher(max_wait_ms=50, on_pass=passes.append).start()
+    served.row_forward = batcher.forward_rows
+    queries = [f"{QUERIES[i % len(QUERIES)]} {i}" for i in range(4)]
+    texts = [request_texts(i, 5) for i in range(4)]
+    got: dict[int, list[float]] = {}
+
+    def call(i: int) -> None:
+        got[i] = served.score(queries[i], texts[i])
+
+    try:
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        served.row_forward = None
+        batcher.close()
+    for i in range(4):
+        np.testing.assert_allclose(got[i], reference.score(queries[i], texts[i]), atol=1e-4)
+    assert sum(p.rows for p in passes) == 20

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-__all__ = ["pad_batch", "plan_batches", "run_batches"]
+__all__ = ["pad_batch", "plan_batches", "run_batches", "run_pass"]
 
 
 def plan_batches(
@@ -96,3 +97,42 @@ def run_batches(
     if forward_many is None or len(batches) < 2:
         return [np.asarray(forward(make_arrays(b))) for b in batches]
     return [np.asarray(out) for out in forward_many([make_arrays(b) for b in batches])]
+
+
+def run_pass(loaded: Any, feats: Mapping[str, Sequence[Sequence[int]]]) -> tuple[np.ndarray, int]:
+    """One forward pass over ``feats``' rows (unpadded, per model input) of a
+    :class:`crossrank.loading.LoadedModel`: split into as many equal batches as the backend
+    runs at once (``loaded.parallel``, OpenVINO's streams) and run together.
+
+    Returns:
+        One raw relevance per row, in order, and the padded tokens of the pass.
+
+    Raises:
+        RuntimeError: The backend returned another number of scores than rows.
+    """
+    keys = list(feats)
+    n_rows = len(feats["input_ids"])
+    parts = plan_batches(
+        [len(r) for r in feats["input_ids"]], max(1, n_rows), min_batches=loaded.parallel
+    )
+    padded: list[int] = []
+
+    def arrays_of(part: list[int]) -> dict[str, np.ndarray]:
+        arrays = pad_batch(
+            {k: [feats[k][i] for i in part] for k in keys},
+            loaded.pad_token_id,
+            left=loaded.padding_side == "left",
+        )
+        padded.append(int(arrays["input_ids"].size))
+        return arrays
+
+    outs = run_batches(loaded.forward, parts, arrays_of, forward_many=loaded.forward_many)
+    raw = np.empty(n_rows, dtype=np.float64)
+    for part, out in zip(parts, outs, strict=True):
+        got = np.asarray(out, dtype=np.float64).reshape(-1)
+        if got.shape[0] != len(part):
+            raise RuntimeError(
+                f"the forward pass returned {got.shape[0]} scores for {len(part)} rows"
+            )
+        raw[part] = got
+    return raw, sum(padded)

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from crossrank.batching import pad_batch, plan_batches, run_batches
+from crossrank.batching import run_pass
 
 __all__ = ["BatcherClosedError", "PassStats", "RowBatcher"]
 
@@ -295,29 +295,7 @@ class RowBatcher:
             n_rows = len(feats["input_ids"])
             # One pass; a backend that runs several batches at once (OpenVINO's streams)
             # gets it split into that many, run together.
-            parts = plan_batches(
-                [len(r) for r in feats["input_ids"]], n_rows, min_batches=loaded.parallel
-            )
-            padded: list[int] = []
-
-            def arrays_of(part: list[int]) -> dict[str, np.ndarray]:
-                arrays = pad_batch(
-                    {k: [feats[k][i] for i in part] for k in keys},
-                    loaded.pad_token_id,
-                    left=loaded.padding_side == "left",
-                )
-                padded.append(int(arrays["input_ids"].size))
-                return arrays
-
-            outs = run_batches(loaded.forward, parts, arrays_of, forward_many=loaded.forward_many)
-            raw = np.empty(n_rows, dtype=np.float64)
-            for part, out in zip(parts, outs, strict=True):
-                got = np.asarray(out, dtype=np.float64).reshape(-1)
-                if got.shape[0] != len(part):
-                    raise RuntimeError(
-                        f"the forward pass returned {got.shape[0]} scores for {len(part)} rows"
-                    )
-                raw[part] = got
+            raw, padded = run_pass(loaded, feats)
         except BaseException as error:  # every caller in the pass gets the error
             self._fail(taken, error)
             return
@@ -332,7 +310,7 @@ class RowBatcher:
             stats = PassStats(
                 requests=len(taken),
                 rows=n_rows,
-                padded_tokens=sum(padded),
+                padded_tokens=padded,
                 seconds=time.perf_counter() - started,
             )
             try:

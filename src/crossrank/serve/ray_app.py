@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from crossrank._cli_checks import InputError, require_modules
-from crossrank.batching import pad_batch, plan_batches
+from crossrank.batching import plan_batches, run_pass
 from crossrank.errors import CrossrankError
 from crossrank.serve.auth import ApiKeys
 from crossrank.serve.batcher import BatcherClosedError, PassStats, RowBatcher
@@ -212,23 +212,17 @@ class ServeBatchRows(RowBatcher):
         outs = [np.empty(len(f["input_ids"]), dtype=np.float64) for _, f in jobs]
         for batch in plan_batches(lengths, self.max_batch_rows, self.max_batch_tokens):
             started = time.perf_counter()
-            arrays = pad_batch(
+            raw, padded = run_pass(
+                loaded,
                 {k: [jobs[where[i][0]][1][k][where[i][1]] for i in batch] for k in keys},
-                loaded.pad_token_id,
-                left=loaded.padding_side == "left",
             )
-            raw = np.asarray(loaded.forward(arrays), dtype=np.float64).reshape(-1)
-            if raw.shape[0] != len(batch):
-                raise RuntimeError(
-                    f"the forward pass returned {raw.shape[0]} scores for {len(batch)} rows"
-                )
             for i, value in zip(batch, raw, strict=True):
                 outs[where[i][0]][where[i][1]] = value
             if self.on_pass is not None:
                 stats = PassStats(
                     requests=len({where[i][0] for i in batch}),
                     rows=len(batch),
-                    padded_tokens=int(arrays["input_ids"].size),
+                    padded_tokens=padded,
                     seconds=time.perf_counter() - started,
                 )
                 try:
