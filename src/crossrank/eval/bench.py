@@ -897,7 +897,7 @@ def benchmark(
     names = [n for n in names if n not in skipped]
 
     # The model's pair limit, through the core (its errors name the model and what to do).
-    probe = CrossEncoderScorer(model, device="cpu")
+    probe = CrossEncoderScorer(model, device="cpu", backend="torch")  # no auto probe here
     limit = probe.max_length
     del probe
     tokenizer = AutoTokenizer.from_pretrained(model)
