@@ -92,6 +92,7 @@ def test_bench_cli_tiny(
     assert report["auto"]["backend"] in BACKENDS and report["auto"]["backend"] != "auto"
     assert report["auto"]["trials"][0]["backend"] == "torch"  # the reference it measured
     assert rows["crossrank-auto"]["second_start_s"] > 0
+    assert rows["crossrank-auto"]["second_peak_rss_mb"] > 0
     assert f"auto -> {report['auto']['backend']}" in printed.out
 
 
