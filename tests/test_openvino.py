@@ -168,14 +168,16 @@ def test_int8_calibration_must_be_pairs_of_text(tiny_model_dir: Path, bad: objec
 def test_streams_run_batches_together_and_keep_their_order(
     tiny: tuple[object, object], reference: np.ndarray, tmp_path: Path
 ) -> None:
-    """Compiled for two streams, the model runs several batches at once (StreamForward),
+    """Compiled for streams (``THROUGHPUT``; the default is one ``LATENCY`` stream, which
+    gives None), the model runs several batches at once (StreamForward),
     each result in its batch's place, equal to one-at-a-time."""
     tokenizer, net = tiny
     path, _ = export_openvino(net, tokenizer, NAMES, precision="fp32", cache_dir=tmp_path)
-    forward, _, many = make_openvino_forward(path, NAMES, 1, threads=2)
+    forward, _, many = make_openvino_forward(path, NAMES, 1, threads=2, hint="THROUGHPUT")
     if many is None:
         pytest.skip("OpenVINO made one stream here")
     assert many.parallel >= 2
+    assert make_openvino_forward(path, NAMES, 1)[2] is None  # LATENCY: one stream
     batches = [
         b
         for t in TEXTS

@@ -175,11 +175,14 @@ def test_bad_settings_are_refused(kwargs: dict[str, object], message: str) -> No
 
 
 def test_a_backend_with_streams_runs_each_pass_split_across_them(
-    spread_dir: Path, tmp_path: Path
+    spread_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """OpenVINO compiled for several streams: each pass is split into one batch per
     stream and run together; every caller still gets exactly its own rows."""
     pytest.importorskip("openvino", reason='needs pip install "crossrank[openvino]"')
+    from crossrank import openvino_export
+
+    monkeypatch.setattr(openvino_export, "PERFORMANCE_HINT", "THROUGHPUT")
     reference = CrossEncoderScorer(spread_dir, device="cpu", backend="torch")
     served = CrossEncoderScorer(spread_dir, backend="openvino", onnx_cache_dir=tmp_path)
     if served._model().parallel < 2:

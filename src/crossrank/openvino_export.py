@@ -52,6 +52,7 @@ import numpy as np
 __all__ = [
     "INT8_FLOAT_LAYERS",
     "OPENVINO_BACKENDS",
+    "PERFORMANCE_HINT",
     "StreamForward",
     "export_openvino",
     "make_openvino_forward",
@@ -318,6 +319,10 @@ def export_openvino(
     return wanted / "model.xml", True
 
 
+#: OpenVINO's performance hint for the OpenVINO backends (see :func:`make_openvino_forward`).
+PERFORMANCE_HINT = "LATENCY"
+
+
 class StreamForward:
     """Runs several padded batches at once on a compiled model's streams.
 
@@ -362,6 +367,7 @@ def make_openvino_forward(
     *,
     inference_precision: str = "f32",
     threads: int | None = None,
+    hint: str | None = None,
 ) -> tuple[Callable[[dict[str, np.ndarray]], np.ndarray], Any, StreamForward | None]:
     """Compile ``path`` for the CPU; return a forward function, the compiled model, and,
     where the model has several streams, a :class:`StreamForward` that runs that many
@@ -374,15 +380,16 @@ def make_openvino_forward(
         inference_precision: ``"f32"`` (exact) or ``"bf16"``: what the float layers run in.
         threads: Intra-op threads (default: the cores this process may use,
             :func:`crossrank.backends.usable_cores`).
+        hint: OpenVINO's ``PERFORMANCE_HINT`` (default :data:`PERFORMANCE_HINT`).
 
-    The model is compiled with OpenVINO's ``THROUGHPUT`` hint: OpenVINO splits the cores
-    into streams (on 2 cores, two streams of one thread) and each stream runs its own
-    batch. The scorer splits a call into at least as many batches as there are streams
-    and runs them together through the :class:`StreamForward`. On the 2-core Xeon of
-    docs/backends.md, two streams ran 100 pairs about 1.3-1.5x faster than one two-thread
-    stream (``LATENCY``), which spends much of each small matrix product synchronising
-    threads. The forward function (one batch) is safe to call from several threads at
-    once: each thread gets its own inference request.
+    The model is compiled with :data:`PERFORMANCE_HINT` (``LATENCY``: one stream that uses
+    every core). With ``hint="THROUGHPUT"`` OpenVINO splits the cores into streams (on 2
+    cores, two streams of one thread) and the :class:`StreamForward` runs one batch per
+    stream at once; measured on the 2-core Xeon of docs/backends.md it was not faster
+    enough to pay for its memory (1,000 pairs of ~412 tokens: 28-42 s and 1.9-2.2 GB peak
+    RSS, against 31 s and 1.0 GB with ``LATENCY``), so it is not the default. The forward
+    function (one batch) is safe to call from several threads at once: each thread gets its
+    own inference request.
     """
     from crossrank.backends import usable_cores
     from crossrank.loading import relevance
@@ -393,7 +400,7 @@ def make_openvino_forward(
         )
     config: dict[str, Any] = {
         "INFERENCE_PRECISION_HINT": inference_precision,
-        "PERFORMANCE_HINT": "THROUGHPUT",
+        "PERFORMANCE_HINT": hint or PERFORMANCE_HINT,
         "INFERENCE_NUM_THREADS": threads if threads is not None else usable_cores(),
     }
     compiled = _core().compile_model(str(path), "CPU", config)
