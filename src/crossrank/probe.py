@@ -94,7 +94,7 @@ _REPEATS = 3
 _SLOW = 1.5
 
 #: Bump when the probe's method, data or thresholds change: old decisions are not reused.
-_PROBE_VERSION = "2"
+_PROBE_VERSION = "3"
 
 #: CPU flags that decide which kernels are fast; printed with every speed figure.
 RELEVANT_FLAGS: tuple[str, ...] = (
