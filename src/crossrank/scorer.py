@@ -170,9 +170,9 @@ class CrossEncoderScorer:
         backend: Engine and precision of the forward pass: ``"auto"`` (default): the
             fastest backend installed here that keeps fp32's top 10, measured once per
             model and machine and cached (:mod:`crossrank.probe`; the first load takes
-            about half a minute more; ``CROSSRANK_BACKEND=torch`` or an explicit backend
-            skips the measurement; :attr:`active_backend` tells which); ``"torch"`` (fp32,
-            the reference: equal to sentence-transformers), ``"torch-bf16"``,
+            about 10 s more, plus the first exports; ``CROSSRANK_BACKEND=torch`` or an
+            explicit backend skips the measurement; :attr:`active_backend` tells which);
+            ``"torch"`` (fp32, the reference: equal to sentence-transformers), ``"torch-bf16"``,
             ``"torch-fp16"`` (CUDA), ``"onnx"`` (fp32) and ``"onnx-int8"`` (onnxruntime on
             the CPU; ``pip install "crossrank[onnx]"``), ``"openvino"`` (fp32),
             ``"openvino-bf16"`` (CPUs with native bf16) and ``"openvino-int8"`` (static
