@@ -488,6 +488,7 @@ _NON_DEFAULTS: dict[str, Any] = {
     "fusion_normalization": "minmax",
     "backend": "torch-bf16",
     "onnx_cache_dir": "/tmp/crossrank-onnx-test",
+    "int8_calibration": [["a calibration query", "a calibration text"]],
     "long_documents": "chunk",
     "max_windows": 3,
     "window_stride": 8,

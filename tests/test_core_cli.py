@@ -474,3 +474,14 @@ def test_rerank_fusion_errors_are_one_line_naming_the_flags(
                            *flags], capsys)
     assert (code, out) == (2, "")
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_int8_calibration_flag_reads_a_jsonl_file(tmp_path: Path) -> None:
+    from crossrank.cli import add_scorer_options, scorer_kwargs
+
+    good = tmp_path / "cal.jsonl"
+    good.write_text('{"query": "q", "text": "t one"}\n\n{"query": "q2", "text": "t two"}\n')
+    parser = add_scorer_options(argparse.ArgumentParser())
+    args = parser.parse_args(["--int8-calibration", str(good)])
+    assert scorer_kwargs(args)["int8_calibration"] == [("q", "t one"), ("q2", "t two")]
+    assert scorer_kwargs(parser.parse_args([]))["int8_calibration"] is None

@@ -65,6 +65,7 @@ SCORER_FLAGS: tuple[str, ...] = (
     "aggregation",
     "top_windows",
     "onnx_cache_dir",
+    "int8_calibration",
     "cache_dir",
     "revision",
     "local_files_only",
@@ -110,6 +111,30 @@ def _json_object(value: str) -> dict[str, Any]:
             f'must be a JSON object like \'{{"torch_dtype": "bfloat16"}}\', got {value!r}'
         )
     return parsed
+
+
+def _calibration_file(value: str) -> list[tuple[str, str]]:
+    """argparse type: a JSONL file of {"query": ..., "text": ...} lines (int8 calibration)."""
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(
+            f"must be a JSONL file of query/text pairs; {value!r} is not a file"
+        )
+    pairs: list[tuple[str, str]] = []
+    try:
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            fields = ("query", "text")
+            if not isinstance(row, dict) or not all(isinstance(row.get(k), str) for k in fields):
+                raise ValueError(f'line {n} needs string fields "query" and "text"')
+            pairs.append((row["query"], row["text"]))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise argparse.ArgumentTypeError(f"cannot read {value!r}: {e}") from e
+    if not pairs:
+        raise argparse.ArgumentTypeError(f"{value!r} holds no query/text pairs")
+    return pairs
 
 
 def _scorer_defaults() -> dict[str, Any]:
@@ -257,6 +282,12 @@ def _option_specs(activation: bool, fusion: bool) -> list[tuple[str, str, dict[s
             "where exported ONNX files are cached (default: "
             "$CROSSRANK_CACHE/onnx, else ~/.cache/crossrank/onnx)",
             path("DIR"),
+        ),
+        (
+            "int8_calibration",
+            'JSONL file of {"query": ..., "text": ...} pairs from your data that calibrate '
+            "openvino-int8 (default: a built-in sample)",
+            {"type": _calibration_file, "metavar": "FILE"},
         ),
         (
             "cache_dir",
