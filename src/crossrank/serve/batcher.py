@@ -67,6 +67,17 @@ class PassStats:
     seconds: float
 
 
+def report_pass(on_pass: Callable[[PassStats], None] | None, stats: PassStats) -> None:
+    """Hand ``stats`` to ``on_pass`` (if set); a failing callback is logged, never raised:
+    metrics must never stop the passes."""
+    if on_pass is None:
+        return
+    try:
+        on_pass(stats)
+    except Exception:
+        logger.exception("crossrank: the batcher's on_pass callback failed")
+
+
 @dataclass(eq=False)
 class _Job:
     """One ``forward_rows`` call: its rows, longest first, and where their outputs go."""
@@ -306,17 +317,15 @@ class RowBatcher:
             job.left -= len(rows)
             if job.left == 0:
                 job.done.set()
-        if self.on_pass is not None:
-            stats = PassStats(
+        report_pass(
+            self.on_pass,
+            PassStats(
                 requests=len(taken),
                 rows=n_rows,
                 padded_tokens=padded,
                 seconds=time.perf_counter() - started,
-            )
-            try:
-                self.on_pass(stats)
-            except Exception:  # metrics must never stop the passes
-                logger.exception("crossrank: the batcher's on_pass callback failed")
+            ),
+        )
 
     def _fail(self, taken: list[tuple[_Job, list[int]]], error: BaseException) -> None:
         with self._cond:

@@ -45,7 +45,7 @@ from crossrank._cli_checks import InputError, require_modules
 from crossrank.batching import plan_batches, run_pass
 from crossrank.errors import CrossrankError
 from crossrank.serve.auth import ApiKeys
-from crossrank.serve.batcher import BatcherClosedError, PassStats, RowBatcher
+from crossrank.serve.batcher import BatcherClosedError, PassStats, RowBatcher, report_pass
 
 __all__ = [
     "DEPLOYMENT_NAME",
@@ -218,17 +218,15 @@ class ServeBatchRows(RowBatcher):
             )
             for i, value in zip(batch, raw, strict=True):
                 outs[where[i][0]][where[i][1]] = value
-            if self.on_pass is not None:
-                stats = PassStats(
+            report_pass(
+                self.on_pass,
+                PassStats(
                     requests=len({where[i][0] for i in batch}),
                     rows=len(batch),
                     padded_tokens=padded,
                     seconds=time.perf_counter() - started,
-                )
-                try:
-                    self.on_pass(stats)
-                except Exception:  # metrics must never stop the passes
-                    logger.exception("crossrank: the batcher's on_pass callback failed")
+                ),
+            )
         return outs
 
 
