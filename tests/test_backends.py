@@ -14,9 +14,10 @@ import torch
 from conftest import build_tiny_model
 
 from crossrank import CrossEncoderScorer
-from crossrank import backends as backends_module
-from crossrank.backends import BACKENDS, check_backend, choose_backend
-from crossrank.onnx_export import cache_root
+from crossrank.runtimes import backends as backends_module
+from crossrank.runtimes import cpu
+from crossrank.runtimes.backends import BACKENDS, check_backend, choose_backend
+from crossrank.runtimes.cache import cache_root
 
 QUERY = "what is the effect of the drug on blood cells"
 TEXTS = [
@@ -186,7 +187,7 @@ def test_auto_probes_once_and_shows_its_choice(
 ) -> None:
     """auto on the tiny model: the probe measures this machine's candidates, the choice is
     one that passed, it shows in active_backend and repr, and a second load reads it."""
-    from crossrank.probe import candidate_backends
+    from crossrank.runtimes.probe import candidate_backends
 
     monkeypatch.delenv("CROSSRANK_BACKEND", raising=False)
     scorer = CrossEncoderScorer(tiny_model_dir, backend="auto", onnx_cache_dir=tmp_path)
@@ -240,7 +241,7 @@ def test_onnx_without_the_extra_names_the_install_command(
 def test_emulated_bf16_is_warned(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(backends_module, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(cpu, "cpu_has_native_bf16", lambda: False)
     with caplog.at_level("WARNING", logger="crossrank"):
         assert choose_backend("torch-bf16", torch.device("cpu")) == "torch-bf16"
     assert "no native bf16" in caplog.text
@@ -270,7 +271,7 @@ def test_openvino_without_the_extra_names_the_install_command(
 
 
 def test_openvino_bf16_needs_native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
-    from crossrank import openvino_export
+    from crossrank.runtimes import openvino as openvino_export
 
     pytest.importorskip("openvino")
     monkeypatch.setattr(openvino_export, "openvino_supports_bf16", lambda: False)
@@ -292,7 +293,7 @@ def test_openvino_through_the_scorer(
     scores = np.array(scorer.score(QUERY, TEXTS))
     assert scorer.active_backend == backend and scorer._model().device == "cpu"
     assert np.abs(scores - torch_scores).max() <= atol
-    path = scorer._model().onnx_path
+    path = scorer._model().export_path
     assert path is not None and path.endswith("model.xml")
     # Static int8 has fixed scales: a pair's score does not depend on its batch.
     one_by_one = np.array([scorer.score(QUERY, [t])[0] for t in TEXTS])
@@ -313,7 +314,7 @@ def test_export_cache_key_includes_model_and_config_kwargs(
             **kwargs,  # type: ignore[arg-type]
         )
         scores = scorer.score(QUERY, TEXTS[:4])
-        path = scorer._model().onnx_path
+        path = scorer._model().export_path
         assert path is not None
         return path, scores
 

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
-from crossrank.backends import BACKENDS
 from crossrank.cli import main as cli_main
 from crossrank.eval import bench
 from crossrank.eval.bench import (
@@ -23,7 +22,8 @@ from crossrank.eval.bench import (
     register_variant,
     synthetic_texts,
 )
-from crossrank.probe import cpu_flags
+from crossrank.runtimes.backends import BACKENDS
+from crossrank.runtimes.cpu import cpu_flags
 
 #: The variants the CLI test times (each backend's own path has its own tests): a fp32 and
 #: an int8 backend, and auto's probe. A variant asked for that cannot run here is refused

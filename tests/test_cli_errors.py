@@ -24,8 +24,8 @@ from crossrank._cli_checks import (
     exit_code,
 )
 from crossrank.cli import build_parser, main
-from crossrank.devices import available_devices, check_device
 from crossrank.errors import DeviceUnavailableError, ModelNotFoundError
+from crossrank.runtimes.devices import available_devices, check_device
 
 COMMANDS = ("rerank", "eval", "bench", "calibrate")
 
@@ -575,7 +575,7 @@ def test_library_messages_keep_python_names(tmp_path: Path) -> None:
 
 def test_the_new_modules_pin_their_public_names() -> None:
     pinned = {
-        "crossrank.devices": ["available_devices", "check_device"],
+        "crossrank.runtimes.devices": ["available_devices", "check_device", "resolve_device"],
         "crossrank._quiet": ["drop_log_records", "quiet_transformers"],
         "crossrank._hub": ["UNREACHABLE_HINT", "cache_only", "hub_offline", "hub_unreachable"],
         "crossrank.errors": ["CrossrankError", "DeviceUnavailableError", "HubUnreachableError",

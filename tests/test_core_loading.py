@@ -98,10 +98,10 @@ def test_config_kwargs_reach_the_loaded_config(tiny_model_dir: Path) -> None:
         tiny_model_dir, device="cpu", config_kwargs={"hidden_dropout_prob": 0.0}
     )
     scorer.warm_up()
-    assert scorer._model().model.config.hidden_dropout_prob == 0.0
+    assert scorer._model().engine.config.hidden_dropout_prob == 0.0
     default = CrossEncoderScorer(tiny_model_dir, device="cpu")
     default.warm_up()
-    assert default._model().model.config.hidden_dropout_prob == 0.1  # the saved value
+    assert default._model().engine.config.hidden_dropout_prob == 0.1  # the saved value
 
 
 def test_tokenizer_kwargs_change_the_resolved_max_length(tiny_model_dir: Path) -> None:
@@ -126,7 +126,7 @@ def test_model_kwargs_dtype_strings_load_the_model_in_that_dtype(
     scorer = CrossEncoderScorer(tiny_model_dir, device="cpu", model_kwargs=model_kwargs)
     texts = ["paris is the capital of france", "the cat and the dog"]
     scores = scorer.score("capital of france", texts)
-    assert next(scorer._model().model.parameters()).dtype == torch.bfloat16
+    assert next(scorer._model().engine.parameters()).dtype == torch.bfloat16
     assert all(type(s) is float for s in scores)
     reference = tiny_scorer.score("capital of france", texts)
     assert scores == pytest.approx(reference, abs=0.05)

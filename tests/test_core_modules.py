@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from crossrank.batching import pad_batch
 from crossrank.calibration import (
@@ -17,7 +18,8 @@ from crossrank.calibration import (
     resolve_calibration,
     save_calibration,
 )
-from crossrank.loading import relevance, reserved_load_kwargs, resolve_source
+from crossrank.families.net import relevance
+from crossrank.families.source import reserved_load_kwargs, resolve_source
 from crossrank.validation import check_load_kwargs
 from crossrank.windows import pick_rows, resolve_stride
 
@@ -65,15 +67,15 @@ def test_resolve_stride_defaults_to_a_quarter_and_stays_below_the_room() -> None
 
 
 def test_relevance_of_one_and_two_logit_outputs() -> None:
-    one = relevance(np.array([[1.5], [-2.0]], dtype=np.float32), 1)
-    np.testing.assert_array_equal(one, [1.5, -2.0])
-    assert one.dtype == np.float64
-    two = relevance(np.array([[0.5, 2.0], [1.0, -1.0]]), 2)
-    np.testing.assert_allclose(two, [1.5, -2.0])
+    one = relevance(torch.tensor([[1.5], [-2.0]], dtype=torch.bfloat16), 1)
+    assert one.tolist() == [1.5, -2.0]
+    assert one.dtype == torch.float32
+    two = relevance(torch.tensor([[0.5, 2.0], [1.0, -1.0]]), 2)
+    np.testing.assert_allclose(two.numpy(), [1.5, -2.0])
     with pytest.raises(ValueError, match="num_labels 1 or 2, got shape"):
-        relevance(np.zeros((2, 3)), 3)
+        relevance(torch.zeros((2, 3)), 3)
     with pytest.raises(ValueError, match=r"got shape \(2, 1\) and num_labels=2"):
-        relevance(np.zeros((2, 1)), 2)
+        relevance(torch.zeros((2, 1)), 2)
 
 
 def test_activate_each_activation() -> None:
@@ -134,17 +136,34 @@ def test_resolve_source(tiny_model_dir: Path) -> None:
     [
         ("crossrank.batching", ["pad_batch", "plan_batches", "run_batches", "run_pass"]),
         ("crossrank.windows", ["AGGREGATIONS", "Aggregation", "WindowRows", "aggregate",
-                               "document_span", "pick_rows", "resolve_stride"]),
+                               "pick_rows", "resolve_stride"]),
         ("crossrank.loading", ["HUB_OPTIONS", "LoadedModel", "ModelSource", "load_model",
-                               "relevance", "reserved_load_kwargs", "resolve_device",
-                               "resolve_source"]),
+                               "reserved_load_kwargs", "resolve_device", "resolve_source"]),
+        ("crossrank.families", ["LoadedFamily", "PairEncoder", "PairRows", "ScoreNet",
+                                "load_family"]),
+        ("crossrank.families.source", ["HUB_OPTIONS", "ModelSource", "export_key_options",
+                                       "from_pretrained", "read_json", "reserved_load_kwargs",
+                                       "resolve_source", "torch_dtype_names"]),
+        ("crossrank.families.limits", ["position_limit", "resolve_max_length"]),
+        ("crossrank.families.net", ["ScoreNet", "relevance"]),
+        ("crossrank.families.seq_cls", ["SeqClsNet", "check_num_labels",
+                                        "check_relevance_head", "is_seq_cls"]),
+        ("crossrank.families.inputs", ["PairEncoder", "PairRows"]),
+        ("crossrank.runtimes", ["Forward", "Runtime", "build_runtime"]),
+        ("crossrank.runtimes.cpu", ["RELEVANT_FLAGS", "cpu_flags", "cpu_has_native_bf16",
+                                    "cpu_has_vnni", "cpu_summary", "usable_cores"]),
+        ("crossrank.runtimes.cache", ["atomic_target", "cache_root", "folder_in_place",
+                                      "model_fingerprint"]),
+        ("crossrank.runtimes.devices", ["available_devices", "check_device",
+                                        "resolve_device"]),
+        ("crossrank.runtimes.inputs", ["Inputs", "example_batch", "padded"]),
+        ("crossrank.runtimes.pytorch", ["DTYPES", "make_torch_forward"]),
         ("crossrank.validation", ["check_fraction", "check_load_kwargs", "check_positive_int",
                                   "check_query", "check_relative_cut", "check_score_threshold",
                                   "check_texts", "check_top_k"]),
-        ("crossrank.backends", ["BACKENDS", "Backend", "check_backend", "choose_backend",
-                                "cpu_has_native_bf16", "onnx_available"]),
-        ("crossrank.onnx_export", ["cache_root", "export_onnx", "make_onnx_forward",
-                                   "model_fingerprint"]),
+        ("crossrank.runtimes.backends", ["BACKENDS", "Backend", "check_backend",
+                                         "choose_backend", "onnx_available"]),
+        ("crossrank.runtimes.onnx", ["export_onnx", "make_onnx_forward"]),
         ("crossrank.calibration", ["ACTIVATIONS", "CALIBRATION_FILE", "METHODS", "Activation",
                                    "Calibration", "activate", "brier_score",
                                    "expected_calibration_error", "fit_platt", "fit_temperature",
@@ -158,18 +177,19 @@ def test_resolve_source(tiny_model_dir: Path) -> None:
         ("crossrank.eval.tuning", ["DEFAULT_FOLDS", "TUNED_CUTOFF", "WEIGHT_GRID",
                                    "CrossValidation", "assign_folds", "best_weight",
                                    "cross_validate", "fused_run", "weight_table"]),
-        ("crossrank.probe", ["Decision", "ENV_BACKEND", "MIN_NDCG10", "MIN_TOP10_OVERLAP",
-                             "PROBE_QUERIES", "RELEVANT_FLAGS", "Trial", "agreement",
-                             "backend_from_env", "calibration_pairs", "candidate_backends",
-                             "cpu_flags", "cpu_summary", "decision_key", "encode_batches",
-                             "planned_batches", "resolve_auto", "run_probe",
-                             "timing_case"]),
+        ("crossrank.runtimes.probe", ["Decision", "ENV_BACKEND", "MIN_NDCG10",
+                                      "MIN_TOP10_OVERLAP", "PROBE_QUERIES", "Planned",
+                                      "RELEVANT_FLAGS", "Trial", "agreement",
+                                      "backend_from_env", "calibration_pairs",
+                                      "candidate_backends", "cpu_flags", "cpu_summary",
+                                      "decision_key", "planned_batches", "probe_cases",
+                                      "resolve_auto", "run_probe", "timing_case"]),
         ("crossrank.scale", ["BlankText", "init_ray", "rerank_dataset", "runs_from_dataset",
                              "runs_to_dataset", "score_runs", "worker_scorer_options"]),
         ("crossrank.serve.ray_app", ["DEPLOYMENT_NAME", "ReplicaSettings", "ServeBatchRows",
                                      "add_ray_arguments", "app_builder", "build_app",
                                      "check_ray_flags", "run_ray_serve"]),
-        ("crossrank.openvino_export", ["INT8_FLOAT_LAYERS", "OPENVINO_BACKENDS",
+        ("crossrank.runtimes.openvino", ["INT8_FLOAT_LAYERS", "OPENVINO_BACKENDS",
                                        "PERFORMANCE_HINT", "StreamForward",
                                        "export_openvino", "make_openvino_forward",
                                        "openvino_available", "openvino_supports_bf16",

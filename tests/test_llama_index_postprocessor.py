@@ -24,7 +24,7 @@ from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, Te
 import llama_index.postprocessor.crossrank_rerank as package
 from crossrank import DEFAULT_MODEL, CrossEncoderScorer, ModelLoadError, passage_span
 from crossrank.calibration import Calibration, save_calibration
-from crossrank.loading import resolve_device
+from crossrank.runtimes.devices import resolve_device
 from llama_index.postprocessor.crossrank_rerank import CrossEncoderRerank
 
 QUERY = "what is the capital of france"

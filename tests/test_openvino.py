@@ -10,25 +10,27 @@ import sys
 import textwrap
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from conftest import build_tiny_model
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from crossrank import openvino_export
-from crossrank.openvino_export import (
+from crossrank.families import load_family
+from crossrank.families.source import resolve_source
+from crossrank.runtimes import openvino as openvino_runtime
+from crossrank.runtimes.inputs import padded
+from crossrank.runtimes.openvino import (
     export_openvino,
     make_openvino_forward,
     openvino_supports_bf16,
     require_openvino,
 )
-from crossrank.probe import agreement, encode_batches, probe_cases
+from crossrank.runtimes.probe import agreement, probe_cases
 
 pytest.importorskip("openvino", reason='needs pip install "crossrank[openvino]"')
 
 ROOT = Path(__file__).resolve().parents[1]
-NAMES = ["input_ids", "attention_mask", "token_type_ids"]
 QUERY = "what is the effect of the drug on blood cells"
 TEXTS = [
     "the drug increased blood cells in patients",
@@ -47,11 +49,19 @@ TEXTS = [
 ]
 
 
+def family(model_dir: Path, max_length: int) -> tuple[Any, Any]:
+    """The model's encoder and score net, as crossrank loads them."""
+    loaded = load_family(
+        resolve_source(str(model_dir)),
+        hub_kwargs={"local_files_only": True},
+        max_length=max_length,
+    )
+    return loaded.encoder, loaded.net
+
+
 @pytest.fixture(scope="module")
-def tiny(tiny_model_dir: Path) -> tuple[object, object]:
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    net = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir).eval()
-    return tokenizer, net
+def tiny(tiny_model_dir: Path) -> tuple[Any, Any]:
+    return family(tiny_model_dir, 128)
 
 
 @pytest.fixture(scope="module")
@@ -62,25 +72,25 @@ def reference(tiny_model_dir: Path) -> np.ndarray:
     return np.array(scorer.score(QUERY, TEXTS))
 
 
-def scores(path: Path, tokenizer: object, precision: str = "f32") -> np.ndarray:
-    forward, _, _ = make_openvino_forward(path, NAMES, 1, inference_precision=precision)
-    batches = encode_batches(tokenizer, QUERY, TEXTS, max_length=128, input_names=NAMES)
+def scores(path: Path, encoder: Any, precision: str = "f32") -> np.ndarray:
+    forward, _, _ = make_openvino_forward(path, inference_precision=precision)
+    batches = [padded(encoder, QUERY, TEXTS)]
     return np.concatenate([forward(b) for b in batches])
 
 
 def test_fp32_equals_torch_and_is_cached(
-    tiny: tuple[object, object], reference: np.ndarray, tmp_path: Path
+    tiny: tuple[Any, Any], reference: np.ndarray, tmp_path: Path
 ) -> None:
-    tokenizer, net = tiny
-    path, converted = export_openvino(net, tokenizer, NAMES, precision="fp32", cache_dir=tmp_path)
+    encoder, net = tiny
+    path, converted = export_openvino(net, encoder, precision="fp32", cache_dir=tmp_path)
     assert converted and path.name == "model.xml" and path.with_suffix(".bin").is_file()
-    np.testing.assert_allclose(scores(path, tokenizer), reference, atol=1e-4)
-    again, converted = export_openvino(net, tokenizer, NAMES, precision="fp32", cache_dir=tmp_path)
+    np.testing.assert_allclose(scores(path, encoder), reference, atol=1e-4)
+    again, converted = export_openvino(net, encoder, precision="fp32", cache_dir=tmp_path)
     assert (again, converted) == (path, False)
     # One pair at a time (no padding): the same scores as in a padded batch.
-    forward, _, _ = make_openvino_forward(path, NAMES, 1)
+    forward, _, _ = make_openvino_forward(path)
     one = [
-        forward(encode_batches(tokenizer, QUERY, [t], max_length=128, input_names=NAMES)[0])[0]
+        forward([padded(encoder, QUERY, [t])][0])[0]
         for t in TEXTS
     ]
     np.testing.assert_allclose(one, reference, atol=1e-4)
@@ -88,47 +98,47 @@ def test_fp32_equals_torch_and_is_cached(
 
 
 def test_cache_is_keyed_by_model_content(
-    tiny: tuple[object, object], tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+    tiny: tuple[Any, Any], tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    tokenizer, net = tiny
-    path, _ = export_openvino(net, tokenizer, NAMES, precision="fp32", cache_dir=tmp_path)
+    encoder, net = tiny
+    path, _ = export_openvino(net, encoder, precision="fp32", cache_dir=tmp_path)
     other_dir = build_tiny_model(tmp_path_factory.mktemp("other-ce"), seed=7)
-    other = AutoModelForSequenceClassification.from_pretrained(other_dir).eval()
+    _, other = family(other_dir, 128)
     other_path, converted = export_openvino(
-        other, tokenizer, NAMES, precision="fp32", cache_dir=tmp_path
+        other, encoder, precision="fp32", cache_dir=tmp_path
     )
     assert converted and other_path != path
 
 
 @pytest.mark.skipif(not openvino_supports_bf16(), reason="this CPU has no native bf16")
 def test_bf16_agrees_with_torch(
-    tiny: tuple[object, object], reference: np.ndarray, tmp_path: Path
+    tiny: tuple[Any, Any], reference: np.ndarray, tmp_path: Path
 ) -> None:
-    tokenizer, net = tiny
-    path, _ = export_openvino(net, tokenizer, NAMES, precision="fp32", cache_dir=tmp_path)
-    got = scores(path, tokenizer, "bf16")
+    encoder, net = tiny
+    path, _ = export_openvino(net, encoder, precision="fp32", cache_dir=tmp_path)
+    got = scores(path, encoder, "bf16")
     assert np.abs(got - reference).max() <= 0.05
-    assert not np.array_equal(got, scores(path, tokenizer, "f32"))  # really ran in bf16
+    assert not np.array_equal(got, scores(path, encoder, "f32"))  # really ran in bf16
 
 
 def test_int8_is_calibrated_and_keyed_by_its_calibration(
-    tiny: tuple[object, object], reference: np.ndarray, tmp_path: Path
+    tiny: tuple[Any, Any], reference: np.ndarray, tmp_path: Path
 ) -> None:
-    tokenizer, net = tiny
-    path, converted = export_openvino(net, tokenizer, NAMES, precision="int8", cache_dir=tmp_path)
+    encoder, net = tiny
+    path, converted = export_openvino(net, encoder, precision="int8", cache_dir=tmp_path)
     assert converted and "-int8-" in path.parent.name
-    got = scores(path, tokenizer)
+    got = scores(path, encoder)
     assert np.abs(got - reference).max() <= 0.1
     assert not np.allclose(got, reference, atol=1e-5)  # really quantized
     # The fp32 model it was quantized from is cached too, and reused.
     assert len(list(path.parent.parent.glob("openvino-*-fp32-*"))) == 1
     own = [(QUERY, t) for t in TEXTS]
     mine, converted = export_openvino(
-        net, tokenizer, NAMES, precision="int8", cache_dir=tmp_path, calibration=own
+        net, encoder, precision="int8", cache_dir=tmp_path, calibration=own
     )
     assert converted and mine != path
     cached, converted = export_openvino(
-        net, tokenizer, NAMES, precision="int8", cache_dir=tmp_path, calibration=own
+        net, encoder, precision="int8", cache_dir=tmp_path, calibration=own
     )
     assert (cached, converted) == (mine, False)
 
@@ -151,7 +161,7 @@ def test_the_scorer_passes_its_own_int8_calibration(tiny_model_dir: Path, tmp_pa
     for scorer in (default, mine):
         assert np.abs(np.asarray(scorer.score(QUERY, TEXTS)) - reference).max() <= 0.1
     assert mine.int8_calibration == own
-    assert default._model().onnx_path != mine._model().onnx_path
+    assert default._model().export_path != mine._model().export_path
     assert len(list(tmp_path.glob("*/openvino-*-int8-*"))) == 2
 
 
@@ -166,22 +176,22 @@ def test_int8_calibration_must_be_pairs_of_text(tiny_model_dir: Path, bad: objec
 
 
 def test_streams_run_batches_together_and_keep_their_order(
-    tiny: tuple[object, object], reference: np.ndarray, tmp_path: Path
+    tiny: tuple[Any, Any], reference: np.ndarray, tmp_path: Path
 ) -> None:
     """Compiled for streams (``THROUGHPUT``; the default is one ``LATENCY`` stream, which
     gives None), the model runs several batches at once (StreamForward),
     each result in its batch's place, equal to one-at-a-time."""
-    tokenizer, net = tiny
-    path, _ = export_openvino(net, tokenizer, NAMES, precision="fp32", cache_dir=tmp_path)
-    forward, _, many = make_openvino_forward(path, NAMES, 1, threads=2, hint="THROUGHPUT")
+    encoder, net = tiny
+    path, _ = export_openvino(net, encoder, precision="fp32", cache_dir=tmp_path)
+    forward, _, many = make_openvino_forward(path, threads=2, hint="THROUGHPUT")
     if many is None:
         pytest.skip("OpenVINO made one stream here")
     assert many.parallel >= 2
-    assert make_openvino_forward(path, NAMES, 1)[2] is None  # LATENCY: one stream
+    assert make_openvino_forward(path)[2] is None  # LATENCY: one stream
     batches = [
         b
         for t in TEXTS
-        for b in encode_batches(tokenizer, QUERY, [t], max_length=128, input_names=NAMES)
+        for b in [padded(encoder, QUERY, [t])]
     ]
     together = np.concatenate(many(batches))
     one_by_one = np.concatenate([forward(b) for b in batches])
@@ -189,21 +199,21 @@ def test_streams_run_batches_together_and_keep_their_order(
     np.testing.assert_allclose(together, reference, atol=1e-4)
 
 
-def test_bad_arguments_say_what_to_do(tiny: tuple[object, object], tmp_path: Path) -> None:
-    tokenizer, net = tiny
+def test_bad_arguments_say_what_to_do(tiny: tuple[Any, Any], tmp_path: Path) -> None:
+    encoder, net = tiny
     with pytest.raises(ValueError, match="precision must be 'fp32' or 'int8', got 'fp16'"):
-        export_openvino(net, tokenizer, NAMES, precision="fp16", cache_dir=tmp_path)
+        export_openvino(net, encoder, precision="fp16", cache_dir=tmp_path)
     with pytest.raises(ValueError, match="calibration must hold at least one"):
-        export_openvino(net, tokenizer, NAMES, precision="int8", cache_dir=tmp_path, calibration=[])
+        export_openvino(net, encoder, precision="int8", cache_dir=tmp_path, calibration=[])
 
 
 def test_forward_is_safe_from_several_threads(
-    tiny: tuple[object, object], reference: np.ndarray, tmp_path: Path
+    tiny: tuple[Any, Any], reference: np.ndarray, tmp_path: Path
 ) -> None:
-    tokenizer, net = tiny
-    path, _ = export_openvino(net, tokenizer, NAMES, precision="fp32", cache_dir=tmp_path)
-    forward, _, _ = make_openvino_forward(path, NAMES, 1, threads=1)
-    batches = encode_batches(tokenizer, QUERY, TEXTS, max_length=128, input_names=NAMES)
+    encoder, net = tiny
+    path, _ = export_openvino(net, encoder, precision="fp32", cache_dir=tmp_path)
+    forward, _, _ = make_openvino_forward(path, threads=1)
+    batches = [padded(encoder, QUERY, TEXTS)]
     results: list[np.ndarray] = []
     errors: list[BaseException] = []
 
@@ -227,15 +237,16 @@ def test_forward_is_safe_from_several_threads(
 _CHILD = textwrap.dedent(
     """
     import sys
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-    from crossrank.openvino_export import export_openvino, make_openvino_forward
+    from crossrank.families import load_family
+    from crossrank.families.source import resolve_source
+    from crossrank.runtimes.openvino import export_openvino, make_openvino_forward
 
     model, cache = sys.argv[1], sys.argv[2]
-    tokenizer = AutoTokenizer.from_pretrained(model)
-    net = AutoModelForSequenceClassification.from_pretrained(model).eval()
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    path, converted = export_openvino(net, tokenizer, names, precision="fp32", cache_dir=cache)
-    make_openvino_forward(path, names, 1)
+    loaded = load_family(resolve_source(model), hub_kwargs={}, max_length=128)
+    path, converted = export_openvino(
+        loaded.net, loaded.encoder, precision="fp32", cache_dir=cache
+    )
+    make_openvino_forward(path)
     print(path)
     """
 )
@@ -274,8 +285,8 @@ def test_missing_extra_gives_the_install_hint(monkeypatch: pytest.MonkeyPatch) -
         "find_spec",
         lambda name, *a: None if name == "nncf" else real(name, *a),
     )
-    assert openvino_export.openvino_available("openvino")
-    assert not openvino_export.openvino_available("openvino-int8")
+    assert openvino_runtime.openvino_available("openvino")
+    assert not openvino_runtime.openvino_available("openvino-int8")
     with pytest.raises(ImportError) as info:
         require_openvino("openvino-int8")
     message = str(info.value)
@@ -288,16 +299,13 @@ def test_missing_extra_gives_the_install_hint(monkeypatch: pytest.MonkeyPatch) -
 @pytest.mark.integration
 def test_shared_model_int8_keeps_the_top(shared_model_dir: Path, tmp_path: Path) -> None:
     """The shared cross-encoder in int8 and bf16 against fp32 on the probe's cases."""
-    tokenizer = AutoTokenizer.from_pretrained(shared_model_dir)
-    net = AutoModelForSequenceClassification.from_pretrained(shared_model_dir).eval()
-    fp32, _ = export_openvino(net, tokenizer, NAMES, precision="fp32", cache_dir=tmp_path)
-    int8, _ = export_openvino(net, tokenizer, NAMES, precision="int8", cache_dir=tmp_path)
-    cases = [
-        encode_batches(tokenizer, q, t, max_length=512, input_names=NAMES) for q, t in probe_cases()
-    ]
+    encoder, net = family(shared_model_dir, 512)
+    fp32, _ = export_openvino(net, encoder, precision="fp32", cache_dir=tmp_path)
+    int8, _ = export_openvino(net, encoder, precision="int8", cache_dir=tmp_path)
+    cases = [[padded(encoder, q, t)] for q, t in probe_cases()]
 
     def run(path: Path, precision: str = "f32") -> list[np.ndarray]:
-        forward, _, _ = make_openvino_forward(path, NAMES, 1, inference_precision=precision)
+        forward, _, _ = make_openvino_forward(path, inference_precision=precision)
         return [np.concatenate([forward(b) for b in batches]) for batches in cases]
 
     reference = run(fp32)

@@ -10,15 +10,16 @@ import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from crossrank import probe
-from crossrank.loading import relevance
-from crossrank.probe import (
+from crossrank.families import load_family
+from crossrank.families.source import resolve_source
+from crossrank.runtimes import probe
+from crossrank.runtimes.probe import (
     MIN_NDCG10,
     MIN_TOP10_OVERLAP,
     Decision,
@@ -32,7 +33,6 @@ from crossrank.probe import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-NAMES = ["input_ids", "attention_mask", "token_type_ids"]
 
 
 class FakeClock:
@@ -46,17 +46,21 @@ class FakeClock:
 
 
 @pytest.fixture(scope="module")
-def tiny(tiny_model_dir: Path) -> tuple[object, object]:
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    net = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir).eval()
-    return tokenizer, net
+def tiny(tiny_model_dir: Path) -> tuple[Any, Any]:
+    """The tiny model's encoder (max_length 128) and score net."""
+    loaded = load_family(
+        resolve_source(str(tiny_model_dir)), hub_kwargs={"local_files_only": True}, max_length=128
+    )
+    return loaded.encoder, loaded.net
 
 
-def torch_forward(net: object) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+def torch_forward(net: Any) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+    names = net.input_names
+
     def forward(arrays: dict[str, np.ndarray]) -> np.ndarray:
         with torch.inference_mode():
-            logits = net(**{k: torch.from_numpy(v) for k, v in arrays.items()}).logits  # type: ignore[operator]
-        return relevance(logits.numpy(), 1)
+            scores = net(*[torch.from_numpy(arrays[n]) for n in names])
+        return scores.numpy().astype(np.float64)
 
     return forward
 
@@ -83,16 +87,14 @@ def stub_builder(
 
 
 def probe_with(
-    tiny: tuple[object, object], seconds: dict[str, float], wrong: set[str] = frozenset()
+    tiny: tuple[Any, Any], seconds: dict[str, float], wrong: set[str] = frozenset()
 ) -> Decision:
-    tokenizer, net = tiny
+    encoder, net = tiny
     clock = FakeClock()
     return run_probe(
         stub_builder(net, clock, seconds, set(wrong)),
         list(seconds),
-        tokenizer=tokenizer,
-        max_length=128,
-        input_names=NAMES,
+        inputs=encoder,
         clock=clock,
     )
 
@@ -136,7 +138,7 @@ def test_agreement_fails_non_finite_scores() -> None:
 # ---------------------------------------------------------------------- the choice
 
 
-def test_probe_picks_the_fastest_backend_that_agrees(tiny: tuple[object, object]) -> None:
+def test_probe_picks_the_fastest_backend_that_agrees(tiny: tuple[Any, Any]) -> None:
     decision = probe_with(tiny, {"torch": 1.0, "onnx": 0.6, "openvino": 0.5, "openvino-int8": 0.3})
     assert decision.backend == "openvino-int8"
     assert [t.backend for t in decision.trials] == ["torch", "onnx", "openvino", "openvino-int8"]
@@ -154,7 +156,7 @@ def test_probe_picks_the_fastest_backend_that_agrees(tiny: tuple[object, object]
 
 
 def test_probe_checks_the_next_fastest_when_the_fastest_fails(
-    tiny: tuple[object, object],
+    tiny: tuple[Any, Any],
 ) -> None:
     decision = probe_with(
         tiny,
@@ -169,11 +171,11 @@ def test_probe_checks_the_next_fastest_when_the_fastest_fails(
 
 
 def test_probe_times_a_parallel_backend_on_as_many_batches_as_it_runs(
-    tiny: tuple[object, object],
+    tiny: tuple[Any, Any],
 ) -> None:
     """A backend that runs two batches at once (OpenVINO's streams) is timed the way the
     scorer runs it: the 16 timing pairs split into two batches run together."""
-    tokenizer, net = tiny
+    encoder, net = tiny
     exact = torch_forward(net)
     seen: list[int] = []
 
@@ -194,13 +196,13 @@ def test_probe_times_a_parallel_backend_on_as_many_batches_as_it_runs(
         return forward, Streams()
 
     decision = run_probe(
-        build, ["torch", "openvino"], tokenizer=tokenizer, max_length=128, input_names=NAMES
+        build, ["torch", "openvino"], inputs=encoder
     )
     assert set(seen[:2]) == {8}  # the warm-up pass: two batches of 8
     assert {t.backend: t for t in decision.trials}["openvino"].seconds is not None
 
 
-def test_probe_never_picks_a_planted_inaccurate_backend(tiny: tuple[object, object]) -> None:
+def test_probe_never_picks_a_planted_inaccurate_backend(tiny: tuple[Any, Any]) -> None:
     decision = probe_with(
         tiny,
         {"torch": 1.0, "openvino": 0.5, "openvino-int8": 0.01},
@@ -214,7 +216,7 @@ def test_probe_never_picks_a_planted_inaccurate_backend(tiny: tuple[object, obje
 
 
 def test_probe_falls_back_to_torch_when_nothing_else_passes(
-    tiny: tuple[object, object],
+    tiny: tuple[Any, Any],
 ) -> None:
     decision = probe_with(tiny, {"torch": 1.0, "onnx": 0.2, "broken": 0.1}, wrong={"onnx"})
     assert decision.backend == "torch"
@@ -223,7 +225,7 @@ def test_probe_falls_back_to_torch_when_nothing_else_passes(
 
 
 def test_probe_prefers_the_more_precise_backend_within_timing_noise(
-    tiny: tuple[object, object],
+    tiny: tuple[Any, Any],
 ) -> None:
     # int8 is 3% faster than fp32 OpenVINO: within the 5% margin, so fp32 wins.
     decision = probe_with(tiny, {"torch": 1.0, "openvino": 0.5, "openvino-int8": 0.485})
@@ -232,7 +234,7 @@ def test_probe_prefers_the_more_precise_backend_within_timing_noise(
     assert decision.backend == "openvino-int8"
 
 
-def test_decision_round_trips_through_json(tiny: tuple[object, object]) -> None:
+def test_decision_round_trips_through_json(tiny: tuple[Any, Any]) -> None:
     decision = probe_with(tiny, {"torch": 1.0, "openvino": 0.5})
     back = Decision.from_json(json.loads(json.dumps(decision.to_json())))
     assert back.backend == decision.backend and back.trials == decision.trials
@@ -244,14 +246,15 @@ def test_decision_round_trips_through_json(tiny: tuple[object, object]) -> None:
 
 
 def test_candidates_follow_what_the_machine_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    from crossrank import backends, openvino_export
+    from crossrank.runtimes import backends, cpu
+    from crossrank.runtimes import openvino as openvino_export
 
-    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(cpu, "cpu_has_native_bf16", lambda: False)
     monkeypatch.setattr(backends, "onnx_available", lambda: False)
     monkeypatch.setattr(openvino_export, "openvino_available", lambda backend="openvino": False)
     assert candidate_backends("cpu") == ["torch"]
 
-    monkeypatch.setattr(backends, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(cpu, "cpu_has_native_bf16", lambda: True)
     monkeypatch.setattr(backends, "onnx_available", lambda: True)
     monkeypatch.setattr(openvino_export, "openvino_available", lambda backend="openvino": True)
     monkeypatch.setattr(openvino_export, "openvino_supports_bf16", lambda: True)
@@ -325,7 +328,7 @@ _CHILD = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from crossrank.probe import Decision, Trial, resolve_auto
+    from crossrank.runtimes.probe import Decision, Trial, resolve_auto
 
     fingerprint, cache, log = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 
@@ -390,6 +393,8 @@ def test_probe_module_names_no_missing_extra() -> None:
     import re
 
     pyproject = (ROOT / "pyproject.toml").read_text()
-    for module in (probe, __import__("crossrank.openvino_export").openvino_export):
+    import crossrank.runtimes.openvino
+
+    for module in (probe, crossrank.runtimes.openvino):
         for extra in re.findall(r"crossrank\[(\w[\w-]*)\]", Path(module.__file__).read_text()):
             assert re.search(rf"^{re.escape(extra)} = \[", pyproject, re.M), extra

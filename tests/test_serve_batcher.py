@@ -180,7 +180,7 @@ def test_a_backend_with_streams_runs_each_pass_split_across_them(
     """OpenVINO compiled for several streams: each pass is split into one batch per
     stream and run together; every caller still gets exactly its own rows."""
     pytest.importorskip("openvino", reason='needs pip install "crossrank[openvino]"')
-    from crossrank import openvino_export
+    from crossrank.runtimes import openvino as openvino_export
 
     monkeypatch.setattr(openvino_export, "PERFORMANCE_HINT", "THROUGHPUT")
     reference = CrossEncoderScorer(spread_dir, device="cpu", backend="torch")

@@ -205,11 +205,11 @@ def require_modules(modules: Iterable[str], feature: str, extra: str) -> None:
 
 def check_backends_here(backends: Iterable[str], device: str | None) -> None:
     """Check, before loading, that each backend runs on ``device`` here and has its extra
-    installed (:func:`crossrank.backends.choose_backend`, whose warnings are left for the
+    installed (:func:`crossrank.runtimes.backends.choose_backend`, whose warnings are left for the
     load itself)."""
     from crossrank._quiet import drop_log_records
-    from crossrank.backends import choose_backend
-    from crossrank.loading import resolve_device
+    from crossrank.runtimes.backends import choose_backend
+    from crossrank.runtimes.devices import resolve_device
 
     for backend in backends:
         # As the loader does: the ONNX and OpenVINO backends run on the CPU.

@@ -132,7 +132,7 @@ def device_in_use(device: Any, backend: Any) -> str:
     """The device a scorer with these settings runs on, resolved without loading a model
     (as the peers resolve theirs at construction): ``device`` if given, else CUDA when
     available, else CPU; the ONNX and OpenVINO backends run on the CPU."""
-    from crossrank.loading import resolve_device
+    from crossrank.runtimes.devices import resolve_device
 
     if device is None and isinstance(backend, str) and backend.startswith(("onnx", "openvino")):
         return "cpu"

@@ -93,7 +93,7 @@ def run_batches(
 ) -> list[np.ndarray]:
     """Pad and run each batch: one after another with ``forward``, or all at once with
     ``forward_many`` (a backend that runs several batches together, such as OpenVINO's
-    streams: :class:`crossrank.openvino_export.StreamForward`). Results in batch order."""
+    streams: :class:`crossrank.runtimes.openvino.StreamForward`). Results in batch order."""
     if forward_many is None or len(batches) < 2:
         return [np.asarray(forward(make_arrays(b))) for b in batches]
     return [np.asarray(out) for out in forward_many([make_arrays(b) for b in batches])]

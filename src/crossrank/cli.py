@@ -41,7 +41,7 @@ from crossrank._cli_checks import (
 )
 from crossrank._quiet import drop_log_records
 from crossrank._version import __version__
-from crossrank.backends import BACKENDS
+from crossrank.runtimes.backends import BACKENDS
 
 __all__ = ["SCORER_FLAGS", "add_scorer_options", "main", "positive_int", "scorer_kwargs"]
 
@@ -711,7 +711,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _preflight(args: argparse.Namespace) -> None:
     """Checks every command makes before it loads anything: the device, each backend
     (runs here, extra installed) and every output path."""
-    from crossrank.devices import check_device
+    from crossrank.runtimes.devices import check_device
 
     device = getattr(args, "device", None)
     check_device(device)

@@ -22,11 +22,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from crossrank.backends import Backend, check_backend
 from crossrank.batching import pad_batch, plan_batches, run_batches
 from crossrank.calibration import ACTIVATIONS, Calibration, activate, resolve_calibration
 from crossrank.calibration import Activation as Activation
-from crossrank.devices import check_device
 from crossrank.fusion import (
     Fusion,
     FusionMethod,
@@ -35,6 +33,8 @@ from crossrank.fusion import (
     resolve_fusion,
 )
 from crossrank.loading import LoadedModel, load_model, reserved_load_kwargs
+from crossrank.runtimes.backends import Backend, check_backend
+from crossrank.runtimes.devices import check_device
 from crossrank.selection import Hit, passage_span, select, split_blank
 from crossrank.validation import (
     check_load_kwargs,
@@ -49,7 +49,6 @@ from crossrank.windows import (
     AGGREGATIONS,
     Aggregation,
     aggregate,
-    document_span,
     pick_rows,
     resolve_stride,
 )
@@ -169,7 +168,7 @@ class CrossEncoderScorer:
             in [0, 1], as ``min_relative_score`` needs). Not used by ``"rrf"``.
         backend: Engine and precision of the forward pass: ``"auto"`` (default): the
             fastest backend installed here that keeps fp32's top 10, measured once per
-            model and machine and cached (:mod:`crossrank.probe`; the first load takes
+            model and machine and cached (:mod:`crossrank.runtimes.probe`; the first load takes
             about 10 s more, plus the first exports; ``CROSSRANK_BACKEND=torch`` or an
             explicit backend skips the measurement; :attr:`active_backend` tells which);
             ``"torch"`` (fp32, the reference: equal to sentence-transformers), ``"torch-bf16"``,
@@ -182,7 +181,7 @@ class CrossEncoderScorer:
         int8_calibration: ``(query, text)`` pairs from your own data that calibrate the
             activation scales of ``openvino-int8`` (and of ``auto``'s int8 candidate);
             at most 48 are used, evenly spaced. Default: a built-in sample
-            (:func:`crossrank.probe.calibration_pairs`). Other pairs give another cached
+            (:func:`crossrank.runtimes.probe.calibration_pairs`). Other pairs give another cached
             model. See docs/backends.md.
         long_documents: ``"truncate"`` (default): a pair longer than ``max_length`` is cut
             on the document side (reported). ``"chunk"``: a long document is split into
@@ -309,9 +308,6 @@ class CrossEncoderScorer:
         )
         self._loaded: LoadedModel | None = None
         self._load_lock = threading.Lock()
-        # Fast tokenizers are not safe to call from several threads at once
-        # ("Already borrowed"): every tokenizer call goes through this lock.
-        self._tokenizer_lock = threading.Lock()
 
     def __repr__(self) -> str:
         state = f"loaded, {self._loaded.backend}" if self._loaded else "not loaded"
@@ -352,12 +348,13 @@ class CrossEncoderScorer:
                     config_kwargs=self.config_kwargs,
                 )
                 logger.info(
-                    "crossrank: loaded %s with backend %s on %s (max_length=%d, %d label(s))",
+                    "crossrank: loaded %s (%s: %s) with backend %s on %s (max_length=%d)",
                     self.model_name,
+                    self._loaded.family,
+                    self._loaded.family_detail,
                     self._loaded.backend,
                     self._loaded.device,
                     self._loaded.max_length,
-                    self._loaded.num_labels,
                 )
             return self._loaded
 
@@ -402,7 +399,7 @@ class CrossEncoderScorer:
         if not texts:
             return ScoreDetails(scores=[], truncated=[], pairs=0)
         loaded = self._model()
-        query, query_tokens = self._fit_query(loaded, query)
+        query, query_tokens = loaded.encoder.fit_query(query)
         stride = self._stride(loaded, query_tokens) if self.long_documents == "chunk" else None
         groups = [
             self._score_group(loaded, query, texts[start : start + _GROUP_SIZE], stride, act)
@@ -444,12 +441,7 @@ class CrossEncoderScorer:
         """Tokens of each text with the model's tokenizer (no special tokens)."""
         if not texts:
             return []
-        loaded = self._model()
-        with self._tokenizer_lock:
-            ids = loaded.tokenizer(list(texts), add_special_tokens=False, verbose=False)[
-                "input_ids"
-            ]
-        return [len(row) for row in ids]
+        return self._model().encoder.count_tokens(texts)
 
     def _select(
         self,
@@ -708,32 +700,6 @@ class CrossEncoderScorer:
             )
         return activation  # type: ignore[no-any-return]
 
-    def _fit_query(self, loaded: LoadedModel, query: str) -> tuple[str, int]:
-        """Cut a query that would leave the document less than half of max_length.
-
-        Returns the query and its token count (without special tokens).
-        """
-        limit = (loaded.max_length - loaded.special_tokens) // 2
-        with self._tokenizer_lock:
-            enc = loaded.tokenizer(
-                query,
-                add_special_tokens=False,
-                return_offsets_mapping=True,
-                truncation=False,
-                verbose=False,  # crossrank reports a long query itself
-            )
-        offsets = enc["offset_mapping"]
-        if len(offsets) <= limit:
-            return query, len(offsets)
-        logger.warning(
-            "crossrank: the query has %d tokens; it was cut to %d so documents keep half of "
-            "max_length=%d",
-            len(offsets),
-            limit,
-            loaded.max_length,
-        )
-        return query[: offsets[limit - 1][1]], limit
-
     def _score_group(
         self,
         loaded: LoadedModel,
@@ -743,25 +709,14 @@ class CrossEncoderScorer:
         activation: Activation,
     ) -> ScoreDetails:
         """Score one group; ``stride`` is set in chunk mode (windows), None in truncate mode."""
-        extra: dict[str, int] = {} if stride is None else {"stride": stride}
-        with self._tokenizer_lock:
-            enc = loaded.tokenizer(
-                [query] * len(texts),
-                texts,
-                truncation="only_second",
-                max_length=loaded.max_length,
-                return_overflowing_tokens=True,
-                return_offsets_mapping=True,
-                padding=False,
-                **extra,
-            )
+        encoded = loaded.encoder.encode(query, texts, stride=stride or 0)
         # One row per window: truncate mode reads each text's first, chunk mode its first
         # max_windows.
         picked = pick_rows(
-            enc["overflow_to_sample_mapping"], len(texts), 1 if stride is None else self.max_windows
+            encoded.sample_of_row, len(texts), 1 if stride is None else self.max_windows
         )
         chosen = picked.chosen
-        raw_rows = self._forward_rows(loaded, enc, chosen)
+        raw_rows = self._forward_rows(loaded, encoded.select(chosen))
         raw = np.empty(len(texts), dtype=np.float64)
         spans: list[tuple[int, int] | None] = []
         start = 0
@@ -774,7 +729,7 @@ class CrossEncoderScorer:
                 raw[t], best = aggregate(
                     window_scores, self.aggregation, top_windows=self.top_windows
                 )
-            spans.append(document_span(enc, rows[best]))
+            spans.append(encoded.spans[rows[best]])
         return ScoreDetails(
             scores=[float(x) for x in activate(raw, activation, self.calibration)],
             truncated=picked.truncated,
@@ -791,14 +746,16 @@ class CrossEncoderScorer:
     #: runs its own batches.
     row_forward: Any = None
 
-    def _forward_rows(self, loaded: LoadedModel, enc: Any, rows: list[int]) -> np.ndarray:
-        """Raw relevance of the tokenized ``rows``, in that order, batch by batch."""
-        keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
-        feats = {k: [enc[k][r] for r in rows] for k in keys}
+    def _forward_rows(
+        self, loaded: LoadedModel, feats: dict[str, list[list[int]]]
+    ) -> np.ndarray:
+        """Raw relevance of the token rows in ``feats`` (unpadded, per model input), in
+        order, batch by batch."""
         if self.row_forward is not None:
             return np.asarray(self.row_forward(loaded, feats), dtype=np.float64)
+        keys = list(feats)
         lengths = [len(ids) for ids in feats["input_ids"]]
-        raw = np.empty(len(rows), dtype=np.float64)
+        raw = np.empty(len(lengths), dtype=np.float64)
         batches = plan_batches(
             lengths, self.batch_size, self.max_tokens_per_batch, min_batches=loaded.parallel
         )
@@ -817,8 +774,7 @@ class CrossEncoderScorer:
 
     def _stride(self, loaded: LoadedModel, query_tokens: int) -> int:
         """Tokens shared by consecutive windows: the setting, or a quarter of the room."""
-        room = loaded.max_length - loaded.special_tokens - query_tokens
-        return resolve_stride(room, self.window_stride)
+        return resolve_stride(loaded.encoder.room(query_tokens), self.window_stride)
 
 
 def _folder(value: Any, name: str) -> str | None:

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 __all__ = [
     "AGGREGATIONS",
     "Aggregation",
     "WindowRows",
     "aggregate",
-    "document_span",
     "pick_rows",
     "resolve_stride",
 ]
@@ -84,20 +83,6 @@ def pick_rows(sample_of_row: Sequence[int], n_texts: int, per_text: int) -> Wind
         if len(rows[sample]) < per_text:
             rows[sample].append(row)
     return WindowRows(rows=rows, available=available)
-
-
-def document_span(encoding: Any, row: int) -> tuple[int, int] | None:
-    """Character span of the document (second sequence) tokens in one tokenized row.
-
-    ``encoding`` is a fast tokenizer's output with ``offset_mapping``; None when the row
-    holds no document token.
-    """
-    offsets = encoding["offset_mapping"][row]
-    ids = encoding.sequence_ids(row)
-    doc = [offsets[i] for i, seq in enumerate(ids) if seq == 1]
-    if not doc:
-        return None
-    return int(doc[0][0]), int(doc[-1][1])
 
 
 def resolve_stride(room: int, setting: int | None) -> int:

@@ -60,7 +60,7 @@ from crossrank.eval.harness import (
     quiet_truncation_warnings,
     write_json,
 )
-from crossrank.probe import cpu_flags, cpu_summary
+from crossrank.runtimes.cpu import cpu_flags, cpu_summary
 
 __all__ = [
     "PEER_PYTHON_ENV",
@@ -146,7 +146,7 @@ def _crossrank(backend: str) -> Callable[[BenchConfig], ScorerLike]:
 
 
 def _needs_onnx(config: BenchConfig) -> str | None:
-    from crossrank.backends import onnx_available
+    from crossrank.runtimes.backends import onnx_available
 
     if not str(config.device).startswith("cpu"):
         return "the ONNX backends run on the CPU"
@@ -154,7 +154,7 @@ def _needs_onnx(config: BenchConfig) -> str | None:
 
 
 def _needs_bf16(config: BenchConfig) -> str | None:
-    from crossrank.backends import cpu_has_native_bf16
+    from crossrank.runtimes.cpu import cpu_has_native_bf16
 
     if str(config.device).startswith("cpu") and not cpu_has_native_bf16():
         return "this CPU has no native bf16 (AVX512-BF16/AMX); emulated bf16 is far slower"
@@ -167,7 +167,7 @@ def _needs_cuda(config: BenchConfig) -> str | None:
 
 def _needs_openvino(backend: str) -> Callable[[BenchConfig], str | None]:
     def check(config: BenchConfig) -> str | None:
-        from crossrank.openvino_export import openvino_available, openvino_supports_bf16
+        from crossrank.runtimes.openvino import openvino_available, openvino_supports_bf16
 
         if not str(config.device).startswith("cpu"):
             return "the OpenVINO backends run on the CPU"

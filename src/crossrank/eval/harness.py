@@ -50,7 +50,7 @@ from crossrank.eval import tuning
 from crossrank.eval.data import Dataset, load_beir, load_trec_run
 from crossrank.eval.metrics import evaluate, ranked_ids
 from crossrank.fusion import Fusion
-from crossrank.probe import cpu_flags, cpu_summary
+from crossrank.runtimes.cpu import cpu_flags, cpu_summary
 
 __all__ = [
     "CUTOFF",
@@ -102,7 +102,7 @@ def machine_info(device: str | None = None) -> dict[str, Any]:
     """Platform, CPU count, Python and torch versions, torch threads, and the device used."""
     import torch
 
-    from crossrank.loading import resolve_device
+    from crossrank.runtimes.devices import resolve_device
 
     return {
         "platform": platform.platform(),
@@ -303,7 +303,7 @@ def evaluate_models(
         max_length: Tokens per pair the models read (default: each model's limit).
         device: ``"cpu"``, ``"cuda"`` ... (default: CUDA when available, else CPU).
         backends: Inference backends to compare for each model (see
-            :mod:`crossrank.backends`; default ``["torch"]``, fp32). With more than one,
+            :mod:`crossrank.runtimes.backends`; default ``["torch"]``, fp32). With more than one,
             each row's system label names its backend.
         latency_queries: Queries on which the rerank call is timed for each K below the
             largest (the largest is timed on every query).
@@ -344,7 +344,7 @@ def evaluate_models(
         ValueError: On bad settings, or a run file naming documents not in the corpus.
         FileNotFoundError: When the data files are missing.
     """
-    from crossrank.backends import check_backend
+    from crossrank.runtimes.backends import check_backend
     from crossrank.scorer import DEFAULT_MODEL, CrossEncoderScorer
 
     backend_list = [check_backend(b) for b in dict.fromkeys(backends or ["torch"])]

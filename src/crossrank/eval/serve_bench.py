@@ -41,7 +41,7 @@ import numpy as np
 
 from crossrank.cli import positive_int
 from crossrank.eval.harness import align_table, machine_info
-from crossrank.probe import cpu_flags, cpu_summary
+from crossrank.runtimes.cpu import cpu_flags, cpu_summary
 
 __all__ = [
     "MIXED_UP_TOLERANCE",

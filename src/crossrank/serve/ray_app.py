@@ -567,7 +567,7 @@ def run_ray_serve(args: argparse.Namespace) -> int:
 
     app = _application(args)  # every flag checked before Ray starts
     if args.ray_address is None:  # replicas on this machine: a missing folder fails now
-        from crossrank.loading import resolve_source
+        from crossrank.families.source import resolve_source
         from crossrank.scorer import DEFAULT_MODEL
 
         resolve_source(args.model or os.environ.get("CROSSRANK_MODEL") or DEFAULT_MODEL)

@@ -12,11 +12,11 @@ backend            engine and precision                                    devic
 ``openvino-bf16``  OpenVINO, bf16 inference precision                      CPU with bf16
 ``openvino-int8``  OpenVINO, int8 by NNCF static quantization (calibrated) CPU
 ``auto``           the fastest of these that this machine runs and that
-                   keeps fp32's ranking, measured once (:mod:`crossrank.probe`)
+                   keeps fp32's ranking, measured once (:mod:`crossrank.runtimes.probe`)
 =================  ======================================================  ============
 
-The ONNX files are exported once per model and cached on disk (:mod:`crossrank.onnx_export`),
-and so are the OpenVINO ones (:mod:`crossrank.openvino_export`). ``backend="openvino"`` is
+The ONNX files are exported once per model and cached on disk (:mod:`crossrank.runtimes.onnx`),
+and so are the OpenVINO ones (:mod:`crossrank.runtimes.openvino`). ``backend="openvino"`` is
 the name sentence-transformers and Haystack's ranker use.
 """
 
@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
-import platform
-from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
+
+from crossrank.runtimes import cpu
 
 if TYPE_CHECKING:
     import torch
@@ -37,7 +36,6 @@ __all__ = [
     "Backend",
     "check_backend",
     "choose_backend",
-    "cpu_has_native_bf16",
     "onnx_available",
 ]
 
@@ -84,40 +82,12 @@ def onnx_available() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
 
 
-def usable_cores() -> int:
-    """The CPUs this process may run on (its affinity mask, else ``os.cpu_count()``): the
-    intra-op threads of the ONNX Runtime and OpenVINO backends."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
-@lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 matrix products natively (AVX512-BF16 or AMX).
-
-    Without them PyTorch emulates bf16, which is far slower than fp32 (measured about 100x
-    on an AVX2-only AMD EPYC), so ``auto`` does not even try bf16 there.
-    """
-    if platform.system() == "Darwin" and platform.machine() == "arm64":
-        return False  # Apple CPUs: no bf16 fast path in PyTorch's CPU kernels
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith(("flags", "Features")):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
-    except OSError:
-        pass
-    return False
-
 
 def choose_backend(requested: str, device: torch.device) -> str:
     """Check that ``requested`` can run on ``device`` here, and return it.
 
     ``"auto"`` is returned as it is: it is resolved when the model is loaded, by measuring
-    this machine (:func:`crossrank.probe.resolve_auto`).
+    this machine (:func:`crossrank.runtimes.probe.resolve_auto`).
 
     Raises:
         ValueError: The backend cannot run on ``device``.
@@ -138,7 +108,7 @@ def choose_backend(requested: str, device: torch.device) -> str:
         missing = "onnxruntime" if importlib.util.find_spec("onnxruntime") is None else "onnx"
         raise missing_extra(f"backend={requested!r}", "onnx", ModuleNotFoundError(name=missing))
     if requested.startswith("openvino"):
-        from crossrank.openvino_export import openvino_supports_bf16, require_openvino
+        from crossrank.runtimes.openvino import openvino_supports_bf16, require_openvino
 
         require_openvino(requested)
         if requested == "openvino-bf16" and not openvino_supports_bf16():
@@ -152,7 +122,7 @@ def choose_backend(requested: str, device: torch.device) -> str:
             f"backend='torch-fp16' needs a CUDA device, got device={str(device)!r}; on a CPU "
             "use backend='openvino-int8', 'onnx' or 'torch'"
         )
-    if requested == "torch-bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+    if requested == "torch-bf16" and device.type == "cpu" and not cpu.cpu_has_native_bf16():
         logger.warning(
             "crossrank: this CPU has no native bf16 (AVX512-BF16/AMX); PyTorch emulates it "
             "and backend='torch-bf16' will be much slower than 'torch' or 'openvino'"

@@ -11,7 +11,7 @@ Three backends run on it (``pip install "crossrank[openvino]"``):
 - ``openvino-int8``: static post-training quantization with NNCF (``nncf.quantize``,
   ``model_type=TRANSFORMER``): int8 weights and activations with scales calibrated once on a
   sample of (query, text) pairs, the user's own (``calibration``) or a built-in sample
-  (:func:`crossrank.probe.calibration_pairs`). Besides the layers NNCF's transformer preset
+  (:func:`crossrank.runtimes.probe.calibration_pairs`). Besides the layers NNCF's transformer preset
   keeps in float (softmax, layer norms, GELU, additions), two kinds of layer stay fp32
   (:data:`INT8_FLOAT_LAYERS`): the relevance head, and each encoder layer's feed-forward
   output projection, whose input (after GELU) has the widest activation range. Measured on
@@ -19,8 +19,9 @@ Three backends run on it (``pip install "crossrank[openvino]"``):
   raised the NDCG@10 of int8's order against fp32's from 0.960 to 0.989 on the bench case;
   keeping the last layer or the pooler instead changed nothing.
 
-The converted model is saved under the ONNX export's cache (the same folder per model
-content, see :mod:`crossrank.onnx_export`): one folder per precision and settings (format
+The converted model is the score net (:class:`crossrank.families.ScoreNet`, the family's
+score head included), saved under the export cache (the same folder per model content, see
+:mod:`crossrank.runtimes.cache`): one folder per precision and settings (format
 version, OpenVINO, NNCF and torch versions; for int8, a hash of the calibration pairs and
 the quantization settings). A folder is written under a temporary name and renamed into
 place, which is atomic: several processes converting the same model at once each write
@@ -37,8 +38,6 @@ import io
 import json
 import logging
 import os
-import shutil
-import tempfile
 import threading
 import time
 import warnings
@@ -48,6 +47,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from crossrank.runtimes import cpu
+from crossrank.runtimes.cache import cache_root, folder_in_place, model_fingerprint
+from crossrank.runtimes.inputs import Inputs, example_batch
 
 __all__ = [
     "INT8_FLOAT_LAYERS",
@@ -67,7 +70,7 @@ logger = logging.getLogger("crossrank")
 OPENVINO_BACKENDS: tuple[str, ...] = ("openvino", "openvino-bf16", "openvino-int8")
 
 #: Bump when the conversion changes in a way that makes old folders wrong.
-_FORMAT_VERSION = "1"
+_FORMAT_VERSION = "2"
 
 #: Layers the int8 model keeps in fp32 besides those NNCF's transformer preset keeps:
 #: the relevance head, whose output is the score, and each encoder layer's feed-forward
@@ -118,12 +121,10 @@ def openvino_supports_bf16() -> bool:
     """Whether OpenVINO's CPU plugin computes bf16 natively here (AVX512-BF16 or AMX).
 
     It asks the plugin (``OPTIMIZATION_CAPABILITIES`` lists ``BF16``) and requires the CPU
-    flags too (:func:`crossrank.backends.cpu_has_native_bf16`), so a CPU that would
+    flags too (:func:`crossrank.runtimes.cpu.cpu_has_native_bf16`), so a CPU that would
     emulate bf16 is never offered ``openvino-bf16``. False when OpenVINO is not installed.
     """
-    from crossrank.backends import cpu_has_native_bf16
-
-    if not openvino_available() or not cpu_has_native_bf16():
+    if not openvino_available() or not cpu.cpu_has_native_bf16():
         return False
     try:
         capabilities = _core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
@@ -153,37 +154,17 @@ def _calibration_key(pairs: Sequence[tuple[str, str]]) -> str:
     return h.hexdigest()[:16]
 
 
-def _folder_in_place(final: Path, write: Callable[[Path], None]) -> bool:
-    """Write a folder with ``write(tmp)`` and rename it to ``final`` atomically.
-
-    Returns True if this call's folder was put in place, False if another writer's was
-    already there (this call's copy is then discarded).
-    """
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-    try:
-        write(tmp)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if (final / "model.xml").is_file():
-                return False  # another process won the race; its folder is complete
-            raise
-        return True
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _convert(net: Any, tokenizer: Any, input_names: Sequence[str]) -> Any:
-    """The OpenVINO model of ``net`` (fp32, dynamic batch and sequence length)."""
+def _convert(net: Any, inputs: Inputs) -> Any:
+    """The OpenVINO model of the score net (fp32, dynamic batch and sequence length)."""
     import openvino as ov
     import torch
 
-    from crossrank.onnx_export import _dummy_inputs
-
-    # The ONNX export's example: two pairs of different lengths, so the padding mask is
-    # part of the traced graph.
-    example = _dummy_inputs(tokenizer, list(input_names))
+    # Two pairs of different lengths, so the padding mask is part of the traced graph.
+    example = {
+        name: torch.from_numpy(array)
+        for name, array in example_batch(inputs).items()
+        if name in net.input_names
+    }
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         # The tracer warns about traced Python conditions; the graph is checked against
         # PyTorch in the tests.
@@ -195,15 +176,14 @@ def _convert(net: Any, tokenizer: Any, input_names: Sequence[str]) -> Any:
 
 
 def _calibration_items(
-    tokenizer: Any, input_names: Sequence[str], pairs: Sequence[tuple[str, str]], max_length: int
+    inputs: Inputs, names: Sequence[str], pairs: Sequence[tuple[str, str]]
 ) -> list[dict[str, np.ndarray]]:
+    """At most :data:`_CALIBRATION_LIMIT` pairs, evenly spaced, each as a one-row batch."""
     step = -(-len(pairs) // _CALIBRATION_LIMIT)  # ceil: evenly spaced, at most the limit
     items = []
     for query, text in list(pairs)[::step][:_CALIBRATION_LIMIT]:
-        enc = tokenizer(
-            query, text, truncation="only_second", max_length=max_length, return_tensors="np"
-        )
-        items.append({name: enc[name].astype(np.int64) for name in input_names})
+        rows = inputs.rows(query, [text])
+        items.append({name: np.asarray(rows[name], dtype=np.int64) for name in names})
     return items
 
 
@@ -237,30 +217,26 @@ def _quantize(model: Any, items: list[dict[str, np.ndarray]]) -> Any:
 
 def export_openvino(
     net: Any,
-    tokenizer: Any,
-    input_names: Sequence[str],
+    inputs: Inputs,
     *,
     precision: str,
     cache_dir: str | os.PathLike[str] | None = None,
     load_options: Mapping[str, Any] | None = None,
     calibration: Sequence[tuple[str, str]] | None = None,
-    max_length: int | None = None,
 ) -> tuple[Path, bool]:
     """Return the cached OpenVINO model (``model.xml``) for ``net``, converting it if needed.
 
     Args:
-        net: A loaded transformers sequence-classification model (on the CPU).
-        tokenizer: Its tokenizer (for the example inputs and the calibration pairs).
-        input_names: The tensors the model reads, e.g. input_ids, attention_mask,
-            token_type_ids.
+        net: A score net (on the CPU).
+        inputs: Its family's encoder (the example inputs and the calibration rows, cut at
+            the scorer's ``max_length``).
         precision: ``"fp32"`` (also what ``openvino-bf16`` compiles) or ``"int8"``.
-        cache_dir: The cache folder (see :func:`crossrank.onnx_export.cache_root`).
+        cache_dir: The cache folder (see :func:`crossrank.runtimes.cache.cache_root`).
         load_options: The options ``net`` was loaded with, part of the cache key.
         calibration: For int8: the (query, text) pairs whose activations set the int8
             scales (at most 48 are used, evenly spaced). Default: the built-in sample
-            (:func:`crossrank.probe.calibration_pairs`). Other pairs give another file.
-        max_length: Tokens per calibration pair (default: the tokenizer's
-            ``model_max_length``, at most 512); pass the scorer's ``max_length``.
+            (:func:`crossrank.runtimes.probe.calibration_pairs`). Other pairs give another
+            file.
 
     Returns:
         The path of ``model.xml``, and whether this call converted it (False: cached).
@@ -269,8 +245,6 @@ def export_openvino(
         ValueError: ``precision`` is neither ``"fp32"`` nor ``"int8"``, or ``calibration``
             is empty.
     """
-    from crossrank.onnx_export import cache_root, model_fingerprint
-
     if precision not in ("fp32", "int8"):
         raise ValueError(f"precision must be 'fp32' or 'int8', got {precision!r}")
     if calibration is not None and not calibration:
@@ -284,7 +258,7 @@ def export_openvino(
     pairs: Sequence[tuple[str, str]] = ()
     if precision == "int8":
         if calibration is None:
-            from crossrank.probe import calibration_pairs
+            from crossrank.runtimes.probe.texts import calibration_pairs
 
             calibration = calibration_pairs()
         pairs = list(calibration)
@@ -298,17 +272,19 @@ def export_openvino(
     if (fp32_dir / "model.xml").is_file():
         model = _core().read_model(fp32_dir / "model.xml")
     else:
-        model = _convert(net, tokenizer, input_names)
-        _folder_in_place(
-            fp32_dir, lambda tmp: ov.save_model(model, tmp / "model.xml", compress_to_fp16=False)
+        model = _convert(net, inputs)
+        folder_in_place(
+            fp32_dir,
+            lambda tmp: ov.save_model(model, tmp / "model.xml", compress_to_fp16=False),
+            "model.xml",
         )
     if precision == "int8":
-        limit = max_length or min(int(getattr(tokenizer, "model_max_length", 512)), 512)
-        items = _calibration_items(tokenizer, input_names, pairs, limit)
-        quantized = _quantize(model, items)
-        _folder_in_place(
+        names = [port.get_any_name() for port in model.inputs]
+        quantized = _quantize(model, _calibration_items(inputs, names, pairs))
+        folder_in_place(
             wanted,
             lambda tmp: ov.save_model(quantized, tmp / "model.xml", compress_to_fp16=False),
+            "model.xml",
         )
     logger.info(
         "crossrank: converted the model to OpenVINO %s in %.1f s (%s)",
@@ -323,6 +299,11 @@ def export_openvino(
 PERFORMANCE_HINT = "LATENCY"
 
 
+def _scores(output: Any) -> np.ndarray:
+    """A score net's output tensor as one float64 relevance per row."""
+    return np.asarray(output, dtype=np.float64).reshape(-1)
+
+
 class StreamForward:
     """Runs several padded batches at once on a compiled model's streams.
 
@@ -331,18 +312,15 @@ class StreamForward:
     share it). ``parallel`` is the number of streams.
     """
 
-    def __init__(self, compiled: Any, parallel: int, input_names: Sequence[str], num_labels: int):
+    def __init__(self, compiled: Any, parallel: int):
         self.parallel = parallel
         self._compiled = compiled
-        self._names = list(input_names)
-        self._num_labels = num_labels
+        self._names = [port.get_any_name() for port in compiled.inputs]
         self._lock = threading.Lock()
         self._queue: Any = None
 
     def __call__(self, batches: list[dict[str, np.ndarray]]) -> list[np.ndarray]:
         import openvino as ov
-
-        from crossrank.loading import relevance
 
         out: list[Any] = [None] * len(batches)
         with self._lock:
@@ -357,29 +335,25 @@ class StreamForward:
             for i, arrays in enumerate(batches):
                 self._queue.start_async({name: arrays[name] for name in self._names}, i)
             self._queue.wait_all()
-        return [relevance(o, self._num_labels) for o in out]
+        return [_scores(o) for o in out]
 
 
 def make_openvino_forward(
     path: Path,
-    input_names: Sequence[str],
-    num_labels: int,
     *,
     inference_precision: str = "f32",
     threads: int | None = None,
     hint: str | None = None,
 ) -> tuple[Callable[[dict[str, np.ndarray]], np.ndarray], Any, StreamForward | None]:
-    """Compile ``path`` for the CPU; return a forward function, the compiled model, and,
-    where the model has several streams, a :class:`StreamForward` that runs that many
-    batches at once (else None).
+    """Compile ``path`` for the CPU; return a forward function (padded arrays in, one
+    float64 relevance per row out), the compiled model, and, where the model has several
+    streams, a :class:`StreamForward` that runs that many batches at once (else None).
 
     Args:
         path: A ``model.xml`` from :func:`export_openvino`.
-        input_names: The tensors to feed.
-        num_labels: 1 or 2 (see :func:`crossrank.loading.relevance`).
         inference_precision: ``"f32"`` (exact) or ``"bf16"``: what the float layers run in.
         threads: Intra-op threads (default: the cores this process may use,
-            :func:`crossrank.backends.usable_cores`).
+            :func:`crossrank.runtimes.cpu.usable_cores`).
         hint: OpenVINO's ``PERFORMANCE_HINT`` (default :data:`PERFORMANCE_HINT`).
 
     The model is compiled with :data:`PERFORMANCE_HINT` (``LATENCY``: one stream that uses
@@ -389,11 +363,8 @@ def make_openvino_forward(
     enough to pay for its memory (1,000 pairs of ~412 tokens: 28-42 s and 1.9-2.2 GB peak
     RSS, against 31 s and 1.0 GB with ``LATENCY``), so it is not the default. The forward
     function (one batch) is safe to call from several threads at once: each thread gets its
-    own inference request.
+    own inference request. Each is fed only the inputs the compiled model declares.
     """
-    from crossrank.backends import usable_cores
-    from crossrank.loading import relevance
-
     if inference_precision not in ("f32", "bf16"):
         raise ValueError(
             f"inference_precision must be 'f32' or 'bf16', got {inference_precision!r}"
@@ -401,9 +372,10 @@ def make_openvino_forward(
     config: dict[str, Any] = {
         "INFERENCE_PRECISION_HINT": inference_precision,
         "PERFORMANCE_HINT": hint or PERFORMANCE_HINT,
-        "INFERENCE_NUM_THREADS": threads if threads is not None else usable_cores(),
+        "INFERENCE_NUM_THREADS": threads if threads is not None else cpu.usable_cores(),
     }
     compiled = _core().compile_model(str(path), "CPU", config)
+    names = [port.get_any_name() for port in compiled.inputs]
     try:
         streams = max(1, int(compiled.get_property("NUM_STREAMS")))
     except (RuntimeError, TypeError, ValueError):  # not reported: one batch at a time
@@ -414,8 +386,8 @@ def make_openvino_forward(
         request = getattr(local, "request", None)
         if request is None:
             request = local.request = compiled.create_infer_request()
-        request.infer({name: arrays[name] for name in input_names})
-        return relevance(request.get_output_tensor(0).data, num_labels)
+        request.infer({name: arrays[name] for name in names})
+        return _scores(request.get_output_tensor(0).data)
 
-    many = StreamForward(compiled, streams, input_names, num_labels) if streams > 1 else None
+    many = StreamForward(compiled, streams) if streams > 1 else None
     return forward, compiled, many

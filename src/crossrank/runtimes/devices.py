@@ -7,7 +7,7 @@ GPU. :func:`check_device` asks torch up front and raises
 :class:`~crossrank.errors.DeviceUnavailableError`, which names the devices there are.
 
 Example:
-    >>> from crossrank.devices import check_device
+    >>> from crossrank.runtimes.devices import check_device
     >>> check_device("cpu")
     >>> check_device("cuda:1")  # on a machine with one GPU, or none
     Traceback (most recent call last):
@@ -23,11 +23,34 @@ from crossrank.errors import DeviceUnavailableError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["available_devices", "check_device"]
+__all__ = ["available_devices", "check_device", "resolve_device"]
 
 
 def _mps(torch_module: Any) -> Any:
     return getattr(torch_module.backends, "mps", None)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """Pick CUDA, then MPS, then CPU when ``device`` is None.
+
+    Raises:
+        ValueError: ``device`` is not a device name torch understands.
+    """
+    import torch
+
+    if device is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = _mps(torch)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(
+            f"device must be like 'cpu', 'cuda', 'cuda:1' or 'mps', got {device!r}"
+        ) from e
 
 
 def available_devices() -> list[str]:
@@ -60,8 +83,6 @@ def check_device(device: str | torch.device | None) -> None:
     """
     if device is None:
         return
-    from crossrank.loading import resolve_device
-
     parsed = resolve_device(device)  # ValueError for a malformed name
     if parsed.type == "cpu":
         return
