@@ -52,14 +52,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from crossrank.cli import positive_int
-from crossrank.eval.harness import (
-    align_table,
-    hf_progress_bars,
-    machine_info,
-    progress_bar,
-    quiet_truncation_warnings,
-    write_json,
-)
+from crossrank.eval.progress import hf_progress_bars, progress_bar, quiet_truncation_warnings
+from crossrank.eval.report import align_table, machine_info, write_json
 from crossrank.probe import cpu_flags, cpu_summary
 
 __all__ = [

@@ -36,16 +36,10 @@ from crossrank.calibration import (
 )
 from crossrank.cli import add_scorer_options, positive_int, scorer_kwargs
 from crossrank.eval.data import load_beir
-from crossrank.eval.harness import (
-    _check_scorer_options,
-    _first_stage,
-    align_table,
-    hf_progress_bars,
-    machine_info,
-    progress_bar,
-    quiet_truncation_warnings,
-    write_json,
-)
+from crossrank.eval.first_stage import first_stage_run
+from crossrank.eval.harness import _check_scorer_options
+from crossrank.eval.progress import hf_progress_bars, progress_bar, quiet_truncation_warnings
+from crossrank.eval.report import align_table, machine_info, write_json
 
 __all__ = ["add_calibrate_arguments", "calibrate", "format_calibration_table", "run_calibrate"]
 
@@ -141,7 +135,7 @@ def calibrate(
     )
     dataset = load_beir(Path(data), split=split, qrels_path=None if qrels is None else Path(qrels))
     fit_ids, held_ids = _split_queries(list(dataset.queries), held_out, seed, max_queries)
-    label, candidates = _first_stage(
+    label, candidates = first_stage_run(
         dataset, fit_ids + held_ids, first_stage=first_stage, run_path=run, depth=top_k
     )
     scorer = CrossEncoderScorer(

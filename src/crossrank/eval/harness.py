@@ -28,13 +28,9 @@ import argparse
 import gc
 import inspect
 import json
-import logging
 import os
-import platform
-import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,13 +38,13 @@ from typing import Any
 import numpy as np
 
 from crossrank._cli_checks import InputError, renamed, require_modules
-from crossrank._optional import missing_extra
-from crossrank._quiet import drop_log_records
-from crossrank._version import __version__
 from crossrank.cli import add_scorer_options, positive_int, scorer_kwargs
 from crossrank.eval import tuning
-from crossrank.eval.data import Dataset, load_beir, load_trec_run
-from crossrank.eval.metrics import evaluate, ranked_ids
+from crossrank.eval.data import Dataset, load_beir
+from crossrank.eval.first_stage import dense_model, first_stage_run
+from crossrank.eval.metrics import CUTOFF, ranked_ids, row_metrics
+from crossrank.eval.progress import hf_progress_bars, progress_bar, quiet_truncation_warnings
+from crossrank.eval.report import align_table, cell, machine_info, write_json
 from crossrank.fusion import Fusion
 from crossrank.probe import cpu_flags, cpu_summary
 
@@ -58,20 +54,14 @@ __all__ = [
     "add_eval_arguments",
     "evaluate_models",
     "format_eval_table",
-    "machine_info",
     "parse_ks",
     "run_eval",
-    "write_json",
 ]
 
 #: Candidate counts evaluated when ``--candidates`` is not given.
 DEFAULT_KS: tuple[int, ...] = (20, 50, 100)
-#: The fixed cut-off of nDCG, MRR and the first Recall column.
-CUTOFF = 10
 _DEFAULT_LATENCY_QUERIES = 20
 _DOCUMENT_TEXT = "title + '. ' + text (just text when there is no title)"
-
-logger = logging.getLogger("crossrank")
 
 
 # ---------------------------------------------------------------------- small helpers
@@ -98,25 +88,6 @@ def parse_ks(value: str | Sequence[int]) -> list[int]:
     return sorted(ks)
 
 
-def machine_info(device: str | None = None) -> dict[str, Any]:
-    """Platform, CPU count, Python and torch versions, torch threads, and the device used."""
-    import torch
-
-    from crossrank.loading import resolve_device
-
-    return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "processor": platform.processor() or None,
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch_version": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "device": str(resolve_device(device)),
-        "crossrank_version": __version__,
-    }
-
-
 def latency_stats(seconds: Sequence[float], pairs: int) -> dict[str, Any]:
     """p50 and p95 (linear interpolation) in milliseconds, and pairs per second."""
     if not seconds:
@@ -130,122 +101,10 @@ def latency_stats(seconds: Sequence[float], pairs: int) -> dict[str, Any]:
     }
 
 
-def write_json(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Write ``report`` as indented JSON, creating the parent folder."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return out
-
-
 def model_labels(models: Sequence[str]) -> list[str]:
     """Short display names: a local folder's name, else the id; full strings if that clashes."""
     short = [Path(m).name if Path(m).expanduser().exists() else m for m in models]
     return short if len(set(short)) == len(short) else list(models)
-
-
-def progress_bar(total: int, desc: str, *, enabled: bool) -> Any:
-    """A tqdm bar on stderr (a no-op one when ``enabled`` is False)."""
-    try:
-        from tqdm.auto import tqdm
-    except ImportError as e:  # pragma: no cover - tqdm comes with transformers
-        raise missing_extra("The progress bar of crossrank eval/bench", "eval", e) from e
-    return tqdm(total=total, desc=desc, file=sys.stderr, disable=not enabled, leave=False)
-
-
-@contextmanager
-def quiet_truncation_warnings() -> Iterator[None]:
-    """Drop the core's per-call truncation warnings (cut at max_length, or more than
-    max_windows windows) in this thread for a while; eval reports truncation in aggregate."""
-    with drop_log_records("were truncated", "windows were read"):
-        yield
-
-
-@contextmanager
-def hf_progress_bars(enabled: bool) -> Iterator[None]:
-    """Turn off transformers' own progress bars ("Loading weights") while not ``enabled``."""
-    from transformers.utils import logging as hf_logging
-
-    switch = not enabled and hf_logging.is_progress_bar_enabled()
-    if switch:
-        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    try:
-        yield
-    finally:
-        if switch:
-            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
-
-
-# ---------------------------------------------------------------------- first stage
-
-
-def _dense_model(first_stage: str) -> str | None:
-    """None for ``"bm25"``, MODEL for ``"dense:MODEL"``; ValueError for anything else."""
-    if first_stage == "bm25":
-        return None
-    model = first_stage[len("dense:") :].strip() if first_stage.startswith("dense:") else ""
-    if not model:
-        raise ValueError(
-            "first stage must be 'bm25' or 'dense:MODEL' (a sentence-transformers model), "
-            f"got {first_stage!r}"
-        )
-    return model
-
-
-def _first_stage(
-    dataset: Dataset,
-    query_ids: list[str],
-    *,
-    first_stage: str,
-    run_path: str | os.PathLike[str] | None,
-    depth: int,
-) -> tuple[str, dict[str, dict[str, float]]]:
-    """Return (label, {qid: {doc_id: first-stage score}}) holding each query's top ``depth``."""
-    if run_path is not None:
-        run = load_trec_run(Path(run_path))
-        scores = {q: dict(run.get(q, {})) for q in query_ids}
-        missing_queries = [q for q in query_ids if not scores[q]]
-        if missing_queries:
-            logger.warning(
-                "crossrank eval: %d of %d evaluated queries are not in %s; they score 0",
-                len(missing_queries),
-                len(query_ids),
-                run_path,
-            )
-        unknown = sorted({d for q in query_ids for d in scores[q] if d not in dataset.corpus})
-        if unknown:
-            raise ValueError(
-                f"the run file {run_path} names {len(unknown)} document(s) that are not in "
-                f"corpus.jsonl (e.g. {unknown[:5]}); the reranker needs each candidate's text. "
-                "Use the corpus the run was made from."
-            )
-        return f"run:{Path(run_path).name}", scores
-
-    retriever: Any
-    dense_model = _dense_model(first_stage)
-    if dense_model is None:
-        from crossrank.eval.first_stage import BM25Retriever
-
-        retriever = BM25Retriever(dataset.corpus)
-    else:
-        from crossrank.eval.first_stage import DenseRetriever
-
-        retriever = DenseRetriever(dataset.corpus, dense_model)
-    hits = retriever.search_many([dataset.queries[q] for q in query_ids], depth)
-    return first_stage, {q: dict(h) for q, h in zip(query_ids, hits, strict=True)}
-
-
-def _metrics(
-    run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]], k: int
-) -> dict[str, float]:
-    names = [f"ndcg@{CUTOFF}", f"mrr@{CUTOFF}", f"recall@{CUTOFF}", f"recall@{k}"]
-    values = evaluate(run, qrels, list(dict.fromkeys(names)))
-    return {
-        f"ndcg@{CUTOFF}": values[names[0]],
-        f"mrr@{CUTOFF}": values[names[1]],
-        f"recall@{CUTOFF}": values[names[2]],
-        "recall@k": values[names[3]],
-    }
 
 
 # ---------------------------------------------------------------------- the evaluation
@@ -364,7 +223,7 @@ def evaluate_models(
     if latency_queries < 1:
         raise ValueError(f"latency_queries must be >= 1, got {latency_queries}")
     if run is None:
-        _dense_model(first_stage)  # fail before loading any data
+        dense_model(first_stage)  # fail before loading any data
     model_list = list(models) if models else [os.environ.get("CROSSRANK_MODEL") or DEFAULT_MODEL]
 
     dataset = load_beir(Path(data), split, qrels_path=None if qrels is None else Path(qrels))
@@ -379,7 +238,7 @@ def evaluate_models(
         dataset = Dataset(dataset.corpus, {**tune_queries, **dataset.queries}, dataset.qrels)
 
     started = time.perf_counter()
-    fs_label, fs_scores = _first_stage(
+    fs_label, fs_scores = first_stage_run(
         dataset, [*query_ids, *tune_qrels], first_stage=first_stage, run_path=run, depth=max_k
     )
     first_stage_seconds = time.perf_counter() - started
@@ -400,7 +259,7 @@ def evaluate_models(
             "model": None,
             "backend": None,
             "k": k,
-            **_metrics(run_k, qrels_used, k),
+            **row_metrics(run_k, qrels_used, k),
             "latency_p50_ms": None,
             "latency_p95_ms": None,
             "pairs_per_second": None,
@@ -503,7 +362,7 @@ def evaluate_models(
                 "model": model,
                 "backend": scorer.active_backend if engine == "local" else scorer.backend,
                 "k": k,
-                **_metrics(run_k, qrels_used, k),
+                **row_metrics(run_k, qrels_used, k),
                 **latency_stats(seconds[k], pairs[k]),
                 "latency_queries": len(seconds[k]),
                 "truncated_fraction": n_cut / n_pairs if n_pairs else 0.0,
@@ -674,7 +533,7 @@ class _FusionPlan:
             **model_row,
             "system": f"{model_row['system']} + {fs_label} [{self.method}{scale}, {how}]",
             "stage": "fused",
-            **_metrics(run, qrels, k),
+            **row_metrics(run, qrels, k),
             "latency_p50_ms": None,
             "latency_p95_ms": None,
             "pairs_per_second": None,
@@ -744,28 +603,6 @@ def _check_scorer_options(
 # ---------------------------------------------------------------------- output
 
 
-def align_table(lines: Sequence[Sequence[str]], footer: str = "") -> str:
-    """Align rows of cells (the first row the header): first column left, the rest right,
-    a rule under the header, then ``footer`` after a blank line."""
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    out = []
-    for n, line in enumerate(lines):
-        cells = [line[0].ljust(widths[0])]
-        cells += [c.rjust(w) for c, w in zip(line[1:], widths[1:], strict=True)]
-        out.append("  ".join(cells).rstrip())
-        if n == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return "\n".join([*out, "", footer] if footer else out)
-
-
-def _cell(value: Any, digits: int) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
 def format_eval_table(report: Mapping[str, Any]) -> str:
     """The report's rows as an aligned plain-text table (one line per system x K)."""
     header = ["system", "K", "NDCG@10", "MRR@10", "R@10", "R@K", "p50 ms", "p95 ms", "pairs/s"]
@@ -775,13 +612,13 @@ def format_eval_table(report: Mapping[str, Any]) -> str:
             [
                 str(row["system"]),
                 str(row["k"]),
-                _cell(row[f"ndcg@{CUTOFF}"], 4),
-                _cell(row[f"mrr@{CUTOFF}"], 4),
-                _cell(row[f"recall@{CUTOFF}"], 4),
-                _cell(row["recall@k"], 4),
-                _cell(row["latency_p50_ms"], 1),
-                _cell(row["latency_p95_ms"], 1),
-                _cell(row["pairs_per_second"], 1),
+                cell(row[f"ndcg@{CUTOFF}"], 4),
+                cell(row[f"mrr@{CUTOFF}"], 4),
+                cell(row[f"recall@{CUTOFF}"], 4),
+                cell(row["recall@k"], 4),
+                cell(row["latency_p50_ms"], 1),
+                cell(row["latency_p95_ms"], 1),
+                cell(row["pairs_per_second"], 1),
             ]
         )
     settings = report["settings"]

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from crossrank.cli import positive_int
-from crossrank.eval.harness import align_table, machine_info
+from crossrank.eval.report import align_table, machine_info
 from crossrank.probe import cpu_flags, cpu_summary
 
 __all__ = [
@@ -83,7 +83,7 @@ def add_server_bench_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_server_bench(args: argparse.Namespace) -> int:
     """``crossrank bench --server``: print the table (and write ``--out``)."""
-    from crossrank.eval.harness import write_json
+    from crossrank.eval.report import write_json
 
     api_key = None
     if args.api_key_env:
@@ -371,7 +371,7 @@ def _measure(
     from transformers import AutoTokenizer
 
     from crossrank.eval.bench import _SYNTHETIC_QUERY, _token_count, synthetic_texts
-    from crossrank.eval.harness import quiet_truncation_warnings
+    from crossrank.eval.progress import quiet_truncation_warnings
     from crossrank.scorer import CrossEncoderScorer
 
     model = model or info["model"]

@@ -119,7 +119,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 
 def format_train_summary(report: dict[str, Any]) -> str:
     """The dev NDCG@10 per epoch, the kept checkpoint and the files written."""
-    from crossrank.eval.harness import align_table
+    from crossrank.eval.report import align_table
 
     dev = report["dev"]
     lines = [["epoch", "step", "dev NDCG@10", "MRR@10", "R@10", ""]]
@@ -144,7 +144,7 @@ def format_train_summary(report: dict[str, Any]) -> str:
 
 def run_train(args: argparse.Namespace) -> int:
     """Run ``crossrank train``; print the dev table and the files written."""
-    from crossrank.eval.harness import hf_progress_bars
+    from crossrank.eval.progress import hf_progress_bars
     from crossrank.train.run import REPORT_FILE, REPORT_PLOT, train
 
     require_modules(["datasets", "accelerate"], "crossrank train", "train")
