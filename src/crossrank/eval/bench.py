@@ -23,11 +23,7 @@ Variants are registered in :data:`VARIANTS` (name -> :class:`Variant`); a new ba
 one with :func:`register_variant` at import time of this module, and every bench then
 includes it.
 
-The CLI wires it as::
-
-    sub = subparsers.add_parser("bench")
-    add_bench_arguments(sub)
-    sub.set_defaults(func=run_bench)
+The CLI wires it with :func:`register` (``add_bench_arguments``, ``run_bench``).
 """
 
 from __future__ import annotations
@@ -51,7 +47,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from crossrank.cli import positive_int
+from crossrank._cli.argtypes import positive_int
+from crossrank._cli.parser import add_subcommand
 from crossrank.eval.progress import hf_progress_bars, progress_bar, quiet_truncation_warnings
 from crossrank.eval.report import align_table, machine_info, write_json
 from crossrank.probe import cpu_flags, cpu_summary
@@ -69,6 +66,7 @@ __all__ = [
     "benchmark",
     "format_bench_table",
     "padding_waste",
+    "register",
     "register_variant",
     "resolve_peer_python",
     "run_bench",
@@ -1105,6 +1103,19 @@ def _peer_versions(peer: Mapping[str, Any]) -> str:
                         "optimum-intel", "onnxruntime", "openvino")
         if versions.get(package)
     )  # fmt: skip
+
+
+def register(subparsers: Any) -> None:
+    """Add ``crossrank bench`` to the ``crossrank`` parser's subparsers."""
+    p = add_subcommand(
+        subparsers,
+        "bench",
+        help="time crossrank's backends against sentence-transformers",
+        description="Time reranking N candidates with each crossrank backend and with "
+        "sentence-transformers CrossEncoder.predict (fp32), in one process.",
+    )
+    add_bench_arguments(p)
+    p.set_defaults(func=run_bench)
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -21,6 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from crossrank._cli.argtypes import open_fraction, positive_int
+from crossrank._cli.options import add_scorer_options, scorer_kwargs
+from crossrank._cli.parser import add_subcommand
 from crossrank._cli_checks import renamed, require_modules
 from crossrank.calibration import (
     CALIBRATION_FILE,
@@ -34,29 +37,24 @@ from crossrank.calibration import (
     log_loss,
     save_calibration,
 )
-from crossrank.cli import add_scorer_options, positive_int, scorer_kwargs
 from crossrank.eval.data import load_beir
 from crossrank.eval.first_stage import first_stage_run
 from crossrank.eval.harness import _check_scorer_options
 from crossrank.eval.progress import hf_progress_bars, progress_bar, quiet_truncation_warnings
 from crossrank.eval.report import align_table, machine_info, write_json
 
-__all__ = ["add_calibrate_arguments", "calibrate", "format_calibration_table", "run_calibrate"]
+__all__ = [
+    "add_calibrate_arguments",
+    "calibrate",
+    "format_calibration_table",
+    "register",
+    "run_calibrate",
+]
 
 logger = logging.getLogger("crossrank")
 
 _DEFAULT_TOP_K = 20
 _DEFAULT_HELD_OUT = 0.3
-
-
-def _fraction(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not 0.0 < number < 1.0:
-        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, got {value!r}")
-    return number
 
 
 def _split_queries(
@@ -261,6 +259,21 @@ def format_calibration_table(report: dict[str, Any]) -> str:
     return head + align_table(lines, footer=f"fraction relevant (held out): {rate:.4f}")
 
 
+def register(subparsers: Any) -> None:
+    """Add ``crossrank calibrate`` to the ``crossrank`` parser's subparsers."""
+    p = add_subcommand(
+        subparsers,
+        "calibrate",
+        help="fit temperature and Platt scaling so scores become probabilities",
+        description="Score a first stage's top-K candidates on a labelled BEIR set, fit "
+        "temperature and Platt scaling on part of the queries, report ECE, log-loss and "
+        "Brier score on the held-out rest, and write the calibration for "
+        "activation='calibrated'.",
+    )
+    add_calibrate_arguments(p)
+    p.set_defaults(func=run_calibrate)
+
+
 def add_calibrate_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``crossrank calibrate`` flags to ``parser`` and return it."""
     parser.add_argument(
@@ -314,7 +327,7 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
     )
     parser.add_argument(
         "--held-out",
-        type=_fraction,
+        type=open_fraction,
         default=_DEFAULT_HELD_OUT,
         metavar="F",
         help=f"fraction of queries held out to measure ECE (default: {_DEFAULT_HELD_OUT})",

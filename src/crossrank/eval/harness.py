@@ -1,13 +1,8 @@
 """``crossrank eval``: rerank a first stage with one or more cross-encoders and measure
 quality (nDCG@10, MRR@10, Recall@10, Recall@K) and latency, beside the first stage itself.
 
-The CLI wires it as::
-
-    sub = subparsers.add_parser("eval")
-    add_eval_arguments(sub)
-    sub.set_defaults(func=run_eval)
-
-and the same work is available from Python through :func:`evaluate_models`.
+The CLI wires it with :func:`register` (``add_eval_arguments``, ``run_eval``), and the
+same work is available from Python through :func:`evaluate_models`.
 
 How latency is measured (see ``docs/evaluation.md``): for each model, every query's top
 ``max(K)`` candidates are scored once, one timed ``score`` call per query; that gives the
@@ -37,8 +32,10 @@ from typing import Any
 
 import numpy as np
 
+from crossrank._cli.argtypes import positive_int
+from crossrank._cli.options import add_scorer_options, scorer_kwargs
+from crossrank._cli.parser import add_subcommand
 from crossrank._cli_checks import InputError, renamed, require_modules
-from crossrank.cli import add_scorer_options, positive_int, scorer_kwargs
 from crossrank.eval import tuning
 from crossrank.eval.data import Dataset, load_beir
 from crossrank.eval.first_stage import dense_model, first_stage_run
@@ -55,6 +52,7 @@ __all__ = [
     "evaluate_models",
     "format_eval_table",
     "parse_ks",
+    "register",
     "run_eval",
 ]
 
@@ -671,6 +669,19 @@ def _fusion_footer(report: Mapping[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------- CLI
+
+
+def register(subparsers: Any) -> None:
+    """Add ``crossrank eval`` to the ``crossrank`` parser's subparsers."""
+    p = add_subcommand(
+        subparsers,
+        "eval",
+        help="evaluate first stage + rerankers on a BEIR/TREC set",
+        description="Retrieve with a first stage, rerank with each model, and report "
+        "NDCG@10, MRR@10, Recall@10, Recall@K, latency and throughput.",
+    )
+    add_eval_arguments(p)
+    p.set_defaults(func=run_eval)
 
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from crossrank.cli import positive_int
+from crossrank._cli.argtypes import positive_int
 from crossrank.eval.report import align_table, machine_info
 from crossrank.probe import cpu_flags, cpu_summary
 
