@@ -6,7 +6,7 @@ Where things are:
 - :mod:`crossrank.cli.command`: :func:`build_parser` registers every subcommand;
   :func:`main` runs one. The only module that imports the subcommands.
 - The subcommands, each its flags (``register``) and a runner from parsed flags:
-  :mod:`crossrank.cli.rerank`; :mod:`crossrank.eval.harness` (``eval``),
+  :mod:`crossrank.cli.rerank`; :mod:`crossrank.eval.harness_cli` (``eval``),
   :mod:`crossrank.eval.bench` (``bench``), :mod:`crossrank.eval.calibrate` (``calibrate``);
   :mod:`crossrank.serve.cli` (``serve``, with :mod:`crossrank.serve.flags`);
   :mod:`crossrank.train.cli` (``train``).

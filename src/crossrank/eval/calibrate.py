@@ -39,7 +39,7 @@ from crossrank.calibration import (
 )
 from crossrank.eval.data import load_beir
 from crossrank.eval.first_stage import first_stage_run
-from crossrank.eval.harness import _check_scorer_options
+from crossrank.eval.harness import check_scorer_options
 from crossrank.eval.progress import hf_progress_bars, progress_bar, quiet_truncation_warnings
 from crossrank.eval.report import align_table, machine_info, write_json
 
@@ -126,7 +126,7 @@ def calibrate(
 
     if not 0.0 < held_out < 1.0:
         raise ValueError(f"held_out must be between 0 and 1, got {held_out!r}")
-    extra = _check_scorer_options(
+    extra = check_scorer_options(
         scorer_options,
         set_here=("model", "activation", "calibration", "backend", "device", "batch_size",
                   "max_length", "long_documents"),
