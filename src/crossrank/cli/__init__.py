@@ -7,7 +7,8 @@ Where things are:
   :func:`main` runs one. The only module that imports the subcommands.
 - The subcommands, each its flags (``register``) and a runner from parsed flags:
   :mod:`crossrank.cli.rerank`; :mod:`crossrank.eval.harness_cli` (``eval``),
-  :mod:`crossrank.eval.bench` (``bench``), :mod:`crossrank.eval.calibrate` (``calibrate``);
+  :mod:`crossrank.eval.bench_cli` (``bench``, ``bench --server``),
+  :mod:`crossrank.eval.calibrate` (``calibrate``);
   :mod:`crossrank.serve.cli` (``serve``, with :mod:`crossrank.serve.flags`);
   :mod:`crossrank.train.cli` (``train``).
 - Below them all, what they share: :mod:`crossrank._cli` (the scorer's flags, argparse
