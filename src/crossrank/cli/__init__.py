@@ -5,12 +5,11 @@ Where things are:
 
 - :mod:`crossrank.cli.command`: :func:`build_parser` registers every subcommand;
   :func:`main` runs one. The only module that imports the subcommands.
-- The subcommands, each its flags (``register``) and a runner from parsed flags:
-  :mod:`crossrank.cli.rerank`; :mod:`crossrank.eval.harness_cli` (``eval``),
-  :mod:`crossrank.eval.bench_cli` (``bench``, ``bench --server``),
-  :mod:`crossrank.eval.calibrate` (``calibrate``);
-  :mod:`crossrank.serve.cli` (``serve``, with :mod:`crossrank.serve.flags`);
-  :mod:`crossrank.train.cli` (``train``).
+- The subcommands, each its flags (``register``) and a runner from parsed flags, apart from
+  the work they call: :mod:`crossrank.cli.rerank`; :mod:`crossrank.eval.harness_cli`
+  (``eval``), :mod:`crossrank.eval.bench_cli` (``bench``, ``bench --server``),
+  :mod:`crossrank.eval.calibrate_cli` (``calibrate``); :mod:`crossrank.serve.cli`
+  (``serve``, with :mod:`crossrank.serve.flags`); :mod:`crossrank.train.cli` (``train``).
 - Below them all, what they share: :mod:`crossrank._cli` (the scorer's flags, argparse
   types, the parser classes, candidate files) and :mod:`crossrank._cli_checks` (exit codes,
   the error format, the checks made before anything loads). Nothing below imports this

@@ -28,12 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``crossrank`` argument parser, with every subcommand."""
     # Imported here: ``import crossrank.cli`` (the shared flags) stays light.
     from crossrank.cli import rerank
-    from crossrank.eval import bench_cli, calibrate, harness_cli
+    from crossrank.eval import bench_cli, calibrate_cli, harness_cli
     from crossrank.serve import cli as serve_cli
     from crossrank.train import cli as train_cli
 
     parser, subparsers = command_parser()
-    for command in (rerank, harness_cli, bench_cli, calibrate, serve_cli, train_cli):
+    for command in (rerank, harness_cli, bench_cli, calibrate_cli, serve_cli, train_cli):
         command.register(subparsers)
     return parser
 
