@@ -482,9 +482,10 @@ class CrossEncoderScorer:
         if not texts:
             return ScoreDetails(scores=[], truncated=[], pairs=0)
         loaded = self._model()
-        query, room = loaded.encoder.fit_query(query, instruction)
         stride = (
-            resolve_stride(room, self.window_stride) if self.long_documents == "chunk" else None
+            resolve_stride(loaded.encoder.room(query, instruction), self.window_stride)
+            if self.long_documents == "chunk"
+            else None
         )
         groups = [
             self._score_group(
@@ -812,9 +813,7 @@ class CrossEncoderScorer:
         instruction: str | None,
     ) -> ScoreDetails:
         """Score one group; ``stride`` is set in chunk mode (windows), None in truncate mode."""
-        encoded = loaded.encoder.encode(
-            query, texts, stride=stride or 0, instruction=instruction
-        )
+        encoded = loaded.encoder.encode(query, texts, stride=stride, instruction=instruction)
         # One row per window: truncate mode reads each text's first, chunk mode its first
         # max_windows.
         picked = pick_rows(
@@ -837,7 +836,7 @@ class CrossEncoderScorer:
             spans.append(encoded.spans[rows[best]])
         return ScoreDetails(
             scores=[float(x) for x in activate(raw, activation, self.calibration)],
-            truncated=picked.truncated,
+            truncated=picked.truncated if encoded.truncated is None else encoded.truncated,
             pairs=len(chosen),
             spans=spans,
             windows=picked.windows,

@@ -10,12 +10,13 @@ Two encoders cover every family:
   sentence-transformers tokenizes a templated pair.
 
 Both cut the *document* when a pair is longer than ``max_length``, never the template's fixed
-parts: the system prompt, the instruction, the query and the closing part (an assistant
-turn, the relevance question) are always read in full. For a template this gives exactly
-sentence-transformers' input (it truncates the rendered prompt and restores the template's
-closing tokens); ``long_documents="chunk"`` splits the document into overlapping windows,
-each inside the same template. A query longer than half of what the model reads beside the
-template is cut (logged), so documents keep at least half.
+parts: the system prompt, the instruction and the closing part (an assistant turn, the
+relevance question) are always read in full. In ``truncate`` mode this gives exactly
+sentence-transformers' input: a pair is truncated ``longest_first`` (the document first, the
+query only when it is the longer of the two), and a template's rendered prompt is cut at the
+document with the closing tokens restored, as sentence-transformers restores them.
+``long_documents="chunk"`` splits the document into overlapping windows, each beside the
+same query (cut to half of ``max_length`` if longer, logged) and inside the same template.
 
 Every encoder gives rows without padding, the character span of the text each row reads (for
 passages), and which text each row belongs to. The fast tokenizer is not safe to call from
@@ -51,11 +52,14 @@ class PairRows:
         sample_of_row: For each row, the text it reads (a text's rows in document order).
         spans: For each row, the ``(start, end)`` character span of the text it reads, or
             None when it reads no token of the text.
+        truncated: In ``truncate`` mode (one row per text), whether each text was cut; None
+            for windows (a text's windows beyond the first are its unread part).
     """
 
     features: dict[str, list[list[int]]]
     sample_of_row: list[int]
     spans: list[tuple[int, int] | None]
+    truncated: list[bool] | None = None
 
     def select(self, rows: Sequence[int]) -> dict[str, list[list[int]]]:
         """The features of ``rows``, in that order."""
@@ -116,12 +120,9 @@ class Encoder:
         )
         return query[: offsets[limit - 1][1]] if limit > 0 else ""
 
-    def fit_query(self, query: str, instruction: str | None = None) -> tuple[str, int]:
-        """Cut a query that would leave the document less than half of ``max_length``.
-
-        Returns:
-            The query, and the tokens a row has left for the document.
-        """
+    def room(self, query: str, instruction: str | None = None) -> int:
+        """Tokens a window has for the document beside ``query`` (cut to half of what the
+        model reads when it is longer), for the stride of ``chunk`` mode."""
         raise NotImplementedError
 
     def encode(
@@ -129,28 +130,31 @@ class Encoder:
         query: str,
         texts: Sequence[str],
         *,
-        stride: int = 0,
+        stride: int | None = None,
         instruction: str | None = None,
     ) -> PairRows:
-        """Every window of each (query, text) pair, cut on the text's side.
+        """The rows of each (query, text) pair.
 
         Args:
-            query: The query (already fitted by :meth:`fit_query` with the same instruction).
+            query: The query.
             texts: The texts.
-            stride: Tokens shared by consecutive windows of a long text.
+            stride: None: ``truncate`` mode, one row per text, cut as sentence-transformers
+                cuts it. A number: ``chunk`` mode, every window of each text, consecutive
+                windows sharing ``stride`` tokens.
             instruction: This call's instruction (see :mod:`crossrank.families.prompts`).
         """
         raise NotImplementedError
 
     def rows(self, query: str, texts: Sequence[str]) -> dict[str, list[list[int]]]:
-        """Each (query, text) pair's first row: what the probe, the exporters and the int8
+        """Each (query, text) pair's row: what the probe, the exporters and the int8
         calibration feed the model."""
-        query, _ = self.fit_query(query)
-        encoded = self.encode(query, texts)
-        first: dict[int, int] = {}
-        for row, sample in enumerate(encoded.sample_of_row):
-            first.setdefault(sample, row)
-        return encoded.select([first[i] for i in range(len(texts))])
+        return self.encode(query, texts).features
+
+    def decode(self, query: str, text: str, instruction: str | None = None) -> str:
+        """The model's input for one pair, decoded: what the model reads."""
+        row = self.encode(query, [text], instruction=instruction).features["input_ids"][0]
+        with self._lock:
+            return str(self.tokenizer.decode(row, skip_special_tokens=False))
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens of each text (no special tokens)."""
@@ -161,13 +165,6 @@ class Encoder:
                 "input_ids"
             ]
         return [len(row) for row in ids]
-
-    def decode(self, query: str, text: str, instruction: str | None = None) -> str:
-        """The model's input for one pair, decoded (its first row): what the model reads."""
-        query, _ = self.fit_query(query, instruction)
-        row = self.encode(query, [text], instruction=instruction).features["input_ids"][0]
-        with self._lock:
-            return str(self.tokenizer.decode(row, skip_special_tokens=False))
 
     def describe(self) -> str:
         """How pairs are read, for reports."""
@@ -185,7 +182,8 @@ class PairEncoder(Encoder):
         prompt = self.prompts.resolve(instruction)
         return (prompt or "") + query
 
-    def fit_query(self, query: str, instruction: str | None = None) -> tuple[str, int]:
+    def _fit(self, query: str, instruction: str | None) -> tuple[str, int]:
+        """The query cut to half of the row (less the instruction), and the document's room."""
         prompt = self.prompts.resolve(instruction) or ""
         half = (self.max_length - self.special_tokens) // 2
         prompt_tokens = len(self._tokens(prompt)["input_ids"]) if prompt else 0
@@ -198,14 +196,20 @@ class PairEncoder(Encoder):
         first = len(self._tokens(prompt + query)["input_ids"])
         return query, self.max_length - self.special_tokens - first
 
+    def room(self, query: str, instruction: str | None = None) -> int:
+        return self._fit(query, instruction)[1]
+
     def encode(
         self,
         query: str,
         texts: Sequence[str],
         *,
-        stride: int = 0,
+        stride: int | None = None,
         instruction: str | None = None,
     ) -> PairRows:
+        if stride is None:
+            return self._truncated(query, texts, instruction)
+        query, _ = self._fit(query, instruction)
         first = self._first(query, instruction)
         with self._lock:
             enc = self.tokenizer(
@@ -223,6 +227,36 @@ class PairEncoder(Encoder):
             features={name: enc[name] for name in self.input_names},
             sample_of_row=list(enc["overflow_to_sample_mapping"]),
             spans=spans,
+        )
+
+    def _truncated(self, query: str, texts: Sequence[str], instruction: str | None) -> PairRows:
+        """One row per pair, truncated ``longest_first`` as sentence-transformers truncates:
+        the longer of query and text loses tokens first, so a short text is read whole beside
+        a long query, and a long text keeps at least the query's length."""
+        first = self._first(query, instruction)
+        if len(self._tokens(first)["input_ids"]) > self.max_length - self.special_tokens - 1:
+            first = self._first(self._fit(query, instruction)[0], instruction)
+        with self._lock:
+            enc = self.tokenizer(
+                [first] * len(texts),
+                list(texts),
+                truncation="longest_first",
+                max_length=self.max_length,
+                return_offsets_mapping=True,
+                padding=False,
+            )
+            whole = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)
+        spans, truncated = [], []
+        for row in range(len(texts)):
+            ids = enc.sequence_ids(row)
+            read = sum(1 for seq in ids if seq == 1)
+            truncated.append(read < len(whole["input_ids"][row]))
+            spans.append(_second_span(enc, row))
+        return PairRows(
+            features={name: enc[name] for name in self.input_names},
+            sample_of_row=list(range(len(texts))),
+            spans=spans,
+            truncated=truncated,
         )
 
     def describe(self) -> str:
@@ -268,8 +302,9 @@ class TemplateEncoder(Encoder):
         before, after, _ = self._layout(query, instruction)
         return len(self._tokens(before + after)["input_ids"])
 
-    def fit_query(self, query: str, instruction: str | None = None) -> tuple[str, int]:
-        instruction = self.prompts.resolve(instruction)
+    def _fit(self, query: str, instruction: str | None) -> tuple[str, int]:
+        """The query cut to half of what the template leaves (logged), and the document's
+        room; ``instruction`` is resolved."""
         fixed = self._fixed("", instruction)
         room = self.max_length - fixed
         if room <= 2:
@@ -280,6 +315,9 @@ class TemplateEncoder(Encoder):
             )
         query = self._cut_query(query, room // 2)
         return query, self.max_length - self._fixed(query, instruction)
+
+    def room(self, query: str, instruction: str | None = None) -> int:
+        return self._fit(query, self.prompts.resolve(instruction))[1]
 
     def _placed(
         self, query: str, texts: Sequence[str], instruction: str | None
@@ -311,10 +349,11 @@ class TemplateEncoder(Encoder):
         query: str,
         texts: Sequence[str],
         *,
-        stride: int = 0,
+        stride: int | None = None,
         instruction: str | None = None,
     ) -> PairRows:
         instruction = self.prompts.resolve(instruction)
+        query, _ = self._fit(query, instruction)
         _, _, tail = self._layout(query, instruction)
         full, places = self._placed(query, texts, instruction)
         with self._lock:
@@ -329,9 +368,14 @@ class TemplateEncoder(Encoder):
         ids_rows: list[list[int]] = []
         samples: list[int] = []
         spans: list[tuple[int, int] | None] = []
+        cut: list[bool] = []
         rows_of = zip(enc["input_ids"], enc["offset_mapping"], places, strict=True)
         for i, (ids, offsets, place) in enumerate(rows_of):
-            for row, span in _windows(ids, offsets, place, tail, self.max_length, stride):
+            windows = _windows(ids, offsets, place, tail, self.max_length, stride or 0)
+            cut.append(len(windows) > 1)
+            if stride is None:
+                windows = windows[:1]
+            for row, span in windows:
                 ids_rows.append(row)
                 samples.append(i)
                 spans.append(span)
@@ -341,7 +385,12 @@ class TemplateEncoder(Encoder):
                 features[name] = [[1] * len(r) for r in ids_rows]
             elif name != "input_ids":
                 features[name] = [[0] * len(r) for r in ids_rows]
-        return PairRows(features=features, sample_of_row=samples, spans=spans)
+        return PairRows(
+            features=features,
+            sample_of_row=samples,
+            spans=spans,
+            truncated=cut if stride is None else None,
+        )
 
     def describe(self) -> str:
         prompt = self.prompts.describe()
