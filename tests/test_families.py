@@ -213,3 +213,27 @@ def test_auto_never_picks_a_backend_that_returns_nan(
     trial = {t.backend: t for t in auto._model().decision.trials}["onnx"]  # type: ignore[union-attr]
     assert not trial.passed and "not finite" in (trial.error or "")
     assert np.all(np.isfinite(auto.score(QUERY, DOCUMENTS)))
+
+
+# ---------------------------------------------------------------------- the command line
+
+
+def test_rerank_takes_the_family_options_and_an_instruction(
+    family_kit: Any, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from crossrank.cli import main
+
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("".join(json.dumps({"text": d}) + "\n" for d in DOCUMENTS), encoding="utf-8")
+    folder = str(family_kit.path("qwen3-reranker-original"))
+    argv = ["rerank", "-q", QUERY, "-i", str(docs), "-m", folder, "--activation", "raw",
+            "--family", "qwen3-reranker", "--instruction", OTHER]
+    assert main(argv) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    same = scorer(family_kit, "qwen3-reranker-original", family="qwen3-reranker", instruction=OTHER)
+    expected = same.rank(QUERY, DOCUMENTS)
+    assert [r["score"] for r in rows] == pytest.approx([h.score for h in expected], abs=1e-6)
+    assert main([*argv[:-4], "--family", "nope"]) == 2
+    assert "--family" in capsys.readouterr().err

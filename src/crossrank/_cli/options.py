@@ -24,6 +24,12 @@ SCORER_FLAGS: tuple[str, ...] = (
     "batch_size",
     "max_tokens_per_batch",
     "max_length",
+    "family",
+    "instruction",
+    "prompt_name",
+    "template",
+    "true_token",
+    "false_token",
     "activation",
     "calibration",
     "fusion",
@@ -108,6 +114,7 @@ def add_scorer_options(
 def _option_specs(activation: bool, fusion: bool) -> list[tuple[str, str, dict[str, Any]]]:
     """(scorer option, help, add_argument keywords) for every flag but --model/--backend."""
     from crossrank.calibration import ACTIVATIONS
+    from crossrank.families.detect import FAMILIES
     from crossrank.fusion import FUSIONS, NORMALIZATIONS
     from crossrank.windows import AGGREGATIONS
 
@@ -132,6 +139,26 @@ def _option_specs(activation: bool, fusion: bool) -> list[tuple[str, str, dict[s
             count(),
         ),
         ("max_length", "tokens per pair the model reads (default: the model's limit)", count()),
+        (
+            "family",
+            "how the checkpoint is read (default: detected from its files)",
+            {"choices": FAMILIES, "metavar": "F"},
+        ),
+        (
+            "instruction",
+            "task instruction (a sentence-transformers prompt; '' for none; default: the "
+            "model's saved default prompt, else its template's default)",
+            path("TEXT"),
+        ),
+        ("prompt_name", "one of the prompts the checkpoint saved", path("NAME")),
+        (
+            "template",
+            "format string of the model's input, with {query} and {document} (and "
+            "{instruction}), for a causal LM without its own",
+            path("TEXT"),
+        ),
+        ("true_token", "causal LM without a LogitScore: the token scored (e.g. yes)", path("T")),
+        ("false_token", "with --true-token: the token subtracted (e.g. no)", path("T")),
     ]
     if activation:
         specs += [
