@@ -121,8 +121,18 @@ def test_fused_hits_over_the_wire_equal_the_local_ones(
             for h in local.rerank(QUERIES[2], texts, **call).hits
         ],
     )
-    with pytest.raises(ValueError, match="needs protocol='crossrank'"):
-        RemoteScorer(served.url, protocol="tei", fusion="linear")
+    # Over TEI's /rerank only scores travel: fusion runs here, on the logits, and gives the
+    # core's fused order and scores.
+    for settings in FUSIONS[1:]:
+        local = CrossEncoderScorer(model_dir, device="cpu", **settings)
+        tei = _remote(served.url, provider="tei", **settings)
+        got = tei.rerank(QUERIES[1], texts, first_stage_scores=first, top_k=6)
+        want = local.rerank(QUERIES[1], texts, first_stage_scores=first, top_k=6)
+        assert got.skipped == want.skipped == [5]
+        _same(
+            [(str(h.index), h.score, h.model_score) for h in got.hits],
+            [(str(h.index), h.score, h.model_score) for h in want.hits],
+        )
 
 
 # ---------------------------------------------------------------------- Haystack
@@ -173,10 +183,15 @@ def test_haystack_saves_the_remote_scorer_with_the_key_as_an_env_secret(
     )
     assert data["init_parameters"]["scorer"] == {
         "url": served.url,
-        "protocol": "crossrank",
+        "provider": "crossrank",
+        "route": None,
+        "model": None,
         "timeout": 30.0,
         "retries": 3,
-        "model": None,
+        "max_length": None,
+        "truncate": True,
+        "max_documents": None,
+        "tokenizer": None,
         "fusion": "linear",
         "fusion_weight": 0.5,
         "fusion_normalization": "zscore",
