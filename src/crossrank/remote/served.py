@@ -18,7 +18,19 @@ __all__ = ["details_plan", "rank_plan", "rerank_plan"]
 
 
 def _usage(replies: Sequence[Reply]) -> dict[str, float]:
-    return {"requests": float(len(replies))}
+    """The requests sent, plus what a server forwarding to a provider reports that the
+    provider charged (its ``crossrank.usage``; its ``requests`` as ``provider_requests``)."""
+    usage = {"requests": float(len(replies))}
+    for reply in replies:
+        extra = reply.body.get("crossrank") if isinstance(reply.body, dict) else None
+        upstream = extra.get("usage") if isinstance(extra, dict) else None
+        if not isinstance(upstream, dict):
+            continue
+        for unit, amount in upstream.items():
+            if isinstance(amount, (int, float)) and not isinstance(amount, bool):
+                name = "provider_requests" if unit == "requests" else str(unit)
+                usage[name] = usage.get(name, 0.0) + float(amount)
+    return usage
 
 
 def details_plan(
