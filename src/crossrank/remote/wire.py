@@ -73,6 +73,11 @@ class Provider:
         info_path: ``GET`` path describing the served model (None: none).
         health_path: ``GET`` path that answers 200 once the model is ready (None: none).
         source: Where the request and answer shapes come from (docs).
+        results_key: Where the answer's results are (None: the answer is their list).
+        score_key: Each result's score field.
+        usage_keys: The numeric fields of the answer's ``usage`` object that are kept.
+        model_default, documents_limit, carried: :attr:`default_model`,
+            :attr:`max_documents` and :attr:`carries` on every route.
     """
 
     name: ClassVar[str]
@@ -84,6 +89,12 @@ class Provider:
     info_path: ClassVar[str | None] = None
     health_path: ClassVar[str | None] = None
     source: ClassVar[str] = ""
+    results_key: ClassVar[str | None] = "results"
+    score_key: ClassVar[str] = "relevance_score"
+    usage_keys: ClassVar[tuple[str, ...]] = ()
+    model_default: ClassVar[str | None] = None
+    documents_limit: ClassVar[int | None] = None
+    carried: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, route: str | None = None) -> None:
         chosen = self.routes[0] if route is None else route
@@ -101,13 +112,13 @@ class Provider:
     @property
     def default_model(self) -> str | None:
         """The model sent when none is given (None: send none)."""
-        return None
+        return self.model_default
 
     @property
     def max_documents(self) -> int | None:
         """Documents one request may hold (None: no documented limit); a call with more is
         split into several requests."""
-        return None
+        return self.documents_limit
 
     def max_documents_for(self, model: str | None) -> int | None:
         """:attr:`max_documents` for ``model`` (a provider whose limit depends on the model
@@ -118,7 +129,7 @@ class Provider:
     def carries(self) -> frozenset[str]:
         """The truncation settings it takes per request: ``"max_length"`` (a token limit)
         and ``"truncate"`` (an error instead of truncating)."""
-        return frozenset()
+        return self.carried
 
     # ---------------------------------------------------------------- the wire
 
@@ -131,16 +142,19 @@ class Provider:
         raise NotImplementedError
 
     def scores(self, answer: Any, count: int) -> list[float]:
-        """One score per document sent, in input order.
+        """One score per document sent, in input order (each result's :attr:`score_key`,
+        found by its ``index`` under :attr:`results_key`).
 
         Raises:
             WireError: The answer is not in the documented form.
         """
-        raise NotImplementedError
+        return indexed_scores(results_of(answer, self.results_key), count, self.score_key)
 
     def usage(self, reply: Reply) -> dict[str, float]:
-        """What the answer says it cost (search units, tokens), by name; ``{}``: nothing."""
-        return {}
+        """What the answer says it cost (search units, tokens), by name: the
+        :attr:`usage_keys` of its ``usage`` object; ``{}``: nothing."""
+        body = reply.body if isinstance(reply.body, dict) else {}
+        return numbers(body.get("usage"), self.usage_keys)
 
 
 def results_of(answer: Any, key: str | None) -> list[dict[str, Any]]:

@@ -26,14 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from crossrank.remote.wire import (
-    Provider,
-    Reply,
-    WireOptions,
-    indexed_scores,
-    numbers,
-    results_of,
-)
+from crossrank.remote.wire import Provider, Reply, WireOptions, numbers
 
 __all__ = ["CohereProvider"]
 
@@ -73,9 +66,6 @@ class CohereProvider(Provider):
         if self.route != V1 and options.max_length is not None:
             body["max_tokens_per_doc"] = options.max_length
         return body
-
-    def scores(self, answer: Any, count: int) -> list[float]:
-        return indexed_scores(results_of(answer, "results"), count, "relevance_score")
 
     def usage(self, reply: Reply) -> dict[str, float]:
         meta = reply.body.get("meta") if isinstance(reply.body, dict) else None

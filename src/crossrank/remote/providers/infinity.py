@@ -22,14 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from crossrank.remote.wire import (
-    Provider,
-    Reply,
-    WireOptions,
-    indexed_scores,
-    numbers,
-    results_of,
-)
+from crossrank.remote.wire import Provider, WireOptions
 
 __all__ = ["InfinityProvider"]
 
@@ -43,10 +36,8 @@ class InfinityProvider(Provider):
     raw_scores = True
     health_path = "/health"
     source = "michaelfeil/infinity fastapi_schemas/pymodels.py, errors.py (fcb951c)"
-
-    @property
-    def max_documents(self) -> int | None:
-        return 2048
+    usage_keys = ("prompt_tokens", "total_tokens")
+    documents_limit = 2048
 
     def body(self, query: str, documents: Sequence[str], options: WireOptions) -> dict[str, Any]:
         body: dict[str, Any] = {"query": query, "documents": list(documents)}
@@ -54,10 +45,3 @@ class InfinityProvider(Provider):
             body["model"] = options.model
         body["raw_scores"] = options.raw
         return body
-
-    def scores(self, answer: Any, count: int) -> list[float]:
-        return indexed_scores(results_of(answer, "results"), count, "relevance_score")
-
-    def usage(self, reply: Reply) -> dict[str, float]:
-        body = reply.body if isinstance(reply.body, dict) else {}
-        return numbers(body.get("usage"), ("prompt_tokens", "total_tokens"))

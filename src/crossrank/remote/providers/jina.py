@@ -24,14 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from crossrank.remote.wire import (
-    Provider,
-    Reply,
-    WireOptions,
-    indexed_scores,
-    numbers,
-    results_of,
-)
+from crossrank.remote.wire import Provider, WireOptions
 
 __all__ = ["JinaProvider"]
 
@@ -45,20 +38,11 @@ class JinaProvider(Provider):
     endpoint = "https://api.jina.ai"
     key_env = "JINA_API_KEY"
     source = "haystack-core-integrations JinaRanker; Jina model cards; docs.newapi.pro [3p]"
-
-    @property
-    def default_model(self) -> str | None:
-        return "jina-reranker-v2-base-multilingual"
+    usage_keys = ("total_tokens", "prompt_tokens")
+    model_default = "jina-reranker-v2-base-multilingual"
 
     def body(self, query: str, documents: Sequence[str], options: WireOptions) -> dict[str, Any]:
         body: dict[str, Any] = {}
         if options.model is not None:
             body["model"] = options.model
         return body | {"query": query, "documents": list(documents), "return_documents": False}
-
-    def scores(self, answer: Any, count: int) -> list[float]:
-        return indexed_scores(results_of(answer, "results"), count, "relevance_score")
-
-    def usage(self, reply: Reply) -> dict[str, float]:
-        body = reply.body if isinstance(reply.body, dict) else {}
-        return numbers(body.get("usage"), ("total_tokens", "prompt_tokens"))

@@ -19,14 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from crossrank.remote.wire import (
-    Provider,
-    Reply,
-    WireOptions,
-    indexed_scores,
-    numbers,
-    results_of,
-)
+from crossrank.remote.wire import Provider, WireOptions
 
 __all__ = ["MixedbreadProvider"]
 
@@ -40,24 +33,14 @@ class MixedbreadProvider(Provider):
     endpoint = "https://api.mixedbread.com"
     key_env = "MXBAI_API_KEY"
     source = "mixedbread.com/api-reference/endpoints/reranking"
-
-    @property
-    def default_model(self) -> str | None:
-        return "mixedbread-ai/mxbai-rerank-large-v2"
-
-    @property
-    def max_documents(self) -> int | None:
-        return 1000
+    results_key = "data"
+    score_key = "score"
+    usage_keys = ("total_tokens", "prompt_tokens")
+    model_default = "mixedbread-ai/mxbai-rerank-large-v2"
+    documents_limit = 1000
 
     def body(self, query: str, documents: Sequence[str], options: WireOptions) -> dict[str, Any]:
         body: dict[str, Any] = {}
         if options.model is not None:
             body["model"] = options.model
         return body | {"query": query, "input": list(documents), "return_input": False}
-
-    def scores(self, answer: Any, count: int) -> list[float]:
-        return indexed_scores(results_of(answer, "data"), count, "score")
-
-    def usage(self, reply: Reply) -> dict[str, float]:
-        body = reply.body if isinstance(reply.body, dict) else {}
-        return numbers(body.get("usage"), ("total_tokens", "prompt_tokens"))

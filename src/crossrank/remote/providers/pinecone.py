@@ -28,14 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from crossrank.remote.wire import (
-    Provider,
-    Reply,
-    WireOptions,
-    indexed_scores,
-    numbers,
-    results_of,
-)
+from crossrank.remote.wire import Provider, WireOptions
 
 __all__ = ["API_VERSION", "PineconeProvider"]
 
@@ -54,21 +47,15 @@ class PineconeProvider(Provider):
     endpoint = "https://api.pinecone.io"
     key_env = "PINECONE_API_KEY"
     source = "pinecone-io/pinecone-api 2026-07/inference_2026-07.oas.yaml; docs.pinecone.io"
-
-    @property
-    def default_model(self) -> str | None:
-        return "bge-reranker-v2-m3"
-
-    @property
-    def max_documents(self) -> int | None:
-        return 100
+    results_key = "data"
+    score_key = "score"
+    usage_keys = ("rerank_units",)
+    model_default = "bge-reranker-v2-m3"
+    documents_limit = 100
+    carried = frozenset({"truncate"})
 
     def max_documents_for(self, model: str | None) -> int | None:
         return _MAX_DOCUMENTS.get(model or "", 100)
-
-    @property
-    def carries(self) -> frozenset[str]:
-        return frozenset({"truncate"})
 
     def headers(self, key: str | None) -> dict[str, str]:
         headers = {"X-Pinecone-Api-Version": API_VERSION}
@@ -88,10 +75,3 @@ class PineconeProvider(Provider):
         if not options.truncate:
             body["parameters"] = {"truncate": "NONE"}
         return body
-
-    def scores(self, answer: Any, count: int) -> list[float]:
-        return indexed_scores(results_of(answer, "data"), count, "score")
-
-    def usage(self, reply: Reply) -> dict[str, float]:
-        body = reply.body if isinstance(reply.body, dict) else {}
-        return numbers(body.get("usage"), ("rerank_units",))

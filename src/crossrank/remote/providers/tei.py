@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from crossrank.remote.wire import Provider, Reply, WireOptions, indexed_scores, results_of
+from crossrank.remote.wire import Provider, Reply, WireOptions
 
 __all__ = ["TEIProvider"]
 
@@ -39,14 +39,10 @@ class TEIProvider(Provider):
     info_path = "/info"
     health_path = "/health"
     source = "huggingface/text-embeddings-inference router/src/http/types.rs, server.rs"
-
-    @property
-    def max_documents(self) -> int | None:
-        return 32  # --max-client-batch-size's default; GET /info tells the server's own
-
-    @property
-    def carries(self) -> frozenset[str]:
-        return frozenset({"truncate"})
+    results_key = None
+    score_key = "score"
+    documents_limit = 32  # --max-client-batch-size's default; GET /info tells the server's own
+    carried = frozenset({"truncate"})
 
     def body(self, query: str, documents: Sequence[str], options: WireOptions) -> dict[str, Any]:
         return {
@@ -55,9 +51,6 @@ class TEIProvider(Provider):
             "raw_scores": options.raw,
             "truncate": options.truncate,
         }
-
-    def scores(self, answer: Any, count: int) -> list[float]:
-        return indexed_scores(results_of(answer, None), count, "score")
 
     def usage(self, reply: Reply) -> dict[str, float]:
         tokens = reply.headers.get("x-compute-tokens", "")

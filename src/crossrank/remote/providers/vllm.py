@@ -25,14 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from crossrank.remote.wire import (
-    Provider,
-    Reply,
-    WireOptions,
-    indexed_scores,
-    numbers,
-    results_of,
-)
+from crossrank.remote.wire import Provider, WireOptions, indexed_scores, results_of
 
 __all__ = ["VLLMProvider"]
 
@@ -48,10 +41,8 @@ class VLLMProvider(Provider):
     raw_scores = True
     health_path = "/health"
     source = "vllm-project/vllm vllm/entrypoints/pooling/scoring/protocol.py, api_router.py"
-
-    @property
-    def carries(self) -> frozenset[str]:
-        return frozenset({"max_length"})
+    usage_keys = ("prompt_tokens", "total_tokens")
+    carried = frozenset({"max_length"})
 
     def body(self, query: str, documents: Sequence[str], options: WireOptions) -> dict[str, Any]:
         body: dict[str, Any] = {}
@@ -69,8 +60,4 @@ class VLLMProvider(Provider):
     def scores(self, answer: Any, count: int) -> list[float]:
         if self.route == SCORE:
             return indexed_scores(results_of(answer, "data"), count, "score")
-        return indexed_scores(results_of(answer, "results"), count, "relevance_score")
-
-    def usage(self, reply: Reply) -> dict[str, float]:
-        body = reply.body if isinstance(reply.body, dict) else {}
-        return numbers(body.get("usage"), ("prompt_tokens", "total_tokens"))
+        return super().scores(answer, count)

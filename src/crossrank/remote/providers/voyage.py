@@ -22,14 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from crossrank.remote.wire import (
-    Provider,
-    Reply,
-    WireOptions,
-    indexed_scores,
-    numbers,
-    results_of,
-)
+from crossrank.remote.wire import Provider, WireOptions
 
 __all__ = ["VoyageProvider"]
 
@@ -43,18 +36,11 @@ class VoyageProvider(Provider):
     endpoint = "https://api.voyageai.com"
     key_env = "VOYAGE_API_KEY"
     source = "docs.voyageai.com/docs/reranker; voyageai SDK RerankRequest"
-
-    @property
-    def default_model(self) -> str | None:
-        return "rerank-2.5"
-
-    @property
-    def max_documents(self) -> int | None:
-        return 1000
-
-    @property
-    def carries(self) -> frozenset[str]:
-        return frozenset({"truncate"})
+    results_key = "data"
+    usage_keys = ("total_tokens",)
+    model_default = "rerank-2.5"
+    documents_limit = 1000
+    carried = frozenset({"truncate"})
 
     def body(self, query: str, documents: Sequence[str], options: WireOptions) -> dict[str, Any]:
         body: dict[str, Any] = {"query": query, "documents": list(documents)}
@@ -62,10 +48,3 @@ class VoyageProvider(Provider):
             body["model"] = options.model
         body["truncation"] = options.truncate
         return body
-
-    def scores(self, answer: Any, count: int) -> list[float]:
-        return indexed_scores(results_of(answer, "data"), count, "relevance_score")
-
-    def usage(self, reply: Reply) -> dict[str, float]:
-        body = reply.body if isinstance(reply.body, dict) else {}
-        return numbers(body.get("usage"), ("total_tokens",))
