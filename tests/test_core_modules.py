@@ -207,6 +207,8 @@ def test_resolve_source(tiny_model_dir: Path) -> None:
         ("crossrank.remote.transport", ["CONCURRENT_REQUESTS", "RETRY_STATUSES", "Transport"]),
         ("crossrank.remote.settings", ["OLD_PROTOCOLS", "Resolved", "check_truncation",
                                        "resolve"]),
+        ("crossrank.remote.flags", ["PROVIDER_FLAGS", "REMOTE_SCORER_OPTIONS",
+                                    "add_provider_options", "remote_scorer"]),
         ("crossrank.serve", ["ApiKeys", "Batching", "Engine", "Limits", "Metrics", "RowBatcher",
                              "ScoreCall", "ScoreResult", "Server", "create_app",
                              "running_server"]),

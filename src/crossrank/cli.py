@@ -41,6 +41,7 @@ from crossrank._cli_checks import (
 )
 from crossrank._quiet import drop_log_records
 from crossrank._version import __version__
+from crossrank.remote.flags import add_provider_options, remote_scorer
 from crossrank.runtimes.backends import BACKENDS
 
 __all__ = ["SCORER_FLAGS", "add_scorer_options", "main", "positive_int", "scorer_kwargs"]
@@ -461,7 +462,8 @@ def _rerank(args: argparse.Namespace) -> int:
         document_text(r.get(title_field) if title_field else None, c)
         for r, c in zip(records, contents, strict=True)
     ]
-    scorer = CrossEncoderScorer(**scorer_kwargs(args))
+    options = scorer_kwargs(args)
+    scorer = remote_scorer(args, options) or CrossEncoderScorer(**options)
     with drop_log_records("have no text"):  # reported once, below, with lines or ids
         outcome = scorer.rerank(
             args.query,
@@ -616,6 +618,7 @@ def _add_rerank(subparsers: Any) -> None:
         "--quiet", action="store_true", help="no notes or warnings on stderr (errors still print)"
     )
     add_scorer_options(p)
+    add_provider_options(p)  # --provider NAME[:MODEL], --url: a RemoteScorer instead
     p.set_defaults(func=_rerank)
 
 
@@ -703,6 +706,11 @@ def _serve(args: argparse.Namespace) -> int:
     from crossrank.serve import ray_app
 
     if args.ray:
+        if args.provider or args.url:
+            raise InputError(
+                f"--ray serves local models; {'--provider' if args.provider else '--url'} is "
+                "served by one process: leave out --ray"
+            )
         return ray_app.run_ray_serve(args)
     ray_app.check_ray_flags(args)  # a Ray flag without --ray is a usage error
     return serve.run_serve(args)

@@ -18,6 +18,8 @@ from typing import Any
 
 from crossrank._cli_checks import EXIT_FAILURE, InputError, require_modules
 from crossrank.cli import add_scorer_options, positive_int, scorer_kwargs
+from crossrank.remote import RemoteScorer
+from crossrank.remote.flags import add_provider_options, remote_scorer
 
 __all__ = ["add_serve_arguments", "run_serve"]
 
@@ -132,6 +134,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         "--quiet", action="store_true", help="no access log, notes or warnings (errors print)"
     )
     add_scorer_options(p)
+    add_provider_options(p)  # --provider NAME[:MODEL]: forward to a provider instead
     return p
 
 
@@ -142,6 +145,13 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _describe(scorer: Any) -> str:
+    """What the server serves, for its first line."""
+    if isinstance(scorer, RemoteScorer):
+        return f"{scorer.model_name} (forwarding to {scorer.provider} at {scorer.url})"
+    return f"{scorer.model_name} ({scorer.active_backend}, max_length {scorer.max_length})"
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -170,7 +180,8 @@ def run_serve(args: argparse.Namespace) -> int:
         max_batch_tokens=args.max_batch_tokens,
         max_batch_rows=args.max_batch_pairs,
     )
-    scorer = CrossEncoderScorer(**scorer_kwargs(args))
+    options = scorer_kwargs(args)
+    scorer = remote_scorer(args, options) or CrossEncoderScorer(**options)
     try:
         sock = bind(args.host, args.port)
     except OSError as e:
@@ -180,6 +191,7 @@ def run_serve(args: argparse.Namespace) -> int:
         ) from e
     with sock:
         scorer.warm_up()  # a model that does not load: exit 1 before serving anything
+        # (a self-hosted provider that does not answer too; a hosted one is not called)
         if not keys and not _is_loopback(args.host):
             logger.warning(
                 "crossrank serve: listening on %s without an API key: anyone who can reach "
@@ -206,9 +218,8 @@ def run_serve(args: argparse.Namespace) -> int:
         if not args.quiet:
             shown = f"[{host}]" if ":" in host else host
             print(
-                f"crossrank serve: {scorer.model_name} ({scorer.active_backend}, max_length "
-                f"{scorer.max_length}) on http://{shown}:{port} (POST /rerank, /v1/rerank; GET "
-                f"/health, /info, /metrics){'; API key required' if keys else ''}",
+                f"crossrank serve: {_describe(scorer)} on http://{shown}:{port} (POST /rerank, "
+                f"/v1/rerank; GET /health, /info, /metrics){'; API key required' if keys else ''}",
                 file=sys.stderr,
                 flush=True,
             )
