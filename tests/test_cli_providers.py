@@ -12,29 +12,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from provider_kit import KEY, FakeProviders, fake_providers
-from serve_kit import QUERIES, TEXTS, spread_model
+from provider_kit import KEY, FakeProviders
+from serve_kit import QUERIES, TEXTS
 
 from crossrank import CrossEncoderScorer, RemoteScorer
 from crossrank.cli import main
 
 pytestmark = pytest.mark.timeout(240)
-
-
-@pytest.fixture(scope="module")
-def local(tmp_path_factory: pytest.TempPathFactory) -> CrossEncoderScorer:
-    return CrossEncoderScorer(spread_model(tmp_path_factory), device="cpu")
-
-
-@pytest.fixture(scope="module")
-def fakes(local: CrossEncoderScorer) -> Iterator[FakeProviders]:
-    with fake_providers(local) as running:
-        yield running
 
 
 @pytest.fixture
@@ -53,7 +41,7 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 
 def test_rerank_with_a_provider_writes_the_cores_ranking(
     fakes: FakeProviders,
-    local: CrossEncoderScorer,
+    spread_scorer: CrossEncoderScorer,
     candidates: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
@@ -66,7 +54,7 @@ def test_rerank_with_a_provider_writes_the_cores_ranking(
     )
     assert code == 0, err
     rows = [json.loads(line) for line in out.splitlines()]
-    want = local.rerank(QUERIES[0], TEXTS, top_k=3)
+    want = spread_scorer.rerank(QUERIES[0], TEXTS, top_k=3)
     assert [r["id"] for r in rows] == [f"d{h.index}" for h in want.hits]
     np.testing.assert_allclose([r["score"] for r in rows], [h.score for h in want.hits], atol=1e-6)
     assert fakes.sent("voyage")[-1].body["model"] == "rerank-2.5-lite"
@@ -74,11 +62,11 @@ def test_rerank_with_a_provider_writes_the_cores_ranking(
     code, out, err = _run(
         [*base, "--provider", "voyage", "--url", fakes.url("voyage"), "--fusion", "rrf",
          "--first-stage-field", "bm25", "--token-budget", "12", "--tokenizer",
-         local.model_name],
+         spread_scorer.model_name],
         capsys,
     )  # fmt: skip
     assert code == 0, err
-    fused = local.rerank(QUERIES[0], TEXTS, fusion="rrf", token_budget=12,
+    fused = spread_scorer.rerank(QUERIES[0], TEXTS, fusion="rrf", token_budget=12,
                          first_stage_scores=[float(i % 3) for i in range(len(TEXTS))])  # fmt: skip
     assert [json.loads(line)["id"] for line in out.splitlines()] == [
         f"d{h.index}" for h in fused.hits
@@ -130,7 +118,7 @@ def test_bad_provider_flags_are_one_line_naming_the_flag(
 
 
 def test_serve_with_a_provider_forwards_to_it(
-    fakes: FakeProviders, local: CrossEncoderScorer, tmp_path: Path
+    fakes: FakeProviders, spread_scorer: CrossEncoderScorer, tmp_path: Path
 ) -> None:
     """``crossrank serve --provider cohere:rerank-v3.5 --url FAKE``, a real process on a free
     port: its clients get the provider's scores, the provider sees only the server's key."""
@@ -144,7 +132,9 @@ def test_serve_with_a_provider_forwards_to_it(
             client = RemoteScorer(url, api_key_env="CROSSRANK_SERVE_CLIENTS_FOR_TEST", retries=0)
             scores = client.score(QUERIES[1], TEXTS)
             client.close()
-            np.testing.assert_allclose(scores, local.score(QUERIES[1], TEXTS), rtol=0, atol=1e-6)
+            np.testing.assert_allclose(
+                scores, spread_scorer.score(QUERIES[1], TEXTS), rtol=0, atol=1e-6
+            )
             sent = {r.headers["authorization"] for r in fakes.sent("cohere")}
             assert sent == {f"Bearer {KEY}"}
         finally:

@@ -21,8 +21,8 @@ from pipeline_kit import (
     llama_run,
     same_hits,
 )
-from provider_kit import KEY, FakeProviders, fake_providers
-from serve_kit import QUERIES, spread_model
+from provider_kit import KEY, FakeProviders
+from serve_kit import QUERIES
 
 from crossrank import CrossEncoderScorer, RemoteScorer
 from crossrank.eval.first_stage import BM25Retriever
@@ -55,17 +55,6 @@ def _keys(monkeypatch_module: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def local(tmp_path_factory: pytest.TempPathFactory) -> CrossEncoderScorer:
-    return CrossEncoderScorer(spread_model(tmp_path_factory), device="cpu")
-
-
-@pytest.fixture(scope="module")
-def fakes(local: CrossEncoderScorer) -> Iterator[FakeProviders]:
-    with fake_providers(local) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def bm25() -> BM25Retriever:
     return corpus_bm25()
 
@@ -76,9 +65,9 @@ def provider_scorer(fakes: FakeProviders, name: str, **kwargs: Any) -> RemoteSco
 
 @pytest.mark.parametrize("name", NAMES)
 def test_every_adapters_pipeline_ranks_with_a_provider_as_with_the_local_model(
-    fakes: FakeProviders, local: CrossEncoderScorer, bm25: BM25Retriever, name: str
+    fakes: FakeProviders, spread_scorer: CrossEncoderScorer, bm25: BM25Retriever, name: str
 ) -> None:
-    model = local.model_name
+    model = spread_scorer.model_name
     for fusion in ({}, {"fusion": "linear", "fusion_weight": 0.3}):
         remote = provider_scorer(fakes, name, **fusion)
         pipelines = (

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from provider_kit import KEY, MAX_WORDS, Failure, FakeProviders, fake_providers
-from serve_kit import QUERIES, TEXTS, request_texts, spread_model
+from provider_kit import KEY, MAX_WORDS, Failure, FakeProviders
+from serve_kit import QUERIES, TEXTS, request_texts
 
 from crossrank import CrossEncoderScorer, RemoteScorer, RemoteScorerError
 from crossrank.remote import PROVIDERS, RemoteRequestError, make_provider
@@ -45,19 +45,6 @@ def _keys(monkeypatch_module: pytest.MonkeyPatch) -> None:
         assert env is not None
         monkeypatch_module.setenv(env, KEY)
     monkeypatch_module.setenv(SERVER_ENV, KEY)
-
-
-@pytest.fixture(scope="module")
-def local(tmp_path_factory: pytest.TempPathFactory) -> CrossEncoderScorer:
-    scorer = CrossEncoderScorer(spread_model(tmp_path_factory), device="cpu")
-    scorer.warm_up()
-    return scorer
-
-
-@pytest.fixture(scope="module")
-def fakes(local: CrossEncoderScorer) -> Iterator[FakeProviders]:
-    with fake_providers(local) as running:
-        yield running
 
 
 @pytest.fixture(autouse=True)
@@ -92,18 +79,18 @@ def same(got: list[tuple[int, float, float | None]], want: list[Any]) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_each_provider_gives_the_cores_scores_sync_and_async(
-    fakes: FakeProviders, local: CrossEncoderScorer, name: str
+    fakes: FakeProviders, spread_scorer: CrossEncoderScorer, name: str
 ) -> None:
     scorer = remote(fakes, name)
     texts = TEXTS[:6]
     np.testing.assert_allclose(
-        scorer.score(QUERIES[0], texts), local.score(QUERIES[0], texts), rtol=0, atol=1e-6
+        scorer.score(QUERIES[0], texts), spread_scorer.score(QUERIES[0], texts), rtol=0, atol=1e-6
     )
     details = scorer.score_details(QUERIES[0], texts)
     assert details.truncated == [False] * 6 and details.pairs == 6
     assert details.usage is not None and details.usage["requests"] == 1
     out = scorer.rerank(QUERIES[2], CANDIDATES, top_k=4)
-    want = local.rerank(QUERIES[2], CANDIDATES, top_k=4)
+    want = spread_scorer.rerank(QUERIES[2], CANDIDATES, top_k=4)
     assert out.skipped == want.skipped == [1, 6] and out.pairs == 6
     same(hits_of(out), hits_of(want))
 
@@ -114,7 +101,7 @@ def test_each_provider_gives_the_cores_scores_sync_and_async(
 
     again, scores = asyncio.run(both())
     same(hits_of(again), hits_of(want))
-    np.testing.assert_allclose(scores, local.score(QUERIES[0], texts), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(scores, spread_scorer.score(QUERIES[0], texts), rtol=0, atol=1e-6)
     assert scorer.rank(QUERIES[1], []) == [] and fakes.sent(name)  # no request for nothing
 
 
@@ -130,7 +117,7 @@ SELECTIONS: list[dict[str, Any]] = [
 
 @pytest.mark.parametrize("name", NAMES)
 def test_selection_and_fusion_run_here_and_equal_the_cores(
-    fakes: FakeProviders, local: CrossEncoderScorer, name: str
+    fakes: FakeProviders, spread_scorer: CrossEncoderScorer, name: str
 ) -> None:
     """Everything that needs only scores runs on this side, on the provider's scores: the
     same hits, scores and model scores as the core's on the same model."""
@@ -140,12 +127,14 @@ def test_selection_and_fusion_run_here_and_equal_the_cores(
         extra = {"first_stage_scores": first} if "fusion" in options else {}
         for query in QUERIES[:3]:
             got = scorer.rerank(query, CANDIDATES, **options, **extra)
-            want = local.rerank(query, CANDIDATES, **options, **extra)  # type: ignore[arg-type]
+            want = spread_scorer.rerank(query, CANDIDATES, **options, **extra)  # type: ignore[arg-type]
             assert got.skipped == want.skipped
             same(hits_of(got), hits_of(want))
     # A scorer-level fusion setting is applied to every call, as the core's is.
     fused = remote(fakes, name, fusion="rrf", fusion_weight=0.4)
-    core = CrossEncoderScorer(local.model_name, device="cpu", fusion="rrf", fusion_weight=0.4)
+    core = CrossEncoderScorer(
+        spread_scorer.model_name, device="cpu", fusion="rrf", fusion_weight=0.4
+    )
     same(
         hits_of(fused.rerank(QUERIES[4], CANDIDATES, first_stage_scores=first)),
         hits_of(core.rerank(QUERIES[4], CANDIDATES, first_stage_scores=first)),
@@ -153,33 +142,33 @@ def test_selection_and_fusion_run_here_and_equal_the_cores(
     rank = scorer.rank(QUERIES[5], TEXTS, top_k=3, min_relative_score=0.9)
     same(
         [(h.index, h.score, None) for h in rank],
-        [(h.index, h.score, None) for h in local.rank(QUERIES[5], TEXTS, top_k=3,
+        [(h.index, h.score, None) for h in spread_scorer.rank(QUERIES[5], TEXTS, top_k=3,
                                                      min_relative_score=0.9)],
     )  # fmt: skip
 
 
 @pytest.mark.parametrize("name", ["tei", "vllm", "infinity"])
 def test_providers_that_return_logits_honour_activation_raw(
-    fakes: FakeProviders, local: CrossEncoderScorer, name: str
+    fakes: FakeProviders, spread_scorer: CrossEncoderScorer, name: str
 ) -> None:
     scorer = remote(fakes, name)
     got = scorer.rerank(QUERIES[3], CANDIDATES, activation="raw")
-    same(hits_of(got), hits_of(local.rerank(QUERIES[3], CANDIDATES, activation="raw")))
+    same(hits_of(got), hits_of(spread_scorer.rerank(QUERIES[3], CANDIDATES, activation="raw")))
     raw = scorer.score_details(QUERIES[3], TEXTS, activation="raw").scores
     np.testing.assert_allclose(
-        raw, local.score_details(QUERIES[3], TEXTS, activation="raw").scores, atol=1e-6
+        raw, spread_scorer.score_details(QUERIES[3], TEXTS, activation="raw").scores, atol=1e-6
     )
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_the_token_budget_counts_a_local_tokenizer_or_characters(
-    fakes: FakeProviders, local: CrossEncoderScorer, name: str
+    fakes: FakeProviders, spread_scorer: CrossEncoderScorer, name: str
 ) -> None:
-    counted = remote(fakes, name, tokenizer=local.model_name)
+    counted = remote(fakes, name, tokenizer=spread_scorer.model_name)
     for budget in (5, 12, 30):
         same(
             hits_of(counted.rerank(QUERIES[1], CANDIDATES, token_budget=budget)),
-            hits_of(local.rerank(QUERIES[1], CANDIDATES, token_budget=budget)),
+            hits_of(spread_scorer.rerank(QUERIES[1], CANDIDATES, token_budget=budget)),
         )
     plain = remote(fakes, name)
     assert plain.count_tokens(["paris", "the dog"]) == [5, 7]  # characters
@@ -272,14 +261,16 @@ SPLITS = {  # provider: (documents, settings), past each documented limit
 
 @pytest.mark.parametrize("name", NAMES)
 def test_a_call_past_the_limit_is_split_and_merged_in_order(
-    fakes: FakeProviders, local: CrossEncoderScorer, name: str
+    fakes: FakeProviders, spread_scorer: CrossEncoderScorer, name: str
 ) -> None:
     count, settings = SPLITS[name]
     texts = [" ".join(request_texts(i, 2)) for i in range(count)]
     scorer = remote(fakes, name, **settings)
     limit = settings.get("max_documents") or scorer._limit()
     details = scorer.score_details(QUERIES[1], texts)
-    np.testing.assert_allclose(details.scores, local.score(QUERIES[1], texts), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        details.scores, spread_scorer.score(QUERIES[1], texts), rtol=0, atol=1e-5
+    )
     sent = fakes.sent(name)
     sizes = [len(r.body.get("texts") or r.body.get("input") or r.body["documents"]) for r in sent]
     assert sizes == [limit] * (count // limit) + ([count % limit] if count % limit else [])
@@ -296,7 +287,7 @@ def test_a_call_past_the_limit_is_split_and_merged_in_order(
     else:
         assert details.usage["total_tokens"] > 0
     top = scorer.rerank(QUERIES[1], texts, top_k=5)
-    want = local.rerank(QUERIES[1], texts, top_k=5)
+    want = spread_scorer.rerank(QUERIES[1], texts, top_k=5)
     same(hits_of(top), hits_of(want))
     asynchronous = asyncio.run(scorer.ascore_details(QUERIES[1], texts))
     np.testing.assert_allclose(asynchronous.scores, details.scores, rtol=0, atol=1e-6)
@@ -339,11 +330,11 @@ def test_a_wrong_key_names_the_variable_and_is_never_shown(
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("status", [429, 503])
 def test_rate_limits_are_retried_as_retry_after_asks(
-    fakes: FakeProviders, local: CrossEncoderScorer, name: str, status: int
+    fakes: FakeProviders, spread_scorer: CrossEncoderScorer, name: str, status: int
 ) -> None:
     fakes.fail(name, Failure(status, times=2, retry_after="0"))
     scores = remote(fakes, name, retries=2).score(Q, D)
-    np.testing.assert_allclose(scores, local.score(Q, D), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(scores, spread_scorer.score(Q, D), rtol=0, atol=1e-6)
     assert len(fakes.sent(name)) == 3
     fakes.fail(name, Failure(status, times=5, retry_after="0", message="slow down"))
     with pytest.raises(RemoteScorerError, match=f"answered {status} after 1 retries: slow down"):

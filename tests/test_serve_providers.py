@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import httpx
 import numpy as np
 import pytest
-from provider_kit import KEY, Failure, FakeProviders, fake_providers
-from serve_kit import QUERIES, TEXTS, metric, spread_model
+from provider_kit import KEY, Failure, FakeProviders
+from serve_kit import QUERIES, TEXTS, metric
 
 from crossrank import CrossEncoderScorer, RemoteScorer, RemoteScorerError
 from crossrank.remote import RemoteRequestError
@@ -27,17 +27,6 @@ pytestmark = pytest.mark.timeout(180)
 CLIENT_KEY = "client-key-for-the-crossrank-server"
 CANDIDATES: list[str | None] = [TEXTS[0], None, *TEXTS[3:7]]
 FIRST: list[float | None] = [1.0, None, 3.0, 0.5, 2.0, 4.0]
-
-
-@pytest.fixture(scope="module")
-def local(tmp_path_factory: pytest.TempPathFactory) -> CrossEncoderScorer:
-    return CrossEncoderScorer(spread_model(tmp_path_factory), device="cpu")
-
-
-@pytest.fixture(scope="module")
-def fakes(local: CrossEncoderScorer) -> Iterator[FakeProviders]:
-    with fake_providers(local) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +50,12 @@ def client(served: RunningServer, **kwargs: object) -> RemoteScorer:
 
 
 def test_clients_of_a_forwarding_server_get_the_cores_results(
-    served: RunningServer, fakes: FakeProviders, local: CrossEncoderScorer
+    served: RunningServer, fakes: FakeProviders, spread_scorer: CrossEncoderScorer
 ) -> None:
     own = client(served)
     out = own.rerank(QUERIES[0], CANDIDATES, top_k=3, fusion="rrf",
                      first_stage_scores=FIRST)  # fmt: skip
-    want = local.rerank(QUERIES[0], CANDIDATES, top_k=3, fusion="rrf",
+    want = spread_scorer.rerank(QUERIES[0], CANDIDATES, top_k=3, fusion="rrf",
                         first_stage_scores=FIRST)  # fmt: skip
     assert out.skipped == want.skipped == [1]
     assert [h.index for h in out.hits] == [h.index for h in want.hits]
@@ -78,7 +67,7 @@ def test_clients_of_a_forwarding_server_get_the_cores_results(
     }  # fmt: skip
     tei = client(served, provider="tei")
     np.testing.assert_allclose(
-        tei.score(QUERIES[1], TEXTS), local.score(QUERIES[1], TEXTS), rtol=0, atol=1e-6
+        tei.score(QUERIES[1], TEXTS), spread_scorer.score(QUERIES[1], TEXTS), rtol=0, atol=1e-6
     )
     # Only the server's key reached the provider.
     assert {r.headers["authorization"] for r in fakes.sent("cohere")} == {f"Bearer {KEY}"}
@@ -89,7 +78,7 @@ def test_clients_of_a_forwarding_server_get_the_cores_results(
 
 
 def test_many_pipelines_share_the_server_and_its_usage_is_counted(
-    served: RunningServer, fakes: FakeProviders, local: CrossEncoderScorer
+    served: RunningServer, fakes: FakeProviders, spread_scorer: CrossEncoderScorer
 ) -> None:
     headers = {"Authorization": f"Bearer {CLIENT_KEY}"}
     before = metric(served.url, "crossrank_provider_usage_total", headers)
@@ -100,7 +89,7 @@ def test_many_pipelines_share_the_server_and_its_usage_is_counted(
 
     results = asyncio.run(many())
     for query, scores in zip(QUERIES, results, strict=True):
-        np.testing.assert_allclose(scores, local.score(query, TEXTS), rtol=0, atol=1e-6)
+        np.testing.assert_allclose(scores, spread_scorer.score(query, TEXTS), rtol=0, atol=1e-6)
     text = httpx.get(served.url + "/metrics", headers=headers).text
     assert 'crossrank_provider_usage_total{provider="cohere",unit="search_units"}' in text
     assert 'crossrank_provider_usage_total{provider="cohere",unit="requests"}' in text
