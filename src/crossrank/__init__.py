@@ -6,6 +6,7 @@ Example:
     >>> hits = scorer.rank("query", ["text one", "text two"], top_k=1)
     >>> from crossrank import RemoteScorer
     >>> remote = RemoteScorer("http://127.0.0.1:8080")  # the same interface, on a server
+    >>> cohere = RemoteScorer(provider="cohere")  # or a hosted reranker (COHERE_API_KEY)
 """
 
 from crossrank._version import __version__
