@@ -235,3 +235,27 @@ def long_evidence_case(scifact, scifact_candidates, shared_scorer) -> LongEviden
         passage_start=len(filler) + 1,
         relevant_text=relevant_text,
     )
+
+
+@pytest.fixture(scope="module")
+def spread_scorer(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A loaded scorer on serve_kit's spread model (scores that differ between texts well
+    above batching noise), once per test module: the reference the remote tests compare
+    with, and what the fake providers score with."""
+    from serve_kit import spread_model
+
+    from crossrank import CrossEncoderScorer
+
+    scorer = CrossEncoderScorer(spread_model(tmp_path_factory), device="cpu")
+    scorer.warm_up()
+    return scorer
+
+
+@pytest.fixture(scope="module")
+def fakes(spread_scorer):  # type: ignore[no-untyped-def]
+    """Every fake provider (tests/provider_kit.py) on one local server, scoring with
+    ``spread_scorer``, once per test module."""
+    from provider_kit import fake_providers
+
+    with fake_providers(spread_scorer) as running:
+        yield running

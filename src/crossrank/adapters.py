@@ -333,10 +333,11 @@ def scorer_config(scorer: Any) -> dict[str, Any] | None:
 
     Returns:
         For a :class:`crossrank.RemoteScorer`, its :meth:`~crossrank.RemoteScorer.to_config`
-        (url, protocol, timeout, retries, model, fusion settings and ``api_key_env``, the
-        name of the variable holding the key; never the key). ``None`` for any other scorer:
-        a :class:`crossrank.CrossEncoderScorer` is saved as its settings
-        (:func:`scorer_settings`) and loads as a new scorer with the same settings.
+        (url, provider, route, model, timeouts, truncation, split and fusion settings and
+        ``api_key_env``, the name of the variable holding the key; never the key).
+        ``None`` for any other scorer: a :class:`crossrank.CrossEncoderScorer` is saved as
+        its settings (:func:`scorer_settings`) and loads as a new scorer with the same
+        settings.
 
     A key passed as ``RemoteScorer(api_key=...)`` is not written: the saved scorer then has
     no key, and a ``crossrank`` log warning says so. Pass ``api_key_env=`` for a key that

@@ -55,6 +55,7 @@ __all__ = [
     "FusionMethod",
     "Normalization",
     "check_first_stage_scores",
+    "first_stage_of",
     "fuse",
     "normalize",
     "reciprocal_ranks",
@@ -333,3 +334,35 @@ def check_first_stage_scores(
             raise ValueError(f"{name} must be a finite number, got {number}")
         out.append(number)
     return out
+
+
+def first_stage_of(
+    fusion: Fusion | None, values: Any, count: int, needed: Sequence[int]
+) -> list[float] | None:
+    """The first-stage scores of the candidates that are scored, checked; None without
+    fusion (where passing them is an error: they would be ignored).
+
+    Args:
+        fusion: The call's fusion (:func:`resolve_fusion`), None when off.
+        values: What the call passed as ``first_stage_scores``.
+        count: How many candidates there are.
+        needed: The positions that are scored.
+
+    Raises:
+        ValueError: Scores given with fusion off, missing with fusion on, or not one finite
+            score per scored candidate (see :func:`check_first_stage_scores`).
+    """
+    if fusion is None:
+        if values is not None:
+            raise ValueError(
+                "first_stage_scores are only used with fusion, and fusion is off; pass "
+                "fusion='linear' or 'rrf' (to this call or to the scorer), or leave "
+                "first_stage_scores out"
+            )
+        return None
+    if values is None:
+        raise ValueError(
+            f"{fusion.describe()} needs first_stage_scores: the first-stage retriever's "
+            "score of each candidate, one per text; pass them, or fusion='none' for this call"
+        )
+    return check_first_stage_scores(values, count=count, needed=needed)

@@ -32,7 +32,7 @@ from crossrank.fusion import (
     Fusion,
     FusionMethod,
     Normalization,
-    check_first_stage_scores,
+    first_stage_of,
     resolve_fusion,
 )
 from crossrank.loading import LoadedModel, load_model, reserved_load_kwargs
@@ -88,6 +88,9 @@ class ScoreDetails:
             the part read in ``truncate`` mode, the best window in ``chunk`` mode (None
             for a text with no tokens).
         windows: For each text, how many windows were scored (1 in ``truncate`` mode).
+        usage: What the call cost at a hosted provider, by unit, as it reports it
+            (``search_units``, ``total_tokens``, ``rerank_units``...) plus ``requests``, the
+            HTTP requests sent (:class:`crossrank.RemoteScorer`); None for a local scorer.
     """
 
     scores: list[float]
@@ -95,6 +98,7 @@ class ScoreDetails:
     pairs: int
     spans: list[tuple[int, int] | None] | None = None
     windows: list[int] | None = None
+    usage: dict[str, float] | None = None
 
     @property
     def num_truncated(self) -> int:
@@ -111,11 +115,14 @@ class Reranked:
         skipped: Indices of candidates with no text (None, empty or whitespace), which were
             not scored and are not in ``hits``.
         pairs: Number of (query, text) pairs the model scored.
+        usage: What the call cost at a hosted provider (see :attr:`ScoreDetails.usage`);
+            None for a local scorer.
     """
 
     hits: list[Hit]
     skipped: list[int]
     pairs: int
+    usage: dict[str, float] | None = None
 
 
 class CrossEncoderScorer:
@@ -619,7 +626,7 @@ class CrossEncoderScorer:
         token_budget = check_positive_int(token_budget, name="token_budget", allow_none=True)
         check_query(query)
         texts = check_texts(texts)
-        first = _first_stage(fused, first_stage_scores, len(texts), range(len(texts)))
+        first = first_stage_of(fused, first_stage_scores, len(texts), range(len(texts)))
         details, own = self._ordered(query, texts, self.activation, fused, first, instruction)
         kept = self._select(
             texts, details, top_k, score_threshold, min_relative_score, token_budget
@@ -694,7 +701,7 @@ class CrossEncoderScorer:
         scorable, skipped = split_blank(texts)
         scorable_texts = check_texts([texts[i] for i in scorable])
         scorable_contents = _check_contents(contents, texts, scorable, passages=passages)
-        first = _first_stage(fused, first_stage_scores, len(texts), scorable)
+        first = first_stage_of(fused, first_stage_scores, len(texts), scorable)
         details, own = self._ordered(query, scorable_texts, act, fused, first, instruction)
         handed_on: list[str] = scorable_texts
         cuts: list[tuple[int, int] | None] = [None] * len(scorable)
@@ -942,27 +949,6 @@ def _hit(
         passage,
         None if model_scores is None else model_scores[i],
     )
-
-
-def _first_stage(
-    fusion: Fusion | None, values: Any, count: int, needed: Sequence[int]
-) -> list[float] | None:
-    """The first-stage scores of the candidates that are scored, checked; None without
-    fusion (where passing them is an error: they would be ignored)."""
-    if fusion is None:
-        if values is not None:
-            raise ValueError(
-                "first_stage_scores are only used with fusion, and fusion is off; pass "
-                "fusion='linear' or 'rrf' (to this call or to CrossEncoderScorer), or leave "
-                "first_stage_scores out"
-            )
-        return None
-    if values is None:
-        raise ValueError(
-            f"{fusion.describe()} needs first_stage_scores: the first-stage retriever's "
-            "score of each candidate, one per text; pass them, or fusion='none' for this call"
-        )
-    return check_first_stage_scores(values, count=count, needed=needed)
 
 
 def _check_contents(

@@ -14,6 +14,7 @@ from crossrank._cli.options import add_scorer_options, scorer_defaults, scorer_k
 from crossrank._cli.parser import add_subcommand
 from crossrank._cli_checks import InputError
 from crossrank._quiet import drop_log_records
+from crossrank.remote.flags import add_provider_options, remote_scorer
 
 __all__ = ["register", "run_rerank"]
 
@@ -80,6 +81,7 @@ def register(subparsers: Any) -> None:
         "--quiet", action="store_true", help="no notes or warnings on stderr (errors still print)"
     )
     add_scorer_options(p)
+    add_provider_options(p)  # --provider NAME[:MODEL], --url: a RemoteScorer instead
     p.set_defaults(func=run_rerank)
 
 
@@ -104,7 +106,8 @@ def run_rerank(args: argparse.Namespace) -> int:
         document_text(r.get(title_field) if title_field else None, c)
         for r, c in zip(records, contents, strict=True)
     ]
-    scorer = CrossEncoderScorer(**scorer_kwargs(args))
+    options = scorer_kwargs(args)
+    scorer = remote_scorer(args, options) or CrossEncoderScorer(**options)
     with drop_log_records("have no text"):  # reported once, below, with lines or ids
         outcome = scorer.rerank(
             args.query,

@@ -20,7 +20,6 @@ tokens; on a sequence-classification checkpoint it picks the template only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -226,12 +225,3 @@ def detect(
             "with crossrank train)",
         )
     raise _no_family(model, by_config)
-
-
-def describe_detected(detected: Detected) -> Mapping[str, Any]:
-    """The detection as JSON-ready data (for ``/info`` and reports)."""
-    return {
-        "family": detected.family,
-        "found": detected.found,
-        "known": None if detected.known is None else detected.known.name,
-    }

@@ -17,6 +17,8 @@ from typing import Any
 
 from crossrank._cli.options import scorer_kwargs
 from crossrank._cli_checks import EXIT_FAILURE, InputError, require_modules
+from crossrank.remote import RemoteScorer
+from crossrank.remote.flags import remote_scorer
 from crossrank.serve import ray_app
 from crossrank.serve.flags import add_serve_arguments, add_serve_command, check_ray_flags
 
@@ -33,6 +35,11 @@ def register(subparsers: Any) -> None:
 def _serve(args: argparse.Namespace) -> int:
     """``crossrank serve``: one process, or Ray Serve with ``--ray``."""
     if args.ray:
+        if args.provider or args.url:
+            raise InputError(
+                f"--ray serves local models; {'--provider' if args.provider else '--url'} is "
+                "served by one process: leave out --ray"
+            )
         return ray_app.run_ray_serve(args)
     check_ray_flags(args)  # a Ray flag without --ray is a usage error
     return run_serve(args)
@@ -45,6 +52,13 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _describe(scorer: Any) -> str:
+    """What the server serves, for its first line."""
+    if isinstance(scorer, RemoteScorer):
+        return f"{scorer.model_name} (forwarding to {scorer.provider} at {scorer.url})"
+    return f"{scorer.model_name} ({scorer.active_backend}, max_length {scorer.max_length})"
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -73,7 +87,8 @@ def run_serve(args: argparse.Namespace) -> int:
         max_batch_tokens=args.max_batch_tokens,
         max_batch_rows=args.max_batch_pairs,
     )
-    scorer = CrossEncoderScorer(**scorer_kwargs(args))
+    options = scorer_kwargs(args)
+    scorer = remote_scorer(args, options) or CrossEncoderScorer(**options)
     try:
         sock = bind(args.host, args.port)
     except OSError as e:
@@ -83,6 +98,7 @@ def run_serve(args: argparse.Namespace) -> int:
         ) from e
     with sock:
         scorer.warm_up()  # a model that does not load: exit 1 before serving anything
+        # (a self-hosted provider that does not answer too; a hosted one is not called)
         if not keys and not _is_loopback(args.host):
             logger.warning(
                 "crossrank serve: listening on %s without an API key: anyone who can reach "
@@ -109,9 +125,8 @@ def run_serve(args: argparse.Namespace) -> int:
         if not args.quiet:
             shown = f"[{host}]" if ":" in host else host
             print(
-                f"crossrank serve: {scorer.model_name} ({scorer.active_backend}, max_length "
-                f"{scorer.max_length}) on http://{shown}:{port} (POST /rerank, /v1/rerank; GET "
-                f"/health, /info, /metrics){'; API key required' if keys else ''}",
+                f"crossrank serve: {_describe(scorer)} on http://{shown}:{port} (POST /rerank, "
+                f"/v1/rerank; GET /health, /info, /metrics){'; API key required' if keys else ''}",
                 file=sys.stderr,
                 flush=True,
             )

@@ -7,6 +7,12 @@ selection, passages and fusion are the core's; the forward passes of concurrent 
 are shared by a :class:`crossrank.serve.batcher.RowBatcher` installed as the scorer's
 ``row_forward`` hook.
 
+The scorer may also be a :class:`crossrank.RemoteScorer` (``crossrank serve --provider``):
+the server then forwards to the provider with one key, its queue and worker threads bound
+what reaches the provider (``threads`` requests at once, retried as ``Retry-After`` asks),
+and each call's usage (search units, tokens) is counted in ``/metrics``. A rerank API takes
+one query per request, so there are no shared forward passes to batch.
+
 Example:
     >>> import asyncio
     >>> from crossrank import CrossEncoderScorer
@@ -32,6 +38,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from crossrank._version import __version__
+from crossrank.remote import RemoteScorer
 from crossrank.scorer import CrossEncoderScorer
 from crossrank.selection import Hit, select
 from crossrank.serve.batcher import RowBatcher
@@ -130,6 +137,7 @@ class ScoreResult:
         pairs: (query, window) pairs scored.
         windows: Windows scored per document, by input index (``score_details`` only).
         activation: The activation the scores are in.
+        usage: What the call cost at the provider, by unit (a forwarding server only).
     """
 
     hits: list[Hit]
@@ -137,6 +145,7 @@ class ScoreResult:
     pairs: int
     windows: list[int] | None
     activation: str
+    usage: dict[str, float] | None = None
 
 
 class Engine:
@@ -145,7 +154,8 @@ class Engine:
     Args:
         scorer: The scorer to serve. The engine installs its batcher as the scorer's
             ``row_forward`` hook when the model is loaded and removes it on :meth:`close`;
-            serve a scorer nothing else uses.
+            serve a scorer nothing else uses. A :class:`crossrank.RemoteScorer` is served by
+            forwarding each request to its provider (no batcher).
         batching: How requests share forward passes.
         limits: Per-request limits and the queue size.
         threads: Worker threads running the core for admitted requests (tokenization,
@@ -160,18 +170,21 @@ class Engine:
 
     def __init__(
         self,
-        scorer: CrossEncoderScorer,
+        scorer: CrossEncoderScorer | RemoteScorer,
         *,
         batching: Batching | None = None,
         limits: Limits | None = None,
         threads: int = 32,
         metrics: Any = None,
     ) -> None:
-        if not isinstance(scorer, CrossEncoderScorer):
+        if not isinstance(scorer, (CrossEncoderScorer, RemoteScorer)):
             raise TypeError(
-                f"scorer must be a crossrank.CrossEncoderScorer, got {type(scorer).__name__}"
+                "scorer must be a crossrank.CrossEncoderScorer or RemoteScorer, got "
+                f"{type(scorer).__name__}"
             )
         self.scorer = scorer
+        #: Whether requests are forwarded to a provider (a RemoteScorer) rather than scored.
+        self.forwarding = isinstance(scorer, RemoteScorer)
         self.batching = batching or Batching()
         self.limits = limits or Limits()
         self.threads: int = check_positive_int(threads, name="threads")  # type: ignore[assignment]
@@ -233,13 +246,7 @@ class Engine:
     def _load(self, reraise: bool = False) -> None:
         try:
             self.scorer.warm_up()
-            batching = self.batching
-            batcher = RowBatcher(
-                max_batch_rows=batching.max_batch_rows or self.scorer.batch_size,
-                max_batch_tokens=batching.max_batch_tokens,
-                max_wait_ms=batching.max_wait_ms,
-                on_pass=None if self.metrics is None else self.metrics.observe_pass,
-            ).start()
+            batcher = None if self.forwarding else self._new_batcher()
         except Exception as error:
             self.load_error = f"{type(error).__name__}: {error}"
             with self._lock:
@@ -251,19 +258,35 @@ class Engine:
             return
         with self._lock:
             if self._state != "loading":  # closed while loading
-                batcher.close()
+                if batcher is not None:
+                    batcher.close()
                 return
-            self.batcher = batcher
-            self.scorer.row_forward = self._row_forward
+            if batcher is not None and isinstance(self.scorer, CrossEncoderScorer):
+                self.batcher = batcher
+                self.scorer.row_forward = self._row_forward
             self._state = "ready"
         if self.metrics is not None:
             self.metrics.info.info(
-                {
-                    "model": self.scorer.model_name,
-                    "backend": self.scorer.active_backend,
-                    "version": __version__,
-                }
+                {"model": self.scorer.model_name, "backend": self.backend, "version": __version__}
             )
+
+    def _new_batcher(self) -> RowBatcher:
+        scorer = self.scorer
+        assert isinstance(scorer, CrossEncoderScorer)
+        return RowBatcher(
+            max_batch_rows=self.batching.max_batch_rows or scorer.batch_size,
+            max_batch_tokens=self.batching.max_batch_tokens,
+            max_wait_ms=self.batching.max_wait_ms,
+            on_pass=None if self.metrics is None else self.metrics.observe_pass,
+        ).start()
+
+    @property
+    def backend(self) -> str:
+        """The scorer's backend (``"provider:NAME"`` when forwarding); loads a local model."""
+        scorer = self.scorer
+        if isinstance(scorer, RemoteScorer):
+            return f"provider:{scorer.provider}"
+        return scorer.active_backend
 
     def drain(self) -> None:
         """Refuse new requests (``503``) from now on; admitted ones finish."""
@@ -283,8 +306,9 @@ class Engine:
             self._state = "closed"
             batcher, self.batcher = self.batcher, None
             executor, self._executor = self._executor, None
-            if self.scorer.row_forward == self._row_forward:
-                self.scorer.row_forward = None
+            scorer = self.scorer
+            if isinstance(scorer, CrossEncoderScorer) and scorer.row_forward == self._row_forward:
+                scorer.row_forward = None
         if batcher is not None:
             batcher.close()
         if executor is not None:
@@ -379,6 +403,8 @@ class Engine:
         if self.metrics is not None:
             self.metrics.documents.inc(len(call.texts))
             self.metrics.pairs.inc(result.pairs)
+            if result.usage and isinstance(self.scorer, RemoteScorer):
+                self.metrics.observe_usage(self.scorer.provider, result.usage)
         return result
 
     def _run(self, call: ScoreCall) -> ScoreResult:
@@ -393,7 +419,7 @@ class Engine:
                 activation=call.activation,  # type: ignore[arg-type]
                 **call.options,
             )
-            return ScoreResult(out.hits, out.skipped, out.pairs, None, activation)
+            return ScoreResult(out.hits, out.skipped, out.pairs, None, activation, out.usage)
         options = call.options
         top_k = check_top_k(call.top_k)
         threshold = check_score_threshold(options.get("score_threshold"))
@@ -413,7 +439,7 @@ class Engine:
         )
         spans = details.spans or [None] * len(texts)
         hits = [Hit(i, details.scores[i], details.truncated[i], spans[i]) for i in kept]
-        return ScoreResult(hits, [], details.pairs, details.windows, activation)
+        return ScoreResult(hits, [], details.pairs, details.windows, activation, details.usage)
 
     def _row_forward(self, loaded: Any, features: Mapping[str, Sequence[Sequence[int]]]) -> Any:
         """The scorer's ``row_forward`` hook: count the request's tokens, then batch."""
@@ -431,6 +457,8 @@ class Engine:
         """What ``GET /info`` returns: the model and its settings, limits and batching
         (never a secret)."""
         scorer = self.scorer
+        if isinstance(scorer, RemoteScorer):
+            return self._forwarding_info(scorer)
         loaded = scorer._loaded
         max_length = loaded.max_length if loaded is not None else scorer.requested_max_length
         calibration = scorer.calibration
@@ -457,6 +485,27 @@ class Engine:
                 "max_batch_rows": self.batching.max_batch_rows or scorer.batch_size,
                 "threads": self.threads,
             },
+        }
+
+    def _forwarding_info(self, scorer: RemoteScorer) -> dict[str, Any]:
+        """``GET /info`` of a server forwarding to a provider."""
+        activation = scorer.activation
+        return {
+            "model": scorer.model_name,
+            "model_id": scorer.model_name,
+            "backend": self.backend,
+            "provider": scorer.provider,
+            "route": scorer.route,
+            "upstream": scorer.url,
+            "activation": activation,
+            "activations": [activation] + (["raw"] if activation != "raw" else []),
+            "max_client_batch_size": self.limits.max_documents,
+            "version": __version__,
+            "state": self.state,
+            "protocols": {"tei": "/rerank", "cohere": "/v1/rerank", "crossrank": "/v1/rerank"},
+            "options": sorted(self._rerank_params & {*_RERANK_ONLY, "token_budget"}),
+            "limits": asdict(self.limits),
+            "batching": {"threads": self.threads},
         }
 
 

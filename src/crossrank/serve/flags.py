@@ -18,6 +18,7 @@ from crossrank._cli.argtypes import json_object, positive_int
 from crossrank._cli.options import add_scorer_options
 from crossrank._cli.parser import add_subcommand, command_parser
 from crossrank._cli_checks import InputError
+from crossrank.remote.flags import add_provider_options
 
 __all__ = [
     "add_ray_arguments",
@@ -159,6 +160,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         "--quiet", action="store_true", help="no access log, notes or warnings (errors print)"
     )
     add_scorer_options(p)
+    add_provider_options(p)  # --provider NAME[:MODEL]: forward to a provider instead
     return p
 
 

@@ -16,8 +16,13 @@ process (tests, a Ray replica) never collide. Every name starts with ``crossrank
 ``crossrank_batcher_waiting_pairs``          pairs queued for the next passes
 ``crossrank_errors_total{kind}``             errors by kind (validation, limit,
                                              overloaded, unavailable, unauthorized,
-                                             internal, not_found)
+                                             internal, not_found, upstream: the provider a
+                                             forwarding server calls failed)
 ``crossrank_info{model,backend,version}``    the served model
+``crossrank_provider_usage_total``           forwarding to a provider: what the calls
+``{provider,unit}``                          cost, by unit as the provider reports it
+                                             (``search_units``, ``total_tokens``...) and
+                                             ``requests`` sent to it
 =========================================== ==========================================
 
 Requests per forward pass on average: ``crossrank_pass_requests_sum /
@@ -26,7 +31,7 @@ crossrank_pass_requests_count``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from crossrank._optional import missing_extra
 
@@ -59,6 +64,7 @@ ERROR_KINDS = (
     "unauthorized",
     "internal",
     "not_found",
+    "upstream",
 )
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -114,6 +120,12 @@ class Metrics:
         for kind in ERROR_KINDS:
             self.errors.labels(kind=kind)  # every kind is listed, at 0, from the start
         self.info = Info("crossrank", "The served model", registry=r)
+        self.provider_usage = Counter(
+            "crossrank_provider_usage",
+            "What calls forwarded to a provider cost, by unit as it reports it, and requests",
+            ["provider", "unit"],
+            registry=r,
+        )
 
     def observe_pass(self, stats: PassStats) -> None:
         """Record one forward pass (the batcher's ``on_pass``)."""
@@ -121,6 +133,11 @@ class Metrics:
         self.pass_requests.observe(stats.requests)
         self.pass_pairs.observe(stats.rows)
         self.pass_seconds.observe(stats.seconds)
+
+    def observe_usage(self, provider: str, usage: Mapping[str, float]) -> None:
+        """Count one forwarded call's usage (its units and the requests it took)."""
+        for unit, amount in usage.items():
+            self.provider_usage.labels(provider=provider, unit=unit).inc(amount)
 
     def track_waiting(self, waiting: Callable[[], float]) -> None:
         """Read ``crossrank_batcher_waiting_pairs`` from ``waiting()`` at each scrape."""
