@@ -398,3 +398,32 @@ def test_probe_module_names_no_missing_extra() -> None:
     for module in (probe, crossrank.runtimes.openvino):
         for extra in re.findall(r"crossrank\[(\w[\w-]*)\]", Path(module.__file__).read_text()):
             assert re.search(rf"^{re.escape(extra)} = \[", pyproject, re.M), extra
+
+
+def test_a_model_too_slow_for_the_full_probe_gets_the_small_one(
+    tiny: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At the reference's measured speed the full probe would exceed the budget: the timing
+    case has 4 texts and the agreement 3 queries of 12 passages; the decision says so."""
+    from crossrank.runtimes.probe import run
+
+    encoder, net = tiny
+    exact = torch_forward(net)
+    rows: list[int] = []
+
+    def build(backend: str) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+        def forward(arrays: dict[str, np.ndarray]) -> np.ndarray:
+            if backend == "onnx":
+                rows.append(len(arrays["input_ids"]))
+            return exact(arrays)
+
+        return forward
+
+    monkeypatch.setattr(run, "BUDGET_S", 0.0)
+    decision = run_probe(build, ["torch", "onnx"], inputs=encoder)
+    assert decision.small and "the small probe" in decision.summary()
+    # onnx: a warm-up and 3 timed passes of 4 texts, then 3 agreement cases of 12 passages.
+    assert rows == [4] * 4 + [12] * 3
+    assert Decision.from_json(decision.to_json()).small
+    monkeypatch.setattr(run, "BUDGET_S", 1e9)
+    assert not run_probe(build, ["torch"], inputs=encoder).small

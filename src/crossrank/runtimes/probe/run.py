@@ -32,6 +32,15 @@ _REPEATS = 3
 #: again: it cannot win.
 _SLOW = 1.5
 
+#: Seconds of fp32 scoring the full probe may cost per candidate (timing and agreement,
+#: estimated from the reference's speed on two pairs). A slower model (an LLM reranker on a
+#: small CPU) gets the small probe: 4 timing texts, 3 queries of 12 passages.
+BUDGET_S = 30.0
+
+#: Pairs the full probe scores per candidate: the timing case (a warm-up and the repeats)
+#: and the agreement cases.
+_FULL_PAIRS = 16 * (_REPEATS + 1) + 6 * 24
+
 #: How exact each backend is: 0 fp32, 1 half precision, 2 int8 (ties go to the lower).
 _PRECISION_RANK: dict[str, int] = {
     "torch": 0,
@@ -84,6 +93,7 @@ class Decision:
         probe_seconds: The whole probe's wall time (building included).
         cpu: :func:`cpu_summary` of the machine that probed.
         source: ``"probe"`` (measured now), ``"cache"`` (read from disk) or ``"env"``.
+        small: Whether the model was too slow for the full probe and got the small one.
     """
 
     backend: str
@@ -92,6 +102,7 @@ class Decision:
     probe_seconds: float = 0.0
     cpu: str = ""
     source: str = "probe"
+    small: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """The decision as JSON-ready data."""
@@ -110,11 +121,13 @@ class Decision:
             probe_seconds=float(data.get("probe_seconds", 0.0)),
             cpu=str(data.get("cpu", "")),
             source=source,
+            small=bool(data.get("small", False)),
         )
 
     def summary(self) -> str:
         """One line per backend: time, agreement, verdict."""
-        lines = [f"auto -> {self.backend} ({self.source}; {self.cpu})"]
+        size = "; the small probe" if self.small else ""
+        lines = [f"auto -> {self.backend} ({self.source}; {self.cpu}{size})"]
         for t in self.trials:
             a = t.agreement
             timing = "-" if t.seconds is None else f"{t.seconds * 1000:.0f} ms"
@@ -232,6 +245,7 @@ def run_probe(
     started = time.perf_counter()
     order = ["torch", *[c for c in candidates if c != "torch"]]
     query, texts = timing_case()
+    small = False
 
     def encode(q: str, t: Sequence[str], parallel: int) -> list[Planned]:
         return planned_batches(inputs, q, t, parallel=parallel)
@@ -263,6 +277,10 @@ def run_probe(
             runners[backend] = _runner(build(backend))
             build_s[backend] = time.perf_counter() - t0
             runner = runners[backend]
+            if backend == "torch":  # the reference sizes the probe
+                small = _too_slow(runner, encode(query, texts[:2], 1))
+                if small:
+                    query, texts = timing_case(4)
             runner.score(encode(query, texts, runner.parallel))  # warm-up
             seconds[backend] = []
             time_once(backend)
@@ -278,7 +296,7 @@ def run_probe(
                     fail(backend, e)
 
     # 2. Agreement, fastest first, until the choice is certain.
-    cases = probe_cases()
+    cases = probe_cases(small)
 
     def scores_of(backend: str) -> list[np.ndarray]:
         runner = runners[backend]
@@ -325,7 +343,25 @@ def run_probe(
         trials=tuple(trials),
         probe_seconds=time.perf_counter() - started,
         cpu=cpu_summary(),
+        small=small,
     )
+
+
+def _too_slow(reference: _Runner, two_pairs: list[Planned]) -> bool:
+    """Whether the full probe would cost more than :data:`BUDGET_S` per candidate at the
+    reference's speed on two pairs (wall time: stubbed clocks do not size the probe)."""
+    tick = time.perf_counter()
+    reference.score(two_pairs)
+    per_pair = (time.perf_counter() - tick) / 2
+    if per_pair * _FULL_PAIRS <= BUDGET_S:
+        return False
+    logger.warning(
+        "crossrank: auto measures this model's backends once per machine; at %.2f s per pair "
+        "in fp32 that takes minutes here, so the probe is the small one (set backend=... or "
+        "CROSSRANK_BACKEND to skip it)",
+        per_pair,
+    )
+    return True
 
 
 def _rank(backend: str) -> int:

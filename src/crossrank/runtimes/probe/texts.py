@@ -156,17 +156,29 @@ def _passages() -> list[str]:
     return [p for domain in _PASSAGES for p in domain]
 
 
-def probe_cases() -> list[tuple[str, list[str]]]:
-    """The agreement cases: each probe query with all 24 built-in passages."""
+def probe_cases(small: bool = False) -> list[tuple[str, list[str]]]:
+    """The agreement cases: each probe query with all 24 built-in passages.
+
+    ``small`` (for a model too slow for the full probe, :mod:`crossrank.runtimes.probe.run`):
+    one query per domain, each with 12 passages, its own domain's 8 and 2 of each other's.
+    """
     passages = _passages()
-    return [(query, list(passages)) for query in PROBE_QUERIES]
+    if not small:
+        return [(query, list(passages)) for query in PROBE_QUERIES]
+    cases = []
+    for domain in range(len(_PASSAGES)):
+        query = next(q for d, q in _PROBE_QUERIES if d == domain)
+        others = [p for d, group in enumerate(_PASSAGES) if d != domain for p in group[:2]]
+        cases.append((query, [*_PASSAGES[domain], *others]))
+    return cases
 
 
-def timing_case() -> tuple[str, list[str]]:
-    """The timing case: one query and 16 texts of three passages each (about 220 tokens)."""
+def timing_case(size: int = 16) -> tuple[str, list[str]]:
+    """The timing case: one query and ``size`` texts (16 by default) of three passages each
+    (about 220 tokens)."""
     passages = _passages()
     n = len(passages)
-    texts = [" ".join(passages[(i + k * 7) % n] for k in range(3)) for i in range(16)]
+    texts = [" ".join(passages[(i + k * 7) % n] for k in range(3)) for i in range(size)]
     return _PROBE_QUERIES[0][1], texts
 
 
