@@ -381,7 +381,7 @@ def benchmark(
     rows = []
     reference = _stats(seconds[REFERENCE], len(texts))
     ref_scores = np.asarray(scores[REFERENCE], dtype=np.float64)
-    # sentence-transformers' predict applies sigmoid to one-logit models, as the core does.
+    # Every variant gives raw logits (sentence-transformers with an identity activation).
     for name in names:
         stats = _stats(seconds[name], len(texts))
         mine = np.asarray(scores[name], dtype=np.float64)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 __all__ = ["BUILTIN_VARIANTS", "REFERENCE", "BenchConfig", "ScorerLike", "Variant"]
 
@@ -72,6 +72,7 @@ def _crossrank(backend: str) -> Callable[[BenchConfig], ScorerLike]:
             batch_size=config.batch_size,
             backend=backend,  # type: ignore[arg-type]
             onnx_cache_dir=config.onnx_cache_dir,
+            activation="raw",  # every variant gives raw logits, whatever the model saved
         )
         scorer.warm_up()
         return scorer
@@ -152,10 +153,26 @@ class _SentenceTransformersScorer:
         self._batch_size = config.batch_size
 
     def score(self, query: str, texts: Sequence[str]) -> list[float]:
+        import torch
+
         scores = self._model.predict(
-            [(query, t) for t in texts], batch_size=self._batch_size, show_progress_bar=False
+            [(query, t) for t in texts],
+            batch_size=self._batch_size,
+            show_progress_bar=False,
+            activation_fn=torch.nn.Identity(),
         )
-        return [float(s) for s in scores]
+        return raw_relevance(scores)
+
+
+def raw_relevance(scores: Any) -> list[float]:
+    """sentence-transformers' raw ``predict`` output as one relevance logit per pair: the
+    logit, or for two labels the positive class's log-odds (``l1 - l0``), as crossrank's
+    ``activation="raw"`` gives it."""
+    import numpy as np
+
+    arr = np.asarray(scores, dtype=np.float64)
+    values = arr[:, 1] - arr[:, 0] if arr.ndim == 2 else arr.reshape(-1)
+    return [float(v) for v in values]
 
 
 def _sentence_transformers(backend: str) -> Callable[[BenchConfig], ScorerLike]:

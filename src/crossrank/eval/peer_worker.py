@@ -91,10 +91,16 @@ class _Peer:
         # The same work as the bench's in-process sentence-transformers variants.
         start = time.perf_counter()
         scores = self.model.predict(
-            [(query, t) for t in texts], batch_size=self.batch_size, show_progress_bar=False
+            [(query, t) for t in texts],
+            batch_size=self.batch_size,
+            show_progress_bar=False,
+            activation_fn=lambda logits: logits,  # raw logits, as the bench's other variants
         )
         seconds = time.perf_counter() - start
-        return [float(s) for s in scores], seconds
+        rows = scores.tolist()
+        # Two labels: the positive class's log-odds, as crossrank's activation="raw".
+        values = [r[1] - r[0] if isinstance(r, list) else r for r in rows]
+        return [float(v) for v in values], seconds
 
     def load(self, request: dict[str, Any]) -> dict[str, Any]:
         backend = request["backend"]

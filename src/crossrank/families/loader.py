@@ -319,6 +319,9 @@ def load_family(
     if full is not None and isinstance(net, CausalLogitNet):
         check_head(model, full, net, encoder.rows("what does a reranker do", ["It orders texts."]))
         del full  # the full output head is not kept
+    saved = checkpoint.st_config.get("activation_fn")
+    if isinstance(saved, str) and saved:  # what sentence-transformers applies by default
+        scoring += f"; saved activation {saved.rsplit('.', 1)[-1]}"
     return LoadedFamily(
         name=detected.family,
         detail=f"{detected.found}; reads {encoder.describe()}; scores {scoring}",
