@@ -7,7 +7,6 @@ checked in tests/test_bench.py, ``crossrank serve``'s in tests/test_families_ser
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -103,17 +102,8 @@ def test_calibrate_hands_the_family_flags_to_its_scorer(
     beir: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    scorers_built: list[CrossEncoderScorer],
 ) -> None:
-    built: list[CrossEncoderScorer] = []
-    real_init = CrossEncoderScorer.__init__
-
-    @functools.wraps(real_init)  # the CLI reads the scorer's signature for its defaults
-    def spy(self: CrossEncoderScorer, *args: object, **kwargs: object) -> None:
-        real_init(self, *args, **kwargs)  # type: ignore[arg-type]
-        built.append(self)
-
-    monkeypatch.setattr(CrossEncoderScorer, "__init__", spy)
     _run(
         ["calibrate", "--data", str(beir), "--model", str(family_kit.path("qwen3-causal")),
          "--candidates", "5", "--held-out", "0.5", "--save", str(tmp_path / "cal.json"),
@@ -121,7 +111,7 @@ def test_calibrate_hands_the_family_flags_to_its_scorer(
          "--true-token", "yes", "--false-token", "no"],
         capsys,
     )  # fmt: skip  (the random model may not be calibratable; the scorer is built first)
-    (scorer,) = built
+    (scorer,) = scorers_built
     assert (scorer.family, scorer.instruction) == ("causal-lm", OTHER)
     assert (scorer.true_token, scorer.false_token) == ("yes", "no")
     assert scorer.is_loaded and f"instruction {OTHER!r}" in scorer.family_detail
