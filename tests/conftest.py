@@ -10,6 +10,8 @@
   the test with a reason locally and fail it in CI (``CI=true``).
 - ``scifact_candidates``: 30 SciFact test queries with BM25 (bm25s) top-20 candidates,
   built once, for integration tests that compare crossrank paths with each other.
+- ``scorers_built``: every ``CrossEncoderScorer`` built during the test (the real
+  constructor runs), to see what a command handed its scorer.
 """
 
 from __future__ import annotations
@@ -75,6 +77,26 @@ def build_tiny_model(
 def _onnx_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Exported ONNX files go to a temporary folder, never the user's ~/.cache."""
     os.environ["CROSSRANK_CACHE"] = str(tmp_path_factory.mktemp("crossrank-cache"))
+
+
+@pytest.fixture
+def scorers_built(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """The ``CrossEncoderScorer`` objects built while the test runs, in order (the real
+    ``__init__`` runs; the CLI still reads its signature for the flags' defaults)."""
+    import functools
+
+    from crossrank import CrossEncoderScorer
+
+    built: list[CrossEncoderScorer] = []
+    real_init = CrossEncoderScorer.__init__
+
+    @functools.wraps(real_init)
+    def recording(self: CrossEncoderScorer, *args: object, **kwargs: object) -> None:
+        real_init(self, *args, **kwargs)  # type: ignore[arg-type]
+        built.append(self)
+
+    monkeypatch.setattr(CrossEncoderScorer, "__init__", recording)
+    return built
 
 
 @pytest.fixture(scope="session")

@@ -33,9 +33,9 @@ from llama_index.postprocessor.crossrank_rerank import CrossEncoderRerank as Lla
 CORPUS = {f"d{i}": text for i, text in enumerate([*TEXTS, *request_texts(3, 6)])}
 
 
-def corpus_bm25() -> BM25Retriever:
-    """bm25s over :data:`CORPUS`."""
-    return BM25Retriever({i: {"title": "", "text": t} for i, t in CORPUS.items()})
+def corpus_bm25(corpus: dict[str, str] = CORPUS) -> BM25Retriever:
+    """bm25s over ``corpus`` (default :data:`CORPUS`)."""
+    return BM25Retriever({i: {"title": "", "text": t} for i, t in corpus.items()})
 
 
 def same_hits(got: list[tuple[str, float, float | None]], want: list[Any]) -> None:
@@ -49,9 +49,9 @@ def same_hits(got: list[tuple[str, float, float | None]], want: list[Any]) -> No
             assert own == pytest.approx(want_own, abs=1e-5)
 
 
-def haystack_pipeline(ranker: CrossEncoderRanker) -> Pipeline:
+def haystack_pipeline(ranker: CrossEncoderRanker, corpus: dict[str, str] = CORPUS) -> Pipeline:
     store = InMemoryDocumentStore()
-    store.write_documents([HaystackDocument(id=i, content=t) for i, t in CORPUS.items()])
+    store.write_documents([HaystackDocument(id=i, content=t) for i, t in corpus.items()])
     pipeline = Pipeline()
     pipeline.add_component("retriever", InMemoryBM25Retriever(document_store=store, top_k=10))
     pipeline.add_component("ranker", ranker)
@@ -70,42 +70,57 @@ class LangChainBM25(LangChainRetriever):
     """bm25s over the corpus, as LangChain Documents with their score in metadata."""
 
     bm25: Any
+    corpus: dict[str, str] = CORPUS
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
     ) -> list[LangChainDocument]:
         return [
-            LangChainDocument(page_content=CORPUS[i], metadata={"id": i, "score": s})
+            LangChainDocument(page_content=self.corpus[i], metadata={"id": i, "score": s})
             for i, s in self.bm25.search(query, k=10)
         ]
 
 
-def langchain_run(reranker: LangChainRerank, bm25: BM25Retriever, query: str) -> list[Any]:
+def langchain_run(
+    reranker: LangChainRerank,
+    bm25: BM25Retriever,
+    query: str,
+    corpus: dict[str, str] = CORPUS,
+    config: dict[str, Any] | None = None,
+) -> list[Any]:
+    """``config``: the retriever run's ``RunnableConfig`` (metadata, callbacks...)."""
     pipeline = ContextualCompressionRetriever(
-        base_compressor=reranker, base_retriever=LangChainBM25(bm25=bm25)
+        base_compressor=reranker, base_retriever=LangChainBM25(bm25=bm25, corpus=corpus)
     )
     return [
         (d.metadata["id"], d.metadata["relevance_score"], d.metadata.get("crossrank_model_score"))
-        for d in pipeline.invoke(query)
+        for d in pipeline.invoke(query, config=config)
     ]
 
 
 class LlamaBM25(LlamaRetriever):
-    def __init__(self, bm25: BM25Retriever) -> None:
+    def __init__(self, bm25: BM25Retriever, corpus: dict[str, str] = CORPUS) -> None:
         super().__init__()
         self._bm25 = bm25
+        self._corpus = corpus
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return [
-            NodeWithScore(node=TextNode(id_=i, text=CORPUS[i]), score=s)
+            NodeWithScore(node=TextNode(id_=i, text=self._corpus[i]), score=s)
             for i, s in self._bm25.search(query_bundle.query_str, k=10)
         ]
 
 
-def llama_run(rerank: LlamaRerank, bm25: BM25Retriever, query: str) -> list[Any]:
+def llama_run(
+    rerank: LlamaRerank,
+    bm25: BM25Retriever,
+    query: str | QueryBundle,
+    corpus: dict[str, str] = CORPUS,
+) -> list[Any]:
+    """``query``: a string, or a ``QueryBundle`` (one carrying an instruction, say)."""
     engine = RetrieverQueryEngine.from_args(
-        LlamaBM25(bm25), llm=MockLLM(max_tokens=4), node_postprocessors=[rerank]
+        LlamaBM25(bm25, corpus), llm=MockLLM(max_tokens=4), node_postprocessors=[rerank]
     )
     return [
         (n.node.node_id, n.score, n.node.metadata.get("crossrank_model_score"))

@@ -85,6 +85,10 @@ class Fake:
     def raw(self, body: Body) -> bool:
         return self.raw_field is not None and body.get(self.raw_field) is self.raw_when
 
+    def instruction(self, body: Body) -> str | None:
+        """The request's task instruction, where the provider takes one (None: none)."""
+        return None
+
     def error(self, status: int, message: str) -> Body | list[Any]:
         return {"message": message}
 
@@ -305,7 +309,9 @@ class PineconeFake(Fake):
 
 
 class VLLMFake(Fake):
-    """vLLM's pooling routes: vllm/entrypoints/pooling/scoring/protocol.py, api_router.py."""
+    """vLLM's pooling routes: vllm/entrypoints/pooling/scoring/protocol.py, api_router.py;
+    the top-level ``instruction`` every route takes (folded into the chat template's kwargs)
+    as BerriAI/litellm issue #30756 / PR #30757 describe it."""
 
     name = "vllm"
     routes = ("/rerank", "/v1/rerank", "/v2/rerank", "/score")
@@ -319,6 +325,7 @@ class VLLMFake(Fake):
             "truncate_prompt_tokens": ("int", False),
             "truncation_side": ("str", False),
             "use_activation": ("bool", False),
+            "instruction": ("str", False),
         }
         if route == "/score":
             return {"queries": ("str|strs", True), **common}
@@ -332,6 +339,10 @@ class VLLMFake(Fake):
 
     def query(self, body: Body) -> str:
         return str(body.get("query", body.get("queries")))
+
+    def instruction(self, body: Body) -> str | None:
+        value = body.get("instruction")
+        return value if isinstance(value, str) else None
 
     def error(self, status: int, message: str) -> Body:
         return {"error": {"message": message, "type": "BadRequestError", "param": None,

@@ -106,9 +106,15 @@ class FakeProviders:
                 queue.pop(0)
             return failure
 
-    def scores(self, query: str, documents: list[str], raw: bool) -> list[float]:
+    def scores(
+        self, query: str, documents: list[str], raw: bool, instruction: str | None = None
+    ) -> list[float]:
+        """The local scorer's scores (the model reads ``instruction`` where one is sent)."""
         activation = "raw" if raw else "sigmoid"
-        return self.scorer.score_details(query, documents, activation=activation).scores
+        details = self.scorer.score_details(
+            query, documents, activation=activation, instruction=instruction
+        )
+        return details.scores
 
     def handle(self, fake: Fake, route: str, headers: dict[str, str], body: Any) -> Response:
         self.requests.append(Recorded(fake.name, route, headers, body))
@@ -143,7 +149,7 @@ class FakeProviders:
         if fake.truncate_off(body) and any(len(d.split()) > MAX_WORDS for d in documents):
             return error(fake.truncate_status, f"a document is longer than {MAX_WORDS} tokens")
         query = fake.query(body)
-        scores = self.scores(query, documents, fake.raw(body))
+        scores = self.scores(query, documents, fake.raw(body), fake.instruction(body))
         words = len(query.split()) * len(documents) + sum(len(d.split()) for d in documents)
         content, extra = fake.answer(route, body, scores, words)
         return JSONResponse(content, headers=extra)

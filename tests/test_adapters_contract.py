@@ -101,6 +101,18 @@ class Kit:
     async def arun(self, adapter: Any, query: str, objs: list[Any]) -> list[Out]:
         raise NotImplementedError
 
+    def run_instructed(
+        self, adapter: Any, query: str, objs: list[Any], instruction: str
+    ) -> list[Out]:
+        """:meth:`run` with this call's instruction, given as the framework's users give
+        per-call input."""
+        raise NotImplementedError
+
+    async def arun_instructed(
+        self, adapter: Any, query: str, objs: list[Any], instruction: str
+    ) -> list[Out]:
+        raise NotImplementedError
+
     def snapshot(self, objs: list[Any]) -> Any:
         return [o.model_dump() if hasattr(o, "model_dump") else o.to_dict() for o in objs]
 
@@ -157,6 +169,18 @@ class HaystackKit(Kit):
     async def arun(self, adapter: Any, query: str, objs: list[Any]) -> list[Out]:
         return self._read((await adapter.run_async(query=query, documents=objs))["documents"])
 
+    def run_instructed(
+        self, adapter: Any, query: str, objs: list[Any], instruction: str
+    ) -> list[Out]:
+        out = adapter.run(query=query, documents=objs, instruction=instruction)
+        return self._read(out["documents"])
+
+    async def arun_instructed(
+        self, adapter: Any, query: str, objs: list[Any], instruction: str
+    ) -> list[Out]:
+        out = await adapter.run_async(query=query, documents=objs, instruction=instruction)
+        return self._read(out["documents"])
+
     def round_trip(self, adapter: Any) -> Any:
         return self.cls().from_dict(json.loads(json.dumps(adapter.to_dict())))
 
@@ -202,6 +226,27 @@ class LangChainKit(Kit):
 
     async def arun(self, adapter: Any, query: str, objs: list[Any]) -> list[Out]:
         return self._read(await adapter.acompress_documents(objs, query))
+
+    @staticmethod
+    def _callbacks(instruction: str) -> Any:
+        """What a retriever run with ``config={"metadata": {...}}`` hands the compressor."""
+        from langchain_core.callbacks import CallbackManager
+
+        return CallbackManager([], metadata={"crossrank_instruction": instruction})
+
+    def run_instructed(
+        self, adapter: Any, query: str, objs: list[Any], instruction: str
+    ) -> list[Out]:
+        return self._read(
+            adapter.compress_documents(objs, query, callbacks=self._callbacks(instruction))
+        )
+
+    async def arun_instructed(
+        self, adapter: Any, query: str, objs: list[Any], instruction: str
+    ) -> list[Out]:
+        return self._read(
+            await adapter.acompress_documents(objs, query, callbacks=self._callbacks(instruction))
+        )
 
     def round_trip(self, adapter: Any) -> Any:
         return self.cls().model_validate(json.loads(adapter.model_dump_json()))
@@ -253,6 +298,22 @@ class LlamaIndexKit(Kit):
             await adapter.apostprocess_nodes(objs, query_bundle=QueryBundle(query))
         )
 
+    def run_instructed(
+        self, adapter: Any, query: str, objs: list[Any], instruction: str
+    ) -> list[Out]:
+        from llama_index.postprocessor.crossrank_rerank import InstructedQueryBundle
+
+        bundle = InstructedQueryBundle(query, instruction=instruction)
+        return self._read(adapter.postprocess_nodes(objs, query_bundle=bundle))
+
+    async def arun_instructed(
+        self, adapter: Any, query: str, objs: list[Any], instruction: str
+    ) -> list[Out]:
+        from llama_index.postprocessor.crossrank_rerank import InstructedQueryBundle
+
+        bundle = InstructedQueryBundle(query, instruction=instruction)
+        return self._read(await adapter.apostprocess_nodes(objs, query_bundle=bundle))
+
     def round_trip(self, adapter: Any) -> Any:
         return self.cls().from_dict(json.loads(json.dumps(adapter.to_dict())))
 
@@ -298,6 +359,31 @@ def test_scores_and_order_are_the_cores(kit: Kit, tiny_model_dir: Path) -> None:
     assert all(type(o.score) is float for o in outs)
     assert [o.content for o in outs] == [texts[o.index] for o in outs]
     assert all(o.model_score is None for o in outs)  # written with fusion only
+
+
+def test_an_instruction_per_call_scores_as_the_core(kit: Kit, tiny_model_dir: Path) -> None:
+    """A call's instruction replaces the adapter's (``""``: none), sync and async, and the
+    same loaded model serves every instruction."""
+    texts: list[str | None] = list(_texts(10, seed=4))
+    plain = kit.make(tiny_model_dir, top_k=10)
+    call = "Find the abstracts about blood cells"
+    own = kit.run_instructed(plain, QUERY, kit.inputs(texts), call)
+    _assert_same(_pairs(own), _core(tiny_model_dir, texts, instruction=call))
+    assert not np.allclose(  # the instruction was read
+        [o.score for o in sorted(own, key=lambda o: o.index)],
+        [s for _, s in sorted(_core(tiny_model_dir, texts))],
+    )
+    again = asyncio.run(kit.arun_instructed(plain, QUERY, kit.inputs(texts), call))
+    _assert_same(_pairs(again), _pairs(own))
+    set_once = kit.make(tiny_model_dir, top_k=10, instruction="Judge the drug studies")
+    _assert_same(
+        _pairs(kit.run(set_once, QUERY, kit.inputs(texts))),
+        _core(tiny_model_dir, texts, instruction="Judge the drug studies"),
+    )
+    _assert_same(
+        _pairs(kit.run_instructed(set_once, QUERY, kit.inputs(texts), "")),
+        _core(tiny_model_dir, texts),
+    )
 
 
 def test_top_k_and_threshold_select_as_the_core(kit: Kit, tiny_model_dir: Path) -> None:

@@ -59,6 +59,10 @@ def test_bench_cli_tiny(
         assert key in report["machine"]
     given = report["input"]
     assert given["source"] == "synthetic" and given["num_texts"] == 8
+    # The model's family and what it was recognised by, saved and printed.
+    assert report["family"] == "sequence-classification"
+    assert report["family_detail"].startswith("config: architectures=['BertForSequenceClassif")
+    assert f"{tiny_model_dir}: sequence-classification (config: " in printed.out
     assert given["text_tokens_min"] == given["text_tokens_max"] == 16
 
     rows = {row["name"]: row for row in report["variants"]}

@@ -7,7 +7,6 @@ test pairs scored by the shared model and measure on held-out queries.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
@@ -357,22 +356,14 @@ def test_calibration_lowers_ece_on_held_out_scifact(scifact, scifact_core_run) -
 
 
 def test_calibrate_passes_the_scorer_options_to_the_scorer(
-    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tiny_model_dir: Path, tmp_path: Path, scorers_built: list[CrossEncoderScorer],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from test_eval_harness import write_tiny_beir
 
     from crossrank.eval.calibrate import calibrate
 
-    built: list[CrossEncoderScorer] = []
-    real_init = CrossEncoderScorer.__init__
-
-    @functools.wraps(real_init)  # the CLI reads the scorer's signature for its defaults
-    def spy(self: CrossEncoderScorer, *args: object, **kwargs: object) -> None:
-        real_init(self, *args, **kwargs)  # type: ignore[arg-type]
-        built.append(self)
-
-    monkeypatch.setattr(CrossEncoderScorer, "__init__", spy)
+    built = scorers_built
     data = write_tiny_beir(tmp_path / "beir", n_queries=8)
     cli_main(
         [

@@ -72,7 +72,9 @@ def test_sockets(tiny_model_dir: Path) -> None:
         "min_relative_score",
         "token_budget",
         "scale_score",
+        "instruction",
     ]
+    assert not inputs["instruction"].is_mandatory  # an optional socket, default None
     assert list(ranker.__haystack_output__._sockets_dict) == ["documents"]  # type: ignore[attr-defined]
     assert ranker.__haystack_supports_async__  # type: ignore[attr-defined]
 

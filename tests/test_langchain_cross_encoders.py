@@ -227,6 +227,15 @@ def test_a_model_object_refuses_what_needs_crossranks_scorer(
     assert f"{next(iter(options))}=" in str(e.value)
 
 
+def test_a_model_object_refuses_an_instruction_in_the_run_metadata(community: Any) -> None:
+    from langchain_core.callbacks import CallbackManager
+
+    reranker = CrossEncoderRerank(model=community.FakeCrossEncoder())
+    callbacks = CallbackManager([], metadata={"crossrank_instruction": "find the b texts"})
+    with pytest.raises(ValueError, match="FakeCrossEncoder scores pairs itself and takes no"):
+        reranker.compress_documents(make_docs(["aaa1", "bbb1"]), "bbb1", callbacks=callbacks)
+
+
 def test_a_model_object_refuses_a_relative_cut(community: Any) -> None:
     # Its scores are the model's own: nothing says they are non-negative.
     with pytest.raises(ValueError, match="min_relative_score needs non-negative scores"):

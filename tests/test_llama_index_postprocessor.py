@@ -70,7 +70,7 @@ def rerank(tiny_scorer: CrossEncoderScorer) -> CrossEncoderRerank:
 
 
 def test_all_is_pinned() -> None:
-    assert package.__all__ == ["CrossEncoderRerank"]
+    assert package.__all__ == ["CrossEncoderRerank", "InstructedQueryBundle"]
     assert CrossEncoderRerank.__module__ == "llama_index.postprocessor.crossrank_rerank.base"
 
 

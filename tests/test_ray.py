@@ -149,6 +149,36 @@ def test_the_actors_batch_scorer_groups_rows_by_query_and_skips_blank_texts(
     assert out["truncated"].any() and not out["truncated"].all()
 
 
+def test_the_actors_batch_scorer_reads_each_rows_instruction(family_kit: Any) -> None:
+    """With ``instruction_column``, rows are scored per (query, instruction), a null
+    instruction being the scorer's (here the checkpoint's saved default prompt)."""
+    from family_kit import DOCUMENTS, QUERY
+
+    folder = family_kit.path("qwen3-causal")
+    other = "Find the abstracts that contradict the claim"
+    plan = [other, None, "", other, None, ""]
+    rows = [
+        {"query": QUERY, "text": DOCUMENTS[i], "task": plan[i % len(plan)]}
+        for i in range(len(DOCUMENTS))
+    ]
+    columns = {"query": "query", "text": "text", "score": "score", "truncated": None,
+               "windows": None, "instruction": "task"}  # fmt: skip
+    options = {"model": str(folder), "device": "cpu", "activation": "raw"}
+    out = _ScoreBatches(options, columns, "skip")(pd.DataFrame(rows))
+    local = CrossEncoderScorer(**options)
+    for instruction in (other, None, ""):
+        picked = [i for i, r in enumerate(rows) if r["task"] == instruction]
+        want = local.score(QUERY, [DOCUMENTS[i] for i in picked], instruction=instruction)
+        assert out.loc[picked, "score"].tolist() == pytest.approx(want, abs=1e-5)
+    assert out.loc[0, "score"] != pytest.approx(local.score(QUERY, [DOCUMENTS[0]])[0], abs=1e-3)
+    with pytest.raises(ValueError, match="instruction_column='task' must hold strings or nulls"):
+        _ScoreBatches(options, columns, "skip")(
+            pd.DataFrame({"query": [QUERY], "text": ["a"], "task": [3]})
+        )
+    with pytest.raises(ValueError, match=r"instruction_column='task' is not a column"):
+        _ScoreBatches(options, columns, "skip")(pd.DataFrame({"query": [QUERY], "text": ["a"]}))
+
+
 def test_the_actors_batch_scorer_refuses_what_it_cannot_score(tiny_model_dir: Path) -> None:
     columns: dict[str, str | None] = {"query": "q", "text": "text", "score": "score",
                                       "truncated": None, "windows": None}  # fmt: skip
@@ -414,6 +444,10 @@ def test_ray_serve_answers_both_protocols_as_the_plain_server(
                         "crossrank": {"skip_blank": True, "passages": True, "token_budget": 40}}),
         ("/v1/rerank", {"query": " ", "documents": TEXTS}),  # 422, the same error body
         ("/rerank", {"query": QUERIES[4], "texts": TEXTS * 7}),  # 413: over max_documents
+        # A request's task instruction, vLLM's top-level field or crossrank's own.
+        ("/rerank", {"query": QUERIES[5], "texts": TEXTS, "instruction": "find gene studies"}),
+        ("/v1/rerank", {"query": QUERIES[5], "documents": TEXTS,
+                        "crossrank": {"instruction": "find gene studies"}}),
     ]  # fmt: skip
     with httpx.Client(timeout=60.0) as client:
         assert client.get(ray_served + "/health").json() == {"status": "ok"}
@@ -424,7 +458,7 @@ def test_ray_serve_answers_both_protocols_as_the_plain_server(
             _same(ray_answer.json(), plain_answer.json(), path)
         statuses = [client.post(ray_served + p, json=b).status_code for p, b in requests]
         info = client.get(ray_served + "/info").json()
-    assert statuses == [200, 200, 200, 200, 422, 413]
+    assert statuses == [200, 200, 200, 200, 422, 413, 200, 200]
     assert info["activation"] == "calibrated" and info["long_documents"] == "chunk"
 
 

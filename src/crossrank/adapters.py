@@ -41,6 +41,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
+from crossrank.families.prompts import check_instruction
 from crossrank.fusion import Fusion, check_first_stage_scores, resolve_fusion
 from crossrank.selection import Hit, is_blank
 from crossrank.validation import (
@@ -233,7 +234,8 @@ class RerankScorer(Protocol):
     scorer with the same ``rerank``/``arerank`` contract (a remote one, for instance).
 
     The adapters pass ``first_stage_scores`` and the per-call fusion values only when
-    fusion is on, so a scorer without fusion need not take them; one with fusion has
+    fusion is on, and ``instruction`` only when a call has one, so a scorer without fusion
+    or instructions need not take them; one with fusion has
     ``fusion``, ``fusion_weight`` and ``fusion_normalization`` attributes, as
     :class:`crossrank.CrossEncoderScorer` does (:func:`crossrank.fusion.resolve_fusion`
     reads them).
@@ -263,6 +265,7 @@ class RerankScorer(Protocol):
         fusion: Any = None,
         fusion_weight: float | None = None,
         fusion_normalization: Any = None,
+        instruction: str | None = None,
     ) -> Reranked: ...
 
     async def arerank(
@@ -281,6 +284,7 @@ class RerankScorer(Protocol):
         fusion: Any = None,
         fusion_weight: float | None = None,
         fusion_normalization: Any = None,
+        instruction: str | None = None,
     ) -> Reranked: ...
 
 
@@ -554,12 +558,16 @@ def _rerank_call(
     activation: str | None,
     first_stage: FirstStage[T] | None,
     fusion: dict[str, Any],
+    instruction: str | None,
 ) -> tuple[list[str | None], dict[str, Any]]:
     """The texts and keyword arguments of one ``scorer.rerank`` call over ``items``."""
     texts, contents = _texts_and_contents(items, text, content, passages)
     options = {**(selection or Selection()).kwargs(), "passages": passages, "contents": contents}
-    if activation is not None:  # scorers without per-call activations still work
+    # Scorers without per-call activations or instructions still work when none is given.
+    if activation is not None:
         options["activation"] = activation
+    if instruction is not None:
+        options["instruction"] = check_instruction(instruction)
     options |= _fusion_options(scorer, items, texts, first_stage, fusion)
     return texts, options
 
@@ -623,6 +631,7 @@ def rerank_items(
     fusion: str | None = None,
     fusion_weight: float | None = None,
     fusion_normalization: str | None = None,
+    instruction: str | None = None,
 ) -> RankedItems[T]:
     """Score the caller's items against ``query`` and return the kept ones, best first.
 
@@ -645,6 +654,8 @@ def rerank_items(
         fusion: This call's fusion method (``None``: the scorer's; ``"none"``: off).
         fusion_weight: This call's cross-encoder share (``None``: the scorer's).
         fusion_normalization: This call's normalization (``None``: the scorer's).
+        instruction: This call's instruction (``None``: the scorer's; ``""``: none), as
+            :meth:`crossrank.CrossEncoderScorer.score` takes it.
 
     Returns:
         A :class:`RankedItems`; with fusion each hit's ``score`` is the fused score and
@@ -653,7 +664,7 @@ def rerank_items(
     texts, options = _rerank_call(
         scorer, items, text, content, selection, passages, activation, first_stage,
         {"fusion": fusion, "fusion_weight": fusion_weight,
-         "fusion_normalization": fusion_normalization},
+         "fusion_normalization": fusion_normalization}, instruction,
     )  # fmt: skip
     return _collect(items, scorer.rerank(query, texts, **options))
 
@@ -672,12 +683,13 @@ async def arerank_items(
     fusion: str | None = None,
     fusion_weight: float | None = None,
     fusion_normalization: str | None = None,
+    instruction: str | None = None,
 ) -> RankedItems[T]:
     """:func:`rerank_items` with the scoring off the event loop (same arguments)."""
     texts, options = _rerank_call(
         scorer, items, text, content, selection, passages, activation, first_stage,
         {"fusion": fusion, "fusion_weight": fusion_weight,
-         "fusion_normalization": fusion_normalization},
+         "fusion_normalization": fusion_normalization}, instruction,
     )  # fmt: skip
     return _collect(items, await scorer.arerank(query, texts, **options))
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from crossrank._hub import cache_only
 from crossrank.families import Encoder, FamilyOptions, load_family
+from crossrank.families.loader import detect_family
 from crossrank.families.source import (
     HUB_OPTIONS,
     ModelSource,
@@ -38,6 +39,7 @@ __all__ = [
     "LoadedModel",
     "ModelSource",
     "load_model",
+    "model_family",
     "reserved_load_kwargs",
     "resolve_device",
     "resolve_source",
@@ -128,15 +130,14 @@ def load_model(
     """
     check_device(device)  # before loading: a device this machine lacks fails now
     source = resolve_source(model)
-    # Offline, or the Hub did not answer one request: the cache only, no retries.
-    local_files_only = local_files_only or (not source.is_local and cache_only())
-    hub_kwargs: dict[str, Any] = {
-        "token": token,
-        "cache_dir": cache_dir,
-        "revision": revision,
-        "local_files_only": local_files_only,
-        "trust_remote_code": trust_remote_code,
-    }
+    hub_kwargs = _hub_kwargs(
+        source,
+        token=token,
+        cache_dir=cache_dir,
+        revision=revision,
+        local_files_only=local_files_only,
+        trust_remote_code=trust_remote_code,
+    )
     family = load_family(
         source,
         hub_kwargs=hub_kwargs,
@@ -168,3 +169,49 @@ def load_model(
         decision=runtime.decision,
         forward_many=runtime.forward_many,
     )
+
+
+def _hub_kwargs(
+    source: ModelSource,
+    *,
+    token: str | None,
+    cache_dir: str | None,
+    revision: str | None,
+    local_files_only: bool,
+    trust_remote_code: bool,
+) -> dict[str, Any]:
+    """The Hub options of every file read for ``source``."""
+    # Offline, or the Hub did not answer one request: the cache only, no retries.
+    local_files_only = local_files_only or (not source.is_local and cache_only())
+    return {
+        "token": token,
+        "cache_dir": cache_dir,
+        "revision": revision,
+        "local_files_only": local_files_only,
+        "trust_remote_code": trust_remote_code,
+    }
+
+
+def model_family(settings: Any) -> tuple[str, str]:
+    """The family a scorer with ``settings`` (a :class:`crossrank.CrossEncoderScorer`, or
+    an object with its attributes) reads its model as, and what it was recognised by, from
+    the checkpoint's config and sentence-transformers files alone: no weights are loaded
+    (reports about a model scored elsewhere, e.g. on Ray workers, use it).
+
+    Raises:
+        ModelLoadError: As loading would (the config cannot be read, no family fits).
+    """
+    source = resolve_source(settings.model_name)
+    hub_kwargs = _hub_kwargs(
+        source,
+        token=settings.token,
+        cache_dir=settings.cache_dir,
+        revision=settings.revision,
+        local_files_only=settings.local_files_only,
+        trust_remote_code=settings.trust_remote_code,
+    )
+    options = FamilyOptions(family=settings.family, true_token=settings.true_token)
+    detected = detect_family(
+        source, hub_kwargs=hub_kwargs, config_kwargs=settings.config_kwargs, options=options
+    )
+    return detected.family, detected.found

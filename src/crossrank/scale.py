@@ -135,9 +135,15 @@ class _ScoreBatches:
         windows = np.zeros(len(texts), dtype=np.int64)
         # The truncated column reports truncation; without it, the core's warnings stay.
         quiet = drop_log_records("were truncated", "windows were read")
+        instructions = (
+            [None] * len(texts)
+            if cols.get("instruction") is None
+            else [_text_or_none(i) for i in batch[str(cols["instruction"])].tolist()]
+        )
         with quiet if cols["truncated"] is not None else contextlib.nullcontext():
-            for query, rows in self._groups(batch[str(cols["query"])].tolist()).items():
-                picked, details = self._score_group(query, rows, texts)
+            groups = self._groups(batch[str(cols["query"])].tolist(), instructions)
+            for (query, instruction), rows in groups.items():
+                picked, details = self._score_group(query, instruction, rows, texts)
                 scores[picked] = details.scores
                 truncated[picked] = details.truncated
                 windows[picked] = details.windows or [1] * len(picked)
@@ -151,8 +157,8 @@ class _ScoreBatches:
     def _check_columns(self, batch: pd.DataFrame) -> None:
         """The query and text columns are there; the columns to add are not."""
         cols = self._columns
-        for role in ("query", "text"):
-            if cols[role] not in batch.columns:
+        for role in ("query", "text", "instruction"):
+            if cols.get(role) is not None and cols[role] not in batch.columns:
                 raise ValueError(
                     f"{role}_column={cols[role]!r} is not a column of the dataset; it has "
                     f"{sorted(map(str, batch.columns))}"
@@ -164,22 +170,30 @@ class _ScoreBatches:
                     f"pass another {role}_column"
                 )
 
-    def _groups(self, queries: list[Any]) -> dict[str, list[int]]:
-        """The rows of each query, in batch order."""
-        groups: dict[str, list[int]] = {}
-        for row, query in enumerate(queries):
+    def _groups(
+        self, queries: list[Any], instructions: list[Any]
+    ) -> dict[tuple[str, str | None], list[int]]:
+        """The rows of each (query, instruction), in batch order."""
+        groups: dict[tuple[str, str | None], list[int]] = {}
+        for row, (query, instruction) in enumerate(zip(queries, instructions, strict=True)):
             if not isinstance(query, str) or not query.strip():
                 raise ValueError(
                     f"query_column={self._columns['query']!r} must hold non-blank strings, "
                     f"got {query!r}"
                 )
-            groups.setdefault(query, []).append(row)
+            if instruction is not None and not isinstance(instruction, str):
+                raise ValueError(
+                    f"instruction_column={self._columns['instruction']!r} must hold strings "
+                    f"or nulls, got {instruction!r}"
+                )
+            groups.setdefault((query, instruction), []).append(row)
         return groups
 
     def _score_group(
-        self, query: str, rows: list[int], texts: list[Any]
+        self, query: str, instruction: str | None, rows: list[int], texts: list[Any]
     ) -> tuple[list[int], ScoreDetails]:
-        """One ``score_details`` call for a query's rows with text; returns those rows."""
+        """One ``score_details`` call for a query's rows with text (with their
+        instruction); returns those rows."""
         from crossrank.selection import split_blank
 
         candidates = [texts[r] for r in rows]
@@ -190,7 +204,9 @@ class _ScoreBatches:
                 f"text_column={self._columns['text']!r}; drop them first, or pass "
                 "blank_text='skip' to give them a null score"
             )
-        details = self._scorer.score_details(query, [candidates[j] for j in scorable])
+        details = self._scorer.score_details(
+            query, [candidates[j] for j in scorable], instruction=instruction
+        )
         return [rows[j] for j in scorable], details
 
 
@@ -211,6 +227,7 @@ def rerank_dataset(
     score_column: str = "score",
     truncated_column: str | None = "truncated",
     windows_column: str | None = None,
+    instruction_column: str | None = None,
     blank_text: BlankText = "skip",
     concurrency: int | tuple[int, int] = 1,
     rows_per_batch: int | None = 512,
@@ -254,6 +271,11 @@ def rerank_dataset(
         truncated_column: The column saying which texts were not read whole (None: no
             column, and the actors log the core's truncation warnings instead).
         windows_column: If given, the column of pairs scored per row.
+        instruction_column: If given, the column holding each row's task instruction for
+            an instruction-following model (a string; ``""``: none; null: the scorer's
+            ``instruction`` setting, else the model's default), as
+            :meth:`CrossEncoderScorer.score` takes it per call. Rows are scored per
+            (query, instruction).
         blank_text: ``"skip"`` or ``"error"``, see above.
         concurrency: Actors in the pool: N, or ``(min, max)`` for an autoscaling pool.
         rows_per_batch: Rows handed to an actor at once (``map_batches``'s ``batch_size``;
@@ -286,6 +308,7 @@ def rerank_dataset(
         score=score_column,
         truncated=truncated_column,
         windows=windows_column,
+        instruction=instruction_column,
     )
     if blank_text not in ("skip", "error"):
         raise ValueError(f"blank_text must be 'skip' or 'error', got {blank_text!r}")
@@ -443,10 +466,11 @@ def score_runs(
 
 
 def _check_columns(**columns: str | None) -> dict[str, str | None]:
-    """Column names: strings, distinct; only truncated and windows may be None."""
+    """Column names: strings, distinct; only truncated, windows and instruction may be
+    None."""
     named: dict[str, str] = {}
     for role, name in columns.items():
-        if name is None and role in ("truncated", "windows"):
+        if name is None and role in ("truncated", "windows", "instruction"):
             continue
         if not isinstance(name, str) or not name:
             raise TypeError(f"{role}_column must be a non-empty string, got {name!r}")

@@ -347,6 +347,7 @@ def benchmark(
     # The model's pair limit, through the core (its errors name the model and what to do).
     probe = CrossEncoderScorer(model, device="cpu", backend="torch")  # no auto probe here
     limit = probe.max_length
+    family = {"family": probe.active_family, "family_detail": probe.family_detail}
     del probe
     tokenizer = AutoTokenizer.from_pretrained(model)
     if data is None:
@@ -417,6 +418,7 @@ def benchmark(
             "peer_python": peer,
         },
         "machine": {**machine_info(device), "cpu": cpu_summary(), "cpu_flags": cpu_flags()},
+        **family,
         "auto": None if decision is None else decision.to_json() | {"source": decision.source},
         "input": {
             "source": "synthetic" if data is None else "corpus",

@@ -54,6 +54,11 @@ def format_bench_table(report: Mapping[str, Any]) -> str:
         "start = import + load (+ first ONNX export); max |diff| (raw logits) and spearman: "
         "scores against sentence-transformers fp32; top10: its top 10 shared with "
         "sentence-transformers'."
+        + (
+            f"\n{s['model']}: {report['family']} ({report['family_detail']})"
+            if report.get("family")
+            else ""
+        )
         + f"\nCPU: {report['machine'].get('cpu', '?')}"
         + f"\npadding: {i.get('padding_waste_sorted', 0):.1%} of padded tokens with "
         f"crossrank's length-sorted batches, {i.get('padding_waste_input_order', 0):.1%} in "

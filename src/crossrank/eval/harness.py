@@ -296,6 +296,7 @@ def evaluate_models(
         else:
             scorer.warm_up()
             load_seconds[label] = time.perf_counter() - t0
+        family = _family(scorer, engine)
         scores: dict[str, list[float]] = {}
         cut: dict[str, list[bool]] = {}
         windows: dict[str, list[int]] = {}
@@ -348,6 +349,7 @@ def evaluate_models(
                 "stage": "reranked",
                 "model": model,
                 "backend": scorer.active_backend if engine == "local" else scorer.backend,
+                **family,
                 "k": k,
                 **row_metrics(run_k, qrels_used, k),
                 **latency_stats(seconds[k], pairs[k]),
@@ -408,6 +410,17 @@ def evaluate_models(
         },
         "rows": rows,
     }
+
+
+def _family(scorer: Any, engine: str) -> dict[str, str]:
+    """What a model row says of the model's family: the loaded scorer's, or (Ray: the model
+    loads in the actors) what its files say."""
+    if engine == "local":
+        return {"family": scorer.active_family, "family_detail": scorer.family_detail}
+    from crossrank.loading import model_family
+
+    family, found = model_family(scorer)
+    return {"family": family, "family_detail": found}
 
 
 def check_scorer_options(

@@ -46,8 +46,18 @@ def format_eval_table(report: Mapping[str, Any]) -> str:
         f"latency = one rerank call on K candidates (p95 over {settings['latency_queries']} "
         f"queries below the largest K, over all queries at it){mode}"
         + (f"\ncpu: {report['machine']['cpu']}" if report.get("machine", {}).get("cpu") else "")
+        + _family_footer(report)
         + _fusion_footer(report),
     )
+
+
+def _family_footer(report: Mapping[str, Any]) -> str:
+    """Each reranking system's model family and what it was recognised by, once."""
+    seen: dict[str, str] = {}
+    for row in report["rows"]:
+        if row["stage"] == "reranked" and row.get("family") and row["system"] not in seen:
+            seen[row["system"]] = f"{row['family']} ({row['family_detail']})"
+    return "".join(f"\n{system}: {family}" for system, family in seen.items())
 
 
 def _fusion_footer(report: Mapping[str, Any]) -> str:

@@ -50,7 +50,8 @@ def token_id(model: str, tokenizer: Any, token: str) -> int:
     raise UnsupportedModelError(
         model,
         f"the score token {token!r} is not a single token of its tokenizer (it becomes {ids})",
-        "Pass true_token/false_token that are single tokens of this model's vocabulary.",
+        "Pass a true_token (and false_token) that is a single token of this model's "
+        "vocabulary.",
     )
 
 

@@ -22,7 +22,7 @@ from crossrank.families.source import ModelSource, from_pretrained, torch_dtype_
 from crossrank.families.st_modules import build_modules
 from crossrank.families.templates import ChatTemplate, FormatTemplate, Template
 
-__all__ = ["FamilyOptions", "LoadedFamily", "load_family"]
+__all__ = ["FamilyOptions", "LoadedFamily", "detect_family", "load_family"]
 
 logger = logging.getLogger("crossrank")
 
@@ -248,6 +248,40 @@ def _net(
     return SeqClsNet(hf.eval(), num_labels, names), f"classifier head, {labels}", False, None
 
 
+def _read(
+    source: ModelSource,
+    hub_kwargs: Mapping[str, Any],
+    config_kwargs: Mapping[str, Any] | None,
+    options: FamilyOptions,
+) -> tuple[Any, Checkpoint, Detected]:
+    """The checkpoint's config, its sentence-transformers files, and its family."""
+    from transformers import AutoConfig
+
+    config = from_pretrained(AutoConfig, source, "config", hub_kwargs, config_kwargs)
+    checkpoint = read_checkpoint(source, hub_kwargs)
+    detected = detect(
+        source.name, checkpoint, config, family=options.family, true_token=options.true_token
+    )
+    return config, checkpoint, detected
+
+
+def detect_family(
+    source: ModelSource,
+    *,
+    hub_kwargs: Mapping[str, Any],
+    config_kwargs: Mapping[str, Any] | None = None,
+    options: FamilyOptions | None = None,
+) -> Detected:
+    """The family :func:`load_family` would load ``source`` as, from its config and
+    sentence-transformers files alone (no weights, no tokenizer).
+
+    Raises:
+        ModelLoadError: As :func:`load_family` (the config cannot be read, a module
+            crossrank cannot run, no family fits).
+    """
+    return _read(source, hub_kwargs, config_kwargs, options or FamilyOptions())[2]
+
+
 def load_family(
     source: ModelSource,
     *,
@@ -266,15 +300,11 @@ def load_family(
         ValueError: ``max_length`` is above the model's limit or leaves no room for text, or
             ``prompt_name`` names no saved prompt.
     """
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoTokenizer
 
     options = options or FamilyOptions()
     model = source.name
-    config = from_pretrained(AutoConfig, source, "config", hub_kwargs, config_kwargs)
-    checkpoint = read_checkpoint(source, hub_kwargs)
-    detected = detect(
-        model, checkpoint, config, family=options.family, true_token=options.true_token
-    )
+    config, checkpoint, detected = _read(source, hub_kwargs, config_kwargs, options)
     tokenizer = from_pretrained(AutoTokenizer, source, "tokenizer", hub_kwargs, tokenizer_kwargs)
     _check_fast_tokenizer(model, tokenizer)
     prompts = Prompts.of(

@@ -332,27 +332,48 @@ class RemoteScorer:
 
     # ------------------------------------------------------------------ scoring
 
-    def score(self, query: str, texts: Sequence[str]) -> list[float]:
-        """One score per text, in input order (``[]`` for no texts, without a request)."""
-        return self.score_details(query, texts).scores
+    def score(
+        self, query: str, texts: Sequence[str], *, instruction: str | None = None
+    ) -> list[float]:
+        """One score per text, in input order (``[]`` for no texts, without a request).
 
-    async def ascore(self, query: str, texts: Sequence[str]) -> list[float]:
+        ``instruction``: this call's task instruction, as
+        :meth:`crossrank.CrossEncoderScorer.score` takes it; sent by the providers that carry
+        one (``crossrank``, ``vllm``) and refused, naming the provider, by the others.
+        """
+        return self.score_details(query, texts, instruction=instruction).scores
+
+    async def ascore(
+        self, query: str, texts: Sequence[str], *, instruction: str | None = None
+    ) -> list[float]:
         """:meth:`score` without blocking the event loop."""
-        return (await self.ascore_details(query, texts)).scores
+        return (await self.ascore_details(query, texts, instruction=instruction)).scores
 
     def score_details(
-        self, query: str, texts: Sequence[str], *, activation: str | None = None
+        self,
+        query: str,
+        texts: Sequence[str],
+        *,
+        activation: str | None = None,
+        instruction: str | None = None,
     ) -> ScoreDetails:
         """Scores plus truncation, pairs, spans and ``usage`` (what the provider reports it
         cost, and the requests sent). Only ``provider="crossrank"`` reports truncation and
         spans; the others report nothing truncated and one pair per text."""
-        return cast(ScoreDetails, self._send(self._plans.details(query, texts, activation)))
+        plan = self._plans.details(query, texts, activation, instruction)
+        return cast(ScoreDetails, self._send(plan))
 
     async def ascore_details(
-        self, query: str, texts: Sequence[str], *, activation: str | None = None
+        self,
+        query: str,
+        texts: Sequence[str],
+        *,
+        activation: str | None = None,
+        instruction: str | None = None,
     ) -> ScoreDetails:
         """:meth:`score_details` without blocking the event loop."""
-        return cast(ScoreDetails, await self._asend(self._plans.details(query, texts, activation)))
+        plan = self._plans.details(query, texts, activation, instruction)
+        return cast(ScoreDetails, await self._asend(plan))
 
     def rank(
         self,
@@ -363,12 +384,13 @@ class RemoteScorer:
         score_threshold: float | None = None,
         min_relative_score: float | None = None,
         token_budget: int | None = None,
+        instruction: str | None = None,
     ) -> list[Hit]:
         """The kept texts, best first, selected as :meth:`CrossEncoderScorer.rank` does
         (``token_budget``: the server's tokenizer with ``provider="crossrank"``, else
-        :meth:`count_tokens`)."""
+        :meth:`count_tokens`; ``instruction`` as :meth:`score` takes it)."""
         plan = self._plans.rank(
-            query, texts, top_k, score_threshold, min_relative_score, token_budget
+            query, texts, top_k, score_threshold, min_relative_score, token_budget, instruction
         )
         return cast(list[Hit], self._send(plan))
 
@@ -381,10 +403,11 @@ class RemoteScorer:
         score_threshold: float | None = None,
         min_relative_score: float | None = None,
         token_budget: int | None = None,
+        instruction: str | None = None,
     ) -> list[Hit]:
         """:meth:`rank` without blocking the event loop."""
         plan = self._plans.rank(
-            query, texts, top_k, score_threshold, min_relative_score, token_budget
+            query, texts, top_k, score_threshold, min_relative_score, token_budget, instruction
         )
         return cast(list[Hit], await self._asend(plan))
 
@@ -404,13 +427,14 @@ class RemoteScorer:
         fusion: str | None = None,
         fusion_weight: float | None = None,
         fusion_normalization: str | None = None,
+        instruction: str | None = None,
     ) -> Reranked:
         """:meth:`CrossEncoderScorer.rerank` through the provider: candidates without text
         are skipped and reported, the rest scored and selected; ``usage`` says what it cost.
 
         ``passages`` and ``contents`` need ``provider="crossrank"`` (a provider returns one
         score per document). Fusion runs on the server with ``provider="crossrank"``, here
-        with the others.
+        with the others. ``instruction`` as :meth:`score` takes it.
         """
         options = dict(
             top_k=top_k,
@@ -424,6 +448,7 @@ class RemoteScorer:
             fusion=fusion,
             fusion_weight=fusion_weight,
             fusion_normalization=fusion_normalization,
+            instruction=instruction,
         )
         return cast(Reranked, self._send(self._plans.rerank(query, texts, options)))
 
@@ -443,6 +468,7 @@ class RemoteScorer:
         fusion: str | None = None,
         fusion_weight: float | None = None,
         fusion_normalization: str | None = None,
+        instruction: str | None = None,
     ) -> Reranked:
         """:meth:`rerank` without blocking the event loop."""
         options = dict(
@@ -457,6 +483,7 @@ class RemoteScorer:
             fusion=fusion,
             fusion_weight=fusion_weight,
             fusion_normalization=fusion_normalization,
+            instruction=instruction,
         )
         return cast(Reranked, await self._asend(self._plans.rerank(query, texts, options)))
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from crossrank.calibration import ACTIVATIONS
+from crossrank.families.prompts import check_instruction
 from crossrank.fusion import Fusion, first_stage_of, resolve_fusion
 from crossrank.remote import served
 from crossrank.remote.calls import Ordering, Plan, Scoring, order, scores_plan
@@ -67,9 +68,24 @@ class Planner:
         """The crossrank protocol (the server does the work), else None."""
         return self.wire if isinstance(self.wire, CrossrankProvider) else None
 
-    def scoring(self, raw: bool) -> Scoring:
-        """How the provider is asked for scores (``raw``: logits)."""
-        return Scoring(self.wire, replace(self.options, raw=raw), self._limit())
+    def scoring(self, raw: bool, instruction: str | None = None) -> Scoring:
+        """How the provider is asked for scores (``raw``: logits; ``instruction``: the
+        call's, checked by :meth:`instruction`)."""
+        wire = replace(self.options, raw=raw, instruction=instruction)
+        return Scoring(self.wire, wire, self._limit())
+
+    def instruction(self, value: Any) -> str | None:
+        """A call's instruction, checked: a string or None, and refused by a provider that
+        cannot carry one (naming it)."""
+        checked = check_instruction(value)
+        if checked is not None and self.wire.instruction_field is None:
+            raise ValueError(
+                f"provider={self.wire.name!r} cannot carry an instruction (its rerank API has "
+                "no such field); leave instruction out, or use provider='vllm' or "
+                "provider='crossrank' (a crossrank serve), which pass it to the model's "
+                "template"
+            )
+        return checked
 
     def _call_activation(self, activation: Any) -> tuple[str | None, bool]:
         """This call's activation (None: the server's default, not looked up) and whether
@@ -113,15 +129,18 @@ class Planner:
             )
         return Ordering(act, True, fused, first)
 
-    def details(self, query: str, texts: Sequence[str], activation: Any) -> Plan:
+    def details(
+        self, query: str, texts: Sequence[str], activation: Any, instruction: Any = None
+    ) -> Plan:
         """The plan of :meth:`crossrank.RemoteScorer.score_details`."""
         query = check_query(query)
         texts = check_texts(texts)
         act, raw = self._call_activation(activation)
+        instruction = self.instruction(instruction)
         if not texts:
             return Plan([], lambda _: ScoreDetails(scores=[], truncated=[], pairs=0))
         if self._served is not None:
-            return served.details_plan(self._served, query, texts, activation)
+            return served.details_plan(self._served, query, texts, activation, instruction)
         ordering = Ordering(act or "sigmoid", raw)
 
         def finish(scores: list[float], usage: dict[str, float]) -> ScoreDetails:
@@ -129,7 +148,7 @@ class Planner:
             n = len(own)
             return ScoreDetails(scores=own, truncated=[False] * n, pairs=n, usage=usage)
 
-        return scores_plan(self.scoring(raw), query, texts, finish)
+        return scores_plan(self.scoring(raw, instruction), query, texts, finish)
 
     def rank(
         self,
@@ -139,6 +158,7 @@ class Planner:
         score_threshold: Any,
         min_relative_score: Any,
         token_budget: Any,
+        instruction: Any = None,
     ) -> Plan:
         """The plan of :meth:`crossrank.RemoteScorer.rank`."""
         top_k = check_top_k(top_k)
@@ -147,6 +167,7 @@ class Planner:
         texts = check_texts(texts)
         token_budget = check_positive_int(token_budget, name="token_budget", allow_none=True)
         min_relative_score = self._relative_cut(min_relative_score, None, None)
+        instruction = self.instruction(instruction)
         if not texts:
             return Plan([], lambda _: [])
         selection = {"score_threshold": score_threshold, "min_relative_score": min_relative_score}
@@ -156,7 +177,7 @@ class Planner:
                 query,
                 texts,
                 top_k=top_k,
-                selection={**selection, "token_budget": token_budget},
+                selection={**selection, "token_budget": token_budget, "instruction": instruction},
             )
         counts = None if token_budget is None else self.counter.count(texts)
 
@@ -166,7 +187,7 @@ class Planner:
             )
             return [Hit(i, scores[i], False) for i in kept]
 
-        return scores_plan(self.scoring(False), query, texts, finish)
+        return scores_plan(self.scoring(False, instruction), query, texts, finish)
 
     def rerank(self, query: str, texts: Sequence[str | None], options: dict[str, Any]) -> Plan:
         """The plan of :meth:`crossrank.RemoteScorer.rerank` (``options``: its keyword
@@ -180,6 +201,7 @@ class Planner:
                 "min_relative_score": call.min_relative_score,
                 "token_budget": call.token_budget,
                 "activation": options["activation"],
+                "instruction": call.instruction,
                 **_fusion_sent(call.fusion, call.given, options["first_stage_scores"]),
             }
             if call.passages:
@@ -218,9 +240,11 @@ class Planner:
         for i, text in enumerate(texts):
             if text is not None and not isinstance(text, str):
                 raise TypeError(f"texts[{i}] must be a string or None, got {type(text).__name__}")
+        instruction = self.instruction(options["instruction"])
         return _RerankCall(
-            top_k, score_threshold, relative, token_budget, activation, raw, fused, given, passages
-        )
+            top_k, score_threshold, relative, token_budget, activation, raw, fused, given,
+            passages, instruction,
+        )  # fmt: skip
 
     def _scored_rerank(
         self, query: str, texts: Sequence[str | None], call: _RerankCall, first_stage: Any
@@ -250,7 +274,7 @@ class Planner:
             ]
             return Reranked(hits=hits, skipped=skipped, pairs=len(scorable), usage=usage)
 
-        return scores_plan(self.scoring(ordering.raw), query, scored, finish)
+        return scores_plan(self.scoring(ordering.raw, call.instruction), query, scored, finish)
 
 
 @dataclass(frozen=True)
@@ -266,6 +290,7 @@ class _RerankCall:
     fusion: Fusion | None
     given: dict[str, Any]
     passages: bool
+    instruction: str | None = None
 
 
 def _fusion_sent(

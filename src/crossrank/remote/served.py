@@ -34,12 +34,15 @@ def _usage(replies: Sequence[Reply]) -> dict[str, float]:
 
 
 def details_plan(
-    provider: CrossrankProvider, query: str, texts: Sequence[str], activation: str | None
+    provider: CrossrankProvider,
+    query: str,
+    texts: Sequence[str],
+    activation: str | None,
+    instruction: str | None = None,
 ) -> Plan:
     """Every text's score, truncation, span and windows (the core's ``score_details``)."""
-    body = provider.rerank_body(
-        query, texts, top_n=None, options={"skip_blank": False, "activation": activation}
-    )
+    options = {"skip_blank": False, "activation": activation, "instruction": instruction}
+    body = provider.rerank_body(query, texts, top_n=None, options=options)
 
     def finish(replies: list[Reply]) -> ScoreDetails:
         details = provider.details(replies[0].body, len(texts))

@@ -43,12 +43,15 @@ class WireOptions:
             :attr:`Provider.carries`); None: its own.
         truncate: False: an over-long input is an error at the provider, where it has the
             switch; True: it is truncated (every provider's default).
+        instruction: The call's task instruction, where the provider carries one
+            (:attr:`Provider.instruction_field`); None: send none.
     """
 
     model: str | None = None
     raw: bool = False
     max_length: int | None = None
     truncate: bool = True
+    instruction: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,9 @@ class Provider:
         results_key: Where the answer's results are (None: the answer is their list).
         score_key: Each result's score field.
         usage_keys: The numeric fields of the answer's ``usage`` object that are kept.
+        instruction_field: The request field that carries a task instruction to the model's
+            template (vLLM's ``instruction``); None: the provider takes none, and a call
+            with one is refused, naming it.
         model_default, documents_limit, carried: :attr:`default_model`,
             :attr:`max_documents` and :attr:`carries` on every route.
     """
@@ -92,6 +98,7 @@ class Provider:
     results_key: ClassVar[str | None] = "results"
     score_key: ClassVar[str] = "relevance_score"
     usage_keys: ClassVar[tuple[str, ...]] = ()
+    instruction_field: ClassVar[str | None] = None
     model_default: ClassVar[str | None] = None
     documents_limit: ClassVar[int | None] = None
     carried: ClassVar[frozenset[str]] = frozenset()

@@ -8,12 +8,14 @@ endpoints, with crossrank's own options in an extra field.
                     ``{id, model, results: [{index, relevance_score[, document]}], meta}``
 ``GET /health``     ``{"status": "ok"}`` (200) once the model is loaded; 503 before, while
                     draining, or if loading failed
-``GET /info``       model, backend, max_length, activation, version, limits, batching
+``GET /info``       model, family, backend, max_length, activation, version, limits, batching
 ``GET /metrics``    Prometheus text, every name prefixed ``crossrank_``
 =================  =========================================================================
 
-Either scoring endpoint takes ``"crossrank": {...}`` (:class:`CrossrankOptions`): the core's
-``rerank`` options (passages, token budget, relative cut, activation, fusion). Every error is
+Either scoring endpoint takes a top-level ``instruction`` (vLLM's field: the request's task
+instruction for an instruction-following model) and ``"crossrank": {...}``
+(:class:`CrossrankOptions`): the core's ``rerank`` options (passages, token budget, relative
+cut, activation, fusion, instruction). Every error is
 ``{"error": message, "error_type": kind[, "limit": name]}``. See docs/serving.md.
 """
 
@@ -192,7 +194,7 @@ def create_app(
                 body.texts,
                 activation=_tei_activation(body.raw_scores, extra),
                 rerank=extra is not None and extra.skip_blank,
-                options={} if extra is None else extra.rerank_options(),
+                options=body.call_options(),
             )
             result = await engine.score(call)
             if body.truncate is False:
@@ -225,7 +227,7 @@ def create_app(
                 top_k=body.top_n,
                 activation=None if extra is None else extra.activation,
                 rerank=extra is not None and extra.skip_blank,
-                options={} if extra is None else extra.rerank_options(),
+                options=body.call_options(),
             )
             result = await engine.score(call)
         except Exception as error:

@@ -58,7 +58,10 @@ def _describe(scorer: Any) -> str:
     """What the server serves, for its first line."""
     if isinstance(scorer, RemoteScorer):
         return f"{scorer.model_name} (forwarding to {scorer.provider} at {scorer.url})"
-    return f"{scorer.model_name} ({scorer.active_backend}, max_length {scorer.max_length})"
+    return (
+        f"{scorer.model_name} ({scorer.active_family}, {scorer.active_backend}, max_length "
+        f"{scorer.max_length})"
+    )
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -130,5 +133,11 @@ def run_serve(args: argparse.Namespace) -> int:
                 file=sys.stderr,
                 flush=True,
             )
+            if isinstance(scorer, CrossEncoderScorer):
+                print(
+                    f"crossrank serve: {scorer.active_family} ({scorer.family_detail})",
+                    file=sys.stderr,
+                    flush=True,
+                )
         server.run(sockets=[sock])
     return 0 if server.started else EXIT_FAILURE

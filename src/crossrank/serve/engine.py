@@ -70,6 +70,9 @@ FUSION_OPTIONS = ("first_stage_scores", "fusion", "fusion_weight", "fusion_norma
 #: ``score_details``).
 _RERANK_ONLY = ("passages", "contents", *FUSION_OPTIONS)
 
+#: The request options ``GET /info`` lists when the scorer takes them.
+_OPTIONS = frozenset({*_RERANK_ONLY, "token_budget", "instruction"})
+
 
 class Overloaded(Exception):
     """The queue is full (``429``); try again after ``retry_after`` seconds."""
@@ -116,7 +119,7 @@ class ScoreCall:
             selection, every document scored as it is.
         options: Further keyword arguments of the core's ``rerank``
             (``score_threshold``, ``min_relative_score``, ``token_budget``, ``passages``,
-            ``contents``, fusion ones).
+            ``contents``, fusion ones, ``instruction``).
     """
 
     query: str
@@ -428,7 +431,12 @@ class Engine:
             options.get("token_budget"), name="token_budget", allow_none=True
         )
         texts = [t if t is not None else "" for t in call.texts]
-        details = scorer.score_details(call.query, texts, activation=call.activation)  # type: ignore[arg-type]
+        details = scorer.score_details(
+            call.query,
+            texts,
+            activation=call.activation,  # type: ignore[arg-type]
+            instruction=options.get("instruction"),
+        )
         kept = select(
             details.scores,
             top_k=top_k,
@@ -465,6 +473,8 @@ class Engine:
         return {
             "model": scorer.model_name,
             "model_id": scorer.model_name,  # TEI's name for it
+            "family": None if loaded is None else loaded.family,
+            "family_detail": None if loaded is None else loaded.family_detail,
             "backend": loaded.backend if loaded is not None else scorer.backend,
             "device": None if loaded is None else str(loaded.device),
             "max_length": max_length,
@@ -477,7 +487,7 @@ class Engine:
             "version": __version__,
             "state": self.state,
             "protocols": {"tei": "/rerank", "cohere": "/v1/rerank", "crossrank": "/v1/rerank"},
-            "options": sorted(self._rerank_params & {*_RERANK_ONLY, "token_budget"}),
+            "options": sorted(self._rerank_params & _OPTIONS),
             "limits": asdict(self.limits),
             "batching": {
                 "max_wait_ms": self.batching.max_wait_ms,
@@ -493,6 +503,8 @@ class Engine:
         return {
             "model": scorer.model_name,
             "model_id": scorer.model_name,
+            "family": None,  # the provider's model: not known here
+            "family_detail": None,
             "backend": self.backend,
             "provider": scorer.provider,
             "route": scorer.route,
@@ -503,7 +515,7 @@ class Engine:
             "version": __version__,
             "state": self.state,
             "protocols": {"tei": "/rerank", "cohere": "/v1/rerank", "crossrank": "/v1/rerank"},
-            "options": sorted(self._rerank_params & {*_RERANK_ONLY, "token_budget"}),
+            "options": sorted(self._rerank_params & _OPTIONS),
             "limits": asdict(self.limits),
             "batching": {"threads": self.threads},
         }

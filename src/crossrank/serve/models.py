@@ -2,6 +2,8 @@
 
 - TEI (``POST /rerank``): :class:`TEIRequest` -> a list of :class:`TEIResult`, best first.
 - Cohere / Jina (``POST /v1/rerank``): :class:`CohereRequest` -> :class:`CohereResponse`.
+- a top-level ``instruction`` (vLLM's field) on either: the request's task instruction for an
+  instruction-following model (TEI and Cohere clients that do not send it get the model's).
 - crossrank's own options ride on either as the extra field ``crossrank``
   (:class:`CrossrankOptions`); with it, each result also carries ``truncated``, ``span``
   and ``passage``, and the Cohere response a top-level ``crossrank`` with ``skipped`` and
@@ -33,6 +35,12 @@ __all__ = [
 ]
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
+
+_INSTRUCTION = (
+    "this request's task instruction for an instruction-following model (Qwen3-Reranker's "
+    "<Instruct>, a chat template's system message, else text before the query); '' for "
+    "none; null: the server's (its --instruction, else the model's default)"
+)
 
 
 class CrossrankOptions(BaseModel):
@@ -78,6 +86,7 @@ class CrossrankOptions(BaseModel):
     fusion_normalization: str | None = Field(
         None, description="how scores are normalized before fusion"
     )
+    instruction: str | None = Field(None, description=_INSTRUCTION)
 
     def rerank_options(self) -> dict[str, Any]:
         """The options as keyword arguments of the core's ``rerank`` (fusion ones only when
@@ -90,11 +99,30 @@ class CrossrankOptions(BaseModel):
         if self.passages or self.contents is not None:
             options["passages"] = self.passages
             options["contents"] = self.contents
-        for name in ("first_stage_scores", "fusion", "fusion_weight", "fusion_normalization"):
+        names = ("first_stage_scores", "fusion", "fusion_weight", "fusion_normalization",
+                 "instruction")  # fmt: skip
+        for name in names:
             value = getattr(self, name)
             if value is not None:
                 options[name] = value
         return options
+
+
+def _call_options(extra: CrossrankOptions | None, instruction: str | None) -> dict[str, Any]:
+    """A request's core options: ``extra``'s, with a top-level ``instruction``.
+
+    Raises:
+        ValueError: The top-level instruction and ``crossrank.instruction`` differ.
+    """
+    options = {} if extra is None else extra.rerank_options()
+    if instruction is not None:
+        given = options.get("instruction")
+        if given is not None and given != instruction:
+            raise ValueError(
+                "instruction and crossrank.instruction differ; send the instruction once"
+            )
+        options["instruction"] = instruction
+    return options
 
 
 class TEIRequest(BaseModel):
@@ -114,7 +142,12 @@ class TEIRequest(BaseModel):
     truncation_direction: Literal["right", "Right"] = Field(
         "right", description="only 'right' (the end of the document is cut)"
     )
+    instruction: str | None = Field(None, description=_INSTRUCTION + " (vLLM's field)")
     crossrank: CrossrankOptions | None = None
+
+    def call_options(self) -> dict[str, Any]:
+        """The core's options this request carries (see :meth:`CohereRequest.call_options`)."""
+        return _call_options(self.crossrank, self.instruction)
 
 
 class CrossrankResultFields(BaseModel):
@@ -168,7 +201,13 @@ class CohereRequest(BaseModel):
     max_tokens_per_doc: int | None = Field(
         None, description="accepted and ignored: the model reads up to its max_length"
     )
+    instruction: str | None = Field(None, description=_INSTRUCTION + " (vLLM's field)")
     crossrank: CrossrankOptions | None = None
+
+    def call_options(self) -> dict[str, Any]:
+        """The core's ``rerank`` options this request carries: :meth:`CrossrankOptions.
+        rerank_options` and the instruction (top-level or in ``crossrank``)."""
+        return _call_options(self.crossrank, self.instruction)
 
 
 class CohereResult(CrossrankResultFields):

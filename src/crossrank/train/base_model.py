@@ -1,18 +1,25 @@
 """What ``crossrank train`` starts from: a one-logit cross-encoder or a plain encoder.
 
-Checked from the model's config alone, before any weight is loaded or data is read:
+Checked from the model's config and sentence-transformers files alone, before any weight is
+loaded or data is read:
 
-- a cross-encoder (``...ForSequenceClassification`` with one label) is trained further;
+- a cross-encoder (``...ForSequenceClassification`` with one label, of any architecture: a
+  BERT, an XLM-R, a Qwen3 seq-cls conversion...) is trained further;
 - a plain encoder checkpoint (BERT, RoBERTa, ELECTRA, DeBERTa ... without a head, a
   sentence-transformers bi-encoder folder included) gets a new one-logit head;
-- anything else is refused: a folder without ``config.json``, a decoder-only or
-  encoder-decoder model, a classifier with other than one label.
+- anything else is refused: a folder without ``config.json``, a causal LM reranker (scored by
+  next-token logits: fine-tuning one is out of scope) or a sentence-transformers module
+  pipeline (Transformer -> Pooling -> Dense ..., the Ettin rerankers), another decoder-only
+  or encoder-decoder model, a classifier with other than one label.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from crossrank.families.detect import Detected
 
 __all__ = ["BaseModelKind", "check_base_model"]
 
@@ -58,6 +65,16 @@ def check_base_model(model: str, *, local_files_only: bool = False) -> BaseModel
     )
 
     config = _config(model, local_files_only=local_files_only)
+    family = _reranker_family(model, config, local_files_only=local_files_only)
+    if family is not None and family.family != "sequence-classification":
+        raise ValueError(
+            f"model={model!r} is a {_FAMILY_NAMES[family.family]} ({family.found}); crossrank "
+            "train fine-tunes sequence-classification cross-encoders and plain encoders, not "
+            "causal LM rerankers or module pipelines (docs/training.md): score it as it is, "
+            "or start from a sequence-classification checkpoint"
+        )
+    if family is not None:
+        return _one_label(model, config)
     model_type = getattr(config, "model_type", None)
     is_decoder = bool(getattr(config, "is_decoder", False))
     is_seq2seq = bool(getattr(config, "is_encoder_decoder", False))
@@ -81,12 +98,49 @@ def check_base_model(model: str, *, local_files_only: bool = False) -> BaseModel
         )
     architectures = getattr(config, "architectures", None) or []
     if any(a.endswith("ForSequenceClassification") for a in architectures):
-        num_labels = int(getattr(config, "num_labels", 1))
-        if num_labels != 1:
-            raise ValueError(
-                f"model={model!r} is a classifier with {num_labels} labels; crossrank train "
-                "trains one relevance logit: start from a one-logit cross-encoder or from "
-                "its plain encoder"
-            )
-        return "cross-encoder"
+        return _one_label(model, config)
     return "encoder"
+
+
+#: How a refused family is named in ``check_base_model``'s message.
+_FAMILY_NAMES = {
+    "causal-lm": "causal LM reranker scored by next-token logits",
+    "sentence-transformers": "sentence-transformers module pipeline",
+}
+
+
+def _one_label(model: str, config: Any) -> BaseModelKind:
+    """A sequence-classification checkpoint trains on if it has one label."""
+    num_labels = int(getattr(config, "num_labels", 1))
+    if num_labels != 1:
+        raise ValueError(
+            f"model={model!r} is a classifier with {num_labels} labels; crossrank train "
+            "trains one relevance logit: start from a one-logit cross-encoder or from "
+            "its plain encoder"
+        )
+    return "cross-encoder"
+
+
+def _reranker_family(
+    model: str, config: Any, *, local_files_only: bool = False
+) -> Detected | None:
+    """The reranker family crossrank reads ``model`` as (a
+    :class:`crossrank.families.detect.Detected`), from ``config`` and its
+    sentence-transformers files; None when it fits none (a plain encoder, a bi-encoder, a
+    decoder that is no reranker).
+
+    Raises:
+        crossrank.errors.UnsupportedModelError: Its ``modules.json`` names a module
+            crossrank (and sentence-transformers without remote code) cannot run.
+    """
+    from crossrank.errors import UnsupportedModelError
+    from crossrank.families.checkpoint import read_checkpoint
+    from crossrank.families.detect import detect
+    from crossrank.families.source import resolve_source
+
+    hub_kwargs = {"local_files_only": local_files_only, "trust_remote_code": False}
+    checkpoint = read_checkpoint(resolve_source(model), hub_kwargs)  # an unknown module: raises
+    try:
+        return detect(model, checkpoint, config)
+    except UnsupportedModelError:
+        return None

@@ -10,7 +10,7 @@ passage and ``metadata["crossrank_span"]``; with fusion, the cross-encoder's own
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from crossrank._optional import missing_extra
@@ -25,6 +25,7 @@ from crossrank.adapters import (
     cut_passage,
     rerank_items,
 )
+from crossrank.families.prompts import check_instruction
 from crossrank.fusion import resolve_fusion
 from crossrank.scorer import Reranked
 from crossrank.selection import Hit, select, split_blank
@@ -66,6 +67,12 @@ class CrossEncoderRerank(ScorerSettings, BaseDocumentCompressor):
     The model is loaded once, on first use (or by ``reranker.scorer.warm_up()``), and is
     safe to share between threads and concurrent async calls (``acompress_documents`` runs
     in a worker thread). Constructing the compressor is cheap.
+
+    An instruction-following model (Qwen3-Reranker...) reads the ``instruction`` setting;
+    one call (or one bound retriever) may give its own in the run's metadata, under
+    ``"crossrank_instruction"``, which LangChain hands to the compressor with its callbacks:
+    ``retriever.invoke(query, config={"metadata": {"crossrank_instruction": "..."}})`` or
+    ``retriever.with_config(metadata={...})`` (docs/langchain.md).
 
     Example:
         >>> from langchain_crossrank import CrossEncoderRerank
@@ -167,8 +174,9 @@ class CrossEncoderRerank(ScorerSettings, BaseDocumentCompressor):
         Args:
             documents: The retrieved Documents. Not changed.
             query: The query they are scored against.
-            callbacks: Accepted for the LangChain interface; the compressor emits no
-                events of its own.
+            callbacks: The run's callback manager (LangChain passes it): the compressor
+                emits no events of its own, and reads this call's instruction from its
+                metadata, key ``"crossrank_instruction"`` (a string; ``""``: none).
 
         Returns:
             Copies of the kept Documents, with ``metadata["relevance_score"]`` (a Python
@@ -185,6 +193,7 @@ class CrossEncoderRerank(ScorerSettings, BaseDocumentCompressor):
             selection=self._selection(),
             passages=self.passage_only,
             first_stage=self._first_stage(),
+            instruction=_call_instruction(callbacks),
         )
         return [self._copy(hit) for hit in ranked.hits]
 
@@ -244,6 +253,21 @@ def _page_content(doc: Document) -> str:
     return doc.page_content
 
 
+#: The run-metadata key of a call's instruction (LangChain's ``RunnableConfig`` metadata
+#: reaches a compressor through its callback manager; its ``configurable`` does not).
+_INSTRUCTION_KEY = "crossrank_instruction"
+
+
+def _call_instruction(callbacks: Callbacks | None) -> str | None:
+    """This call's instruction: the run metadata's ``"crossrank_instruction"``, or None."""
+    metadata = getattr(callbacks, "metadata", None)
+    if not isinstance(metadata, Mapping):
+        return None
+    return check_instruction(
+        metadata.get(_INSTRUCTION_KEY), name=f"the run metadata's {_INSTRUCTION_KEY!r}"
+    )
+
+
 class _CrossEncoderModel:
     """A LangChain ``BaseCrossEncoder`` as a crossrank scorer: its ``score(pairs)`` gives the
     scores, crossrank's selection keeps the best. Blank texts are skipped, as with
@@ -294,9 +318,15 @@ class _CrossEncoderModel:
         fusion: Any = None,
         fusion_weight: float | None = None,
         fusion_normalization: Any = None,
+        instruction: str | None = None,
     ) -> Reranked:
         """Score the texts with the model and keep the best (``crossrank.select``)."""
         check_query(query)
+        if instruction is not None:
+            raise ValueError(
+                f"{self.model_name} scores pairs itself and takes no instruction; pass a "
+                "model id or folder (model='...') to use crossrank's scorer with one"
+            )
         if first_stage_scores is not None or fusion not in (None, "none"):
             raise ValueError(
                 f"first-stage fusion needs crossrank's scorer, got model={self.model_name}"

@@ -34,6 +34,7 @@ class CrossrankProvider(Provider):
     info_path = "/info"
     health_path = "/health"
     source = "crossrank.serve (this project)"
+    instruction_field = "instruction"
 
     def rerank_body(
         self,
@@ -59,7 +60,11 @@ class CrossrankProvider(Provider):
             query,
             documents,
             top_n=None,
-            options={"skip_blank": False, "activation": activation},
+            options={
+                "skip_blank": False,
+                "activation": activation,
+                "instruction": options.instruction,
+            },
             model=options.model,
         )
 

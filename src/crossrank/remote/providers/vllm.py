@@ -17,7 +17,10 @@ Source: vllm-project/vllm ``vllm/entrypoints/pooling/scoring/protocol.py`` and
 
 crossrank sends ``use_activation`` (false for ``activation="raw"`` and fusion: the logit)
 and ``truncate_prompt_tokens`` from ``max_length`` (the pair's tokens, crossrank's own
-meaning; the prompt is cut on the right, the document's end).
+meaning; the prompt is cut on the right, the document's end), and a call's ``instruction``
+as the top-level ``instruction`` every route takes (vLLM folds it into
+``chat_template_kwargs`` for the model's chat template, e.g. Qwen3-Reranker's; described in
+BerriAI/litellm issue #30756 and PR #30757, which pass it through, [3p]).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class VLLMProvider(Provider):
     health_path = "/health"
     source = "vllm-project/vllm vllm/entrypoints/pooling/scoring/protocol.py, api_router.py"
     usage_keys = ("prompt_tokens", "total_tokens")
+    instruction_field = "instruction"
     carried = frozenset({"max_length"})
 
     def body(self, query: str, documents: Sequence[str], options: WireOptions) -> dict[str, Any]:
@@ -55,6 +59,8 @@ class VLLMProvider(Provider):
         body["use_activation"] = not options.raw
         if options.max_length is not None:
             body["truncate_prompt_tokens"] = options.max_length
+        if options.instruction is not None:
+            body["instruction"] = options.instruction
         return body
 
     def scores(self, answer: Any, count: int) -> list[float]:

@@ -47,6 +47,7 @@ from crossrank.adapters import (
 )
 from crossrank.fusion import resolve_fusion
 from crossrank.scorer import CrossEncoderScorer
+from llama_index.postprocessor.crossrank_rerank.query import instruction_of
 
 __all__ = ["CrossEncoderRerank"]
 
@@ -107,6 +108,10 @@ class CrossEncoderRerank(_ScorerFields):
     ``metadata["crossrank_model_score"]`` (hidden from the LLM's and the embedder's text)
     holds the cross-encoder's own. A node with text and no score is then an error
     (docs/llama_index.md, "First-stage fusion").
+
+    An instruction-following model (Qwen3-Reranker...) reads the ``instruction`` setting;
+    a query may carry its own: ``engine.query(InstructedQueryBundle(query,
+    instruction="..."))`` (:class:`InstructedQueryBundle`, a ``QueryBundle``).
 
     Example:
         ```python
@@ -316,6 +321,7 @@ class CrossEncoderRerank(_ScorerFields):
                 selection=selection,
                 passages=passage_only,
                 first_stage=_FIRST_STAGE,
+                instruction=instruction_of(query_bundle),
             )
             return self._end(ranked.hits, event, passage_only=passage_only)
 

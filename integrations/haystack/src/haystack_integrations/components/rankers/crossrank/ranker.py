@@ -391,6 +391,7 @@ class CrossEncoderRanker:
         min_relative_score: float | None = None,
         token_budget: int | None = None,
         scale_score: bool | None = None,
+        instruction: str | None = None,
     ) -> dict[str, list[Document]]:
         """Rank ``documents`` by relevance to ``query``, best first.
 
@@ -407,6 +408,11 @@ class CrossEncoderRanker:
             token_budget: Most tokens handed on in all.
             scale_score: ``False``: raw logits for this call; ``True``: the ``activation``.
                 The same loaded model serves both.
+            instruction: This call's task instruction for an instruction-following model
+                (Qwen3-Reranker's ``<Instruct>``, a chat template's system message, else
+                text before the query), in place of the ``instruction`` init setting;
+                ``""``: none; ``None``: the init setting (else the model's default). See
+                docs/haystack.md.
 
         Returns:
             ``{"documents": [...]}``: copies of the kept Documents, best first, each with
@@ -418,7 +424,7 @@ class CrossEncoderRanker:
         call = self._call(
             query, documents, top_k, score_threshold, min_relative_score, token_budget, scale_score
         )
-        return self._output(rerank_items(**call))
+        return self._output(rerank_items(**call, instruction=instruction))
 
     @component.output_types(documents=list[Document])
     async def run_async(
@@ -430,6 +436,7 @@ class CrossEncoderRanker:
         min_relative_score: float | None = None,
         token_budget: int | None = None,
         scale_score: bool | None = None,
+        instruction: str | None = None,
     ) -> dict[str, list[Document]]:
         """:meth:`run`, scoring in a worker thread so the event loop keeps running.
 
@@ -439,7 +446,7 @@ class CrossEncoderRanker:
         call = self._call(
             query, documents, top_k, score_threshold, min_relative_score, token_budget, scale_score
         )
-        return self._output(await arerank_items(**call))
+        return self._output(await arerank_items(**call, instruction=instruction))
 
     # ------------------------------------------------------------------ conversion
 
