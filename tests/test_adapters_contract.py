@@ -481,6 +481,7 @@ _NON_DEFAULTS: dict[str, Any] = {
     "device": "cpu",
     "batch_size": 7,
     "max_tokens_per_batch": 512,
+    "deadline_ms": 250.0,
     "max_length": 64,
     "activation": "raw",
     "fusion": "linear",

@@ -55,6 +55,7 @@ __all__ = [
     "FusionMethod",
     "Normalization",
     "check_first_stage_scores",
+    "checked_first_stage",
     "fuse",
     "normalize",
     "reciprocal_ranks",
@@ -333,3 +334,29 @@ def check_first_stage_scores(
             raise ValueError(f"{name} must be a finite number, got {number}")
         out.append(number)
     return out
+
+
+def checked_first_stage(
+    fusion: Fusion | None, values: Any, count: int, needed: Sequence[int]
+) -> list[float] | None:
+    """The first-stage scores of the candidates that are scored, checked; None without
+    fusion (where passing them is an error: they would be ignored).
+
+    Raises:
+        ValueError / TypeError: Scores given with fusion off, missing with it on, or
+            bad (see :func:`check_first_stage_scores`).
+    """
+    if fusion is None:
+        if values is not None:
+            raise ValueError(
+                "first_stage_scores are only used with fusion, and fusion is off; pass "
+                "fusion='linear' or 'rrf' (to this call or to CrossEncoderScorer), or leave "
+                "first_stage_scores out"
+            )
+        return None
+    if values is None:
+        raise ValueError(
+            f"{fusion.describe()} needs first_stage_scores: the first-stage retriever's "
+            "score of each candidate, one per text; pass them, or fusion='none' for this call"
+        )
+    return check_first_stage_scores(values, count=count, needed=needed)

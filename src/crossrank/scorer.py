@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 import os
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -25,18 +25,21 @@ import numpy as np
 from crossrank.batching import pad_batch, plan_batches, run_batches
 from crossrank.calibration import ACTIVATIONS, Calibration, activate, resolve_calibration
 from crossrank.calibration import Activation as Activation
+from crossrank.compose.deadline import rerank_within
 from crossrank.fusion import (
     Fusion,
     FusionMethod,
     Normalization,
-    check_first_stage_scores,
+    checked_first_stage,
     resolve_fusion,
 )
 from crossrank.loading import LoadedModel, load_model, reserved_load_kwargs
+from crossrank.results import Reranked, ScoreDetails
 from crossrank.runtimes.backends import Backend, check_backend
 from crossrank.runtimes.devices import check_device
 from crossrank.selection import Hit, passage_span, select, split_blank
 from crossrank.validation import (
+    check_deadline_ms,
     check_load_kwargs,
     check_positive_int,
     check_query,
@@ -70,51 +73,6 @@ LongDocuments = Literal["truncate", "chunk"]
 _GROUP_SIZE = 1024
 
 
-@dataclass(frozen=True, slots=True)
-class ScoreDetails:
-    """Scores plus what happened on the way.
-
-    Attributes:
-        scores: One Python float per text, in input order.
-        truncated: For each text, whether part of it was not read: in ``truncate`` mode,
-            it was longer than ``max_length`` and its end was cut; in ``chunk`` mode, it
-            had more windows than ``max_windows``.
-        pairs: Number of (query, window) pairs the model scored (one per text in
-            ``truncate`` mode).
-        spans: For each text, the ``(start, end)`` character span the score comes from:
-            the part read in ``truncate`` mode, the best window in ``chunk`` mode (None
-            for a text with no tokens).
-        windows: For each text, how many windows were scored (1 in ``truncate`` mode).
-    """
-
-    scores: list[float]
-    truncated: list[bool]
-    pairs: int
-    spans: list[tuple[int, int] | None] | None = None
-    windows: list[int] | None = None
-
-    @property
-    def num_truncated(self) -> int:
-        """How many texts were truncated."""
-        return sum(self.truncated)
-
-
-@dataclass(frozen=True, slots=True)
-class Reranked:
-    """What :meth:`CrossEncoderScorer.rerank` returns.
-
-    Attributes:
-        hits: The kept candidates, best first.
-        skipped: Indices of candidates with no text (None, empty or whitespace), which were
-            not scored and are not in ``hits``.
-        pairs: Number of (query, text) pairs the model scored.
-    """
-
-    hits: list[Hit]
-    skipped: list[int]
-    pairs: int
-
-
 class CrossEncoderScorer:
     """Score (query, text) pairs with a cross-encoder.
 
@@ -140,6 +98,15 @@ class CrossEncoderScorer:
             pair``), default 8192: batches are sorted by length and cut by both limits,
             so 32 short pairs share a pass but 512-token pairs go 16 at a time, which
             bounds activation memory whatever the documents' length. ``None``: no cap.
+        deadline_ms: A time budget for each :meth:`rerank` call, in milliseconds from the
+            call's start (loading the model counts): candidates are scored in the order
+            given (the first stage's), one forward pass at a time, until it is spent; the
+            scored ones are ranked above the unscored ones, which keep their order and are
+            listed in :attr:`Reranked.unscored` (counted in ``deadline_unscored``). A call
+            ends at most one pass past it, and a deadline spent before anything was scored
+            returns every candidate unscored with a log warning, never an error. ``None``
+            (default): no deadline. See :func:`crossrank.compose.rerank_within` and
+            docs/compose.md.
         max_length: Tokens per pair the model reads (query + document + special
             tokens). Default: the model's own limit. Longer pairs are truncated on the
             document side, and this is reported (:meth:`score_details`, a log warning).
@@ -229,6 +196,7 @@ class CrossEncoderScorer:
         device: str | torch.device | None = None,
         batch_size: int = 32,
         max_tokens_per_batch: int | None = 8192,
+        deadline_ms: float | None = None,
         max_length: int | None = None,
         activation: Activation = "sigmoid",
         calibration: str | os.PathLike[str] | Calibration | None = None,
@@ -265,6 +233,7 @@ class CrossEncoderScorer:
         self.max_tokens_per_batch = check_positive_int(
             max_tokens_per_batch, name="max_tokens_per_batch", allow_none=True
         )
+        self.deadline_ms = check_deadline_ms(deadline_ms)
         self._requested_max_length = check_positive_int(
             max_length, name="max_length", allow_none=True
         )
@@ -524,7 +493,7 @@ class CrossEncoderScorer:
         token_budget = check_positive_int(token_budget, name="token_budget", allow_none=True)
         check_query(query)
         texts = check_texts(texts)
-        first = _first_stage(fused, first_stage_scores, len(texts), range(len(texts)))
+        first = checked_first_stage(fused, first_stage_scores, len(texts), range(len(texts)))
         details, own = self._ordered(query, texts, self.activation, fused, first)
         kept = self._select(
             texts, details, top_k, score_threshold, min_relative_score, token_budget
@@ -547,6 +516,7 @@ class CrossEncoderScorer:
         fusion: FusionMethod | Literal["none"] | None = None,
         fusion_weight: float | None = None,
         fusion_normalization: Normalization | None = None,
+        deadline_ms: float | None = None,
     ) -> Reranked:
         """The adapters' entry point: like :meth:`rank`, but candidates may lack text.
 
@@ -573,6 +543,9 @@ class CrossEncoderScorer:
                 the scorer's fusion off for this call.
             fusion_weight: This call's cross-encoder share, ``None``: the scorer's.
             fusion_normalization: This call's normalization, ``None``: the scorer's.
+            deadline_ms: This call's time budget in milliseconds, ``None``: the scorer's
+                ``deadline_ms``; ``math.inf``: none for this call. Candidates the deadline
+                leaves unscored are returned below the hits in :attr:`Reranked.unscored`.
 
         Raises:
             ValueError: Fusion is on and ``first_stage_scores`` is missing, has the wrong
@@ -580,6 +553,15 @@ class CrossEncoderScorer:
                 with fusion off; or ``min_relative_score`` is set where (fused) scores can
                 be negative.
         """
+        deadline = self.deadline_ms if deadline_ms is None else check_deadline_ms(deadline_ms)
+        if deadline is not None and deadline != math.inf:
+            return rerank_within(
+                self, query, texts, deadline_ms=deadline, top_k=top_k,
+                score_threshold=score_threshold, min_relative_score=min_relative_score,
+                token_budget=token_budget, passages=passages, contents=contents,
+                activation=activation, first_stage_scores=first_stage_scores, fusion=fusion,
+                fusion_weight=fusion_weight, fusion_normalization=fusion_normalization,
+            )  # fmt: skip
         act = self._activation(activation)
         fused = resolve_fusion(
             self,
@@ -597,7 +579,7 @@ class CrossEncoderScorer:
         scorable, skipped = split_blank(texts)
         scorable_texts = check_texts([texts[i] for i in scorable])
         scorable_contents = _check_contents(contents, texts, scorable, passages=passages)
-        first = _first_stage(fused, first_stage_scores, len(texts), scorable)
+        first = checked_first_stage(fused, first_stage_scores, len(texts), scorable)
         details, own = self._ordered(query, scorable_texts, act, fused, first)
         handed_on: list[str] = scorable_texts
         cuts: list[tuple[int, int] | None] = [None] * len(scorable)
@@ -662,6 +644,7 @@ class CrossEncoderScorer:
         fusion: FusionMethod | Literal["none"] | None = None,
         fusion_weight: float | None = None,
         fusion_normalization: Normalization | None = None,
+        deadline_ms: float | None = None,
     ) -> Reranked:
         """:meth:`rerank` in a worker thread, so the event loop keeps running."""
         return await asyncio.to_thread(
@@ -679,6 +662,7 @@ class CrossEncoderScorer:
             fusion=fusion,
             fusion_weight=fusion_weight,
             fusion_normalization=fusion_normalization,
+            deadline_ms=deadline_ms,
         )
 
     async def awarm_up(self) -> None:
@@ -841,27 +825,6 @@ def _hit(
         passage,
         None if model_scores is None else model_scores[i],
     )
-
-
-def _first_stage(
-    fusion: Fusion | None, values: Any, count: int, needed: Sequence[int]
-) -> list[float] | None:
-    """The first-stage scores of the candidates that are scored, checked; None without
-    fusion (where passing them is an error: they would be ignored)."""
-    if fusion is None:
-        if values is not None:
-            raise ValueError(
-                "first_stage_scores are only used with fusion, and fusion is off; pass "
-                "fusion='linear' or 'rrf' (to this call or to CrossEncoderScorer), or leave "
-                "first_stage_scores out"
-            )
-        return None
-    if values is None:
-        raise ValueError(
-            f"{fusion.describe()} needs first_stage_scores: the first-stage retriever's "
-            "score of each candidate, one per text; pass them, or fusion='none' for this call"
-        )
-    return check_first_stage_scores(values, count=count, needed=needed)
 
 
 def _check_contents(

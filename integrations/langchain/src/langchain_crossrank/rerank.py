@@ -18,6 +18,7 @@ from crossrank.adapters import (
     MODEL_SCORE_KEY,
     SCORER_OPTIONS,
     SPAN_KEY,
+    UNSCORED_KEY,
     FirstStage,
     Ranked,
     RerankScorer,
@@ -158,23 +159,29 @@ class CrossEncoderRerank(ScorerSettings, BaseDocumentCompressor):
         documents: Sequence[Document],
         query: str,
         callbacks: Callbacks | None = None,
+        *,
+        deadline_ms: float | None = None,
     ) -> Sequence[Document]:
         """Rerank ``documents`` against ``query`` and return the best, best first.
 
-        ``acompress_documents`` (LangChain's) runs this in a worker thread, so the event
-        loop keeps running.
+        :meth:`acompress_documents` runs this in a worker thread, so the event loop keeps
+        running.
 
         Args:
             documents: The retrieved Documents. Not changed.
             query: The query they are scored against.
             callbacks: Accepted for the LangChain interface; the compressor emits no
                 events of its own.
+            deadline_ms: This call's time budget in milliseconds (``None``: the scorer's
+                ``deadline_ms``); Documents left unscored follow the scored ones.
 
         Returns:
             Copies of the kept Documents, with ``metadata["relevance_score"]`` (a Python
             float); with ``passage_only``, ``page_content`` is the best passage and
-            ``metadata["crossrank_span"]`` its ``[start, end]``. ``[]`` for no Documents
-            (the model is not loaded).
+            ``metadata["crossrank_span"]`` its ``[start, end]``. Then any Documents left
+            unscored (a deadline, a cascade's rest), in the order they came in, with
+            ``relevance_score`` None and ``metadata["crossrank_unscored"]`` True. ``[]``
+            for no Documents (the model is not loaded).
         """
         ranked = rerank_items(
             cast(RerankScorer, self.scorer),
@@ -185,8 +192,28 @@ class CrossEncoderRerank(ScorerSettings, BaseDocumentCompressor):
             selection=self._selection(),
             passages=self.passage_only,
             first_stage=self._first_stage(),
+            deadline_ms=deadline_ms,
         )
-        return [self._copy(hit) for hit in ranked.hits]
+        unscored = [
+            doc.model_copy(
+                update={"metadata": {**doc.metadata, "relevance_score": None, UNSCORED_KEY: True}}
+            )
+            for doc in ranked.unscored
+        ]
+        return [self._copy(hit) for hit in ranked.hits] + unscored
+
+    async def acompress_documents(
+        self,
+        documents: Sequence[Document],
+        query: str,
+        callbacks: Callbacks | None = None,
+        *,
+        deadline_ms: float | None = None,
+    ) -> Sequence[Document]:
+        """:meth:`compress_documents` in a worker thread (same arguments and result)."""
+        return await asyncio.to_thread(
+            self.compress_documents, documents, query, callbacks, deadline_ms=deadline_ms
+        )
 
     def _first_stage(self) -> FirstStage[Document]:
         key = self.first_stage_key
