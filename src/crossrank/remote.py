@@ -617,7 +617,14 @@ class RemoteScorer:
 
             def finish_crossrank(answer: Any) -> Reranked:
                 hits, skipped, pairs = self._hits_of(answer)
-                return Reranked(hits=hits, skipped=skipped, pairs=pairs)
+                extra = answer.get("crossrank", {})
+                return Reranked(
+                    hits=hits,
+                    skipped=skipped,
+                    pairs=pairs,
+                    unscored=[int(r["index"]) for r in answer["results"] if r.get("unscored")],
+                    deadline_unscored=int(extra.get("deadline_unscored", 0)),
+                )
 
             return _Call(payload, finish_crossrank)
         # tei / cohere: candidates without text are skipped here, as the core does.
@@ -677,8 +684,10 @@ class RemoteScorer:
         )
 
     def _hits_of(self, answer: Any) -> tuple[list[Hit], list[int], int]:
-        """Hits (server order), skipped and pairs of a crossrank answer."""
-        hits = [self._hit_of(r) for r in self._results(answer)]
+        """Hits (server order), skipped and pairs of a crossrank answer (results marked
+        ``unscored`` are not hits: :meth:`_unscored_of` reads them)."""
+        results = self._results(answer)
+        hits = [self._hit_of(r) for r in results if not r.get("unscored")]
         extra = answer.get("crossrank") if isinstance(answer, dict) else None
         if not isinstance(extra, dict):
             raise self._bad_answer(

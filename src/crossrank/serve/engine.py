@@ -26,12 +26,14 @@ import contextvars
 import inspect
 import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from crossrank._version import __version__
+from crossrank.compose.members import leaves
 from crossrank.scorer import CrossEncoderScorer
 from crossrank.selection import Hit, select
 from crossrank.serve.batcher import RowBatcher
@@ -56,12 +58,16 @@ __all__ = [
 
 logger = logging.getLogger("crossrank")
 
+#: The time left passed on once a request's deadline is spent (it must be > 0): the scorer
+#: then returns every document unscored.
+_SPENT_MS = 1e-6
+
 #: Keyword arguments of the core's ``rerank`` a request may carry once the core has them.
 FUSION_OPTIONS = ("first_stage_scores", "fusion", "fusion_weight", "fusion_normalization")
 
 #: Options that only the core's ``rerank`` takes (``skip_blank=False`` uses
 #: ``score_details``).
-_RERANK_ONLY = ("passages", "contents", *FUSION_OPTIONS)
+_RERANK_ONLY = ("passages", "contents", "deadline_ms", *FUSION_OPTIONS)
 
 
 class Overloaded(Exception):
@@ -109,7 +115,9 @@ class ScoreCall:
             selection, every document scored as it is.
         options: Further keyword arguments of the core's ``rerank``
             (``score_threshold``, ``min_relative_score``, ``token_budget``, ``passages``,
-            ``contents``, fusion ones).
+            ``contents``, fusion ones, ``deadline_ms``).
+        arrived: When the request arrived (``time.monotonic()``): a deadline counts from
+            here, so the wait in the queue is part of it.
     """
 
     query: str
@@ -118,6 +126,7 @@ class ScoreCall:
     activation: str | None = None
     rerank: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
+    arrived: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True)
@@ -130,6 +139,11 @@ class ScoreResult:
         pairs: (query, window) pairs scored.
         windows: Windows scored per document, by input index (``score_details`` only).
         activation: The activation the scores are in.
+        unscored: Documents returned without a score, after the hits (a deadline's
+            leftovers, a cascade's rest).
+        deadline_unscored: Documents the deadline left unscored.
+        served_by: A :class:`crossrank.compose.Fallback`'s ``"primary"`` or ``"fallback"``.
+        member_scores: An :class:`crossrank.compose.Ensemble`'s member scores, by index.
     """
 
     hits: list[Hit]
@@ -137,15 +151,21 @@ class ScoreResult:
     pairs: int
     windows: list[int] | None
     activation: str
+    unscored: list[int] = field(default_factory=list)
+    deadline_unscored: int = 0
+    served_by: str | None = None
+    member_scores: Mapping[int, tuple[float, ...]] | None = None
 
 
 class Engine:
     """One scorer behind a bounded queue, with cross-request batching.
 
     Args:
-        scorer: The scorer to serve. The engine installs its batcher as the scorer's
-            ``row_forward`` hook when the model is loaded and removes it on :meth:`close`;
-            serve a scorer nothing else uses.
+        scorer: The scorer to serve: a :class:`crossrank.CrossEncoderScorer`, or a composite
+            of :mod:`crossrank.compose` (or any scorer with ``rerank``). The engine installs
+            its batcher as the ``row_forward`` hook of every ``CrossEncoderScorer`` in it
+            when the models are loaded and removes it on :meth:`close`; serve scorers
+            nothing else uses.
         batching: How requests share forward passes.
         limits: Per-request limits and the queue size.
         threads: Worker threads running the core for admitted requests (tokenization,
@@ -160,18 +180,21 @@ class Engine:
 
     def __init__(
         self,
-        scorer: CrossEncoderScorer,
+        scorer: Any,
         *,
         batching: Batching | None = None,
         limits: Limits | None = None,
         threads: int = 32,
         metrics: Any = None,
     ) -> None:
-        if not isinstance(scorer, CrossEncoderScorer):
+        if not callable(getattr(scorer, "rerank", None)):
             raise TypeError(
-                f"scorer must be a crossrank.CrossEncoderScorer, got {type(scorer).__name__}"
+                "scorer must be a crossrank.CrossEncoderScorer or a crossrank.compose scorer "
+                f"(anything with rerank), got {type(scorer).__name__}"
             )
         self.scorer = scorer
+        #: The scorers whose forward passes the batcher runs.
+        self.local = [s for s in leaves(scorer) if isinstance(s, CrossEncoderScorer)]
         self.batching = batching or Batching()
         self.limits = limits or Limits()
         self.threads: int = check_positive_int(threads, name="threads")  # type: ignore[assignment]
@@ -235,7 +258,7 @@ class Engine:
             self.scorer.warm_up()
             batching = self.batching
             batcher = RowBatcher(
-                max_batch_rows=batching.max_batch_rows or self.scorer.batch_size,
+                max_batch_rows=batching.max_batch_rows or self._batch_size(),
                 max_batch_tokens=batching.max_batch_tokens,
                 max_wait_ms=batching.max_wait_ms,
                 on_pass=None if self.metrics is None else self.metrics.observe_pass,
@@ -254,16 +277,22 @@ class Engine:
                 batcher.close()
                 return
             self.batcher = batcher
-            self.scorer.row_forward = self._row_forward
+            for scorer in self.local:
+                scorer.row_forward = self._row_forward
             self._state = "ready"
         if self.metrics is not None:
+            backends = dict.fromkeys(s.active_backend for s in self.local)
             self.metrics.info.info(
                 {
                     "model": self.scorer.model_name,
-                    "backend": self.scorer.active_backend,
+                    "backend": "+".join(backends) or "none",
                     "version": __version__,
                 }
             )
+
+    def _batch_size(self) -> int:
+        """Rows per pass by default: the (first) local scorer's ``batch_size``."""
+        return self.local[0].batch_size if self.local else 32
 
     def drain(self) -> None:
         """Refuse new requests (``503``) from now on; admitted ones finish."""
@@ -283,8 +312,9 @@ class Engine:
             self._state = "closed"
             batcher, self.batcher = self.batcher, None
             executor, self._executor = self._executor, None
-            if self.scorer.row_forward == self._row_forward:
-                self.scorer.row_forward = None
+            for scorer in self.local:
+                if scorer.row_forward == self._row_forward:
+                    scorer.row_forward = None
         if batcher is not None:
             batcher.close()
         if executor is not None:
@@ -377,23 +407,37 @@ class Engine:
         future.add_done_callback(self._leave)
         result = await asyncio.shield(future)
         if self.metrics is not None:
-            self.metrics.documents.inc(len(call.texts))
-            self.metrics.pairs.inc(result.pairs)
+            self.metrics.observe_result(len(call.texts), result)
         return result
 
     def _run(self, call: ScoreCall) -> ScoreResult:
         """The core's work for one request (in a worker thread)."""
         scorer = self.scorer
         activation = call.activation or scorer.activation
-        if call.rerank:
+        if call.rerank or not hasattr(scorer, "score_details"):
+            kwargs = dict(call.options)
+            deadline = kwargs.get("deadline_ms") or getattr(scorer, "deadline_ms", None)
+            if deadline is not None and deadline != float("inf"):
+                waited_ms = (time.monotonic() - call.arrived) * 1000.0
+                kwargs["deadline_ms"] = max(deadline - waited_ms, _SPENT_MS)
             out = scorer.rerank(
                 call.query,
                 call.texts,
                 top_k=call.top_k,
-                activation=call.activation,  # type: ignore[arg-type]
-                **call.options,
+                activation=call.activation,
+                **kwargs,
             )
-            return ScoreResult(out.hits, out.skipped, out.pairs, None, activation)
+            return ScoreResult(
+                out.hits,
+                out.skipped,
+                out.pairs,
+                None,
+                activation,
+                unscored=out.unscored,
+                deadline_unscored=out.deadline_unscored,
+                served_by=getattr(out, "served_by", None),
+                member_scores=getattr(out, "member_scores", None),
+            )
         options = call.options
         top_k = check_top_k(call.top_k)
         threshold = check_score_threshold(options.get("score_threshold"))
@@ -402,7 +446,7 @@ class Engine:
             options.get("token_budget"), name="token_budget", allow_none=True
         )
         texts = [t if t is not None else "" for t in call.texts]
-        details = scorer.score_details(call.query, texts, activation=call.activation)  # type: ignore[arg-type]
+        details = scorer.score_details(call.query, texts, activation=call.activation)
         kept = select(
             details.scores,
             top_k=top_k,
@@ -431,6 +475,8 @@ class Engine:
         """What ``GET /info`` returns: the model and its settings, limits and batching
         (never a secret)."""
         scorer = self.scorer
+        if not isinstance(scorer, CrossEncoderScorer):
+            return self._composite_info()
         loaded = scorer._loaded
         max_length = loaded.max_length if loaded is not None else scorer.requested_max_length
         calibration = scorer.calibration
@@ -450,13 +496,40 @@ class Engine:
             "state": self.state,
             "protocols": {"tei": "/rerank", "cohere": "/v1/rerank", "crossrank": "/v1/rerank"},
             "options": sorted(self._rerank_params & {*_RERANK_ONLY, "token_budget"}),
+            "deadline_ms": scorer.deadline_ms,
+            **self._shared_info(),
+        }
+
+    def _shared_info(self) -> dict[str, Any]:
+        return {
             "limits": asdict(self.limits),
             "batching": {
                 "max_wait_ms": self.batching.max_wait_ms,
                 "max_batch_tokens": self.batching.max_batch_tokens,
-                "max_batch_rows": self.batching.max_batch_rows or scorer.batch_size,
+                "max_batch_rows": self.batching.max_batch_rows or self._batch_size(),
                 "threads": self.threads,
             },
+        }
+
+    def _composite_info(self) -> dict[str, Any]:
+        """``GET /info`` for a composite: its config (members' settings; a remote key only
+        as the variable's name), its activation, and the options it takes."""
+        from crossrank.compose.config import scorer_to_config
+
+        scorer = self.scorer
+        return {
+            "model": scorer.model_name,
+            "model_id": scorer.model_name,
+            "scorer": scorer_to_config(scorer),
+            "activation": scorer.activation,
+            "version": __version__,
+            "state": self.state,
+            "protocols": {"tei": "/rerank", "cohere": "/v1/rerank", "crossrank": "/v1/rerank"},
+            "options": sorted(self._rerank_params & {"passages", "contents", "deadline_ms",
+                                                     "token_budget"}),
+            "deadline_ms": getattr(scorer, "deadline_ms", None),
+            "max_client_batch_size": self.limits.max_documents,
+            **self._shared_info(),
         }
 
 
