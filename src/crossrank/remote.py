@@ -642,7 +642,8 @@ class RemoteScorer:
                 min_relative_score=min_relative_score,
             )
             hits = [Hit(scorable[j], details.scores[j], False) for j in kept]
-            return Reranked(hits=hits, skipped=skipped, pairs=details.pairs)
+            usage = _usage_of(answer) if self.protocol == "cohere" else {}
+            return Reranked(hits=hits, skipped=skipped, pairs=details.pairs, usage=usage)
 
         return _Call(payload, finish)
 
@@ -920,6 +921,24 @@ class RemoteScorer:
             error_type=error_type,
             hint="check the url and protocol" if status == 404 else "see the server's log",
         )
+
+
+def _usage_of(answer: Any) -> dict[str, float]:
+    """What a Cohere-style answer says was billed: Cohere's ``meta.billed_units``
+    (``search_units``), or Jina's, vLLM's and Infinity's ``usage`` (``total_tokens``...);
+    numbers only."""
+    if not isinstance(answer, dict):
+        return {}
+    meta = answer.get("meta")
+    billed = meta.get("billed_units") if isinstance(meta, dict) else None
+    found = billed if isinstance(billed, dict) else answer.get("usage")
+    if not isinstance(found, dict):
+        return {}
+    return {
+        str(unit): float(amount)
+        for unit, amount in found.items()
+        if isinstance(amount, (int, float)) and not isinstance(amount, bool)
+    }
 
 
 def _error_text(body: Any, response: Any) -> tuple[str, str | None]:

@@ -9,11 +9,12 @@ scorer.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from crossrank.selection import Hit
 
-__all__ = ["Reranked", "ScoreDetails"]
+__all__ = ["Reranked", "ScoreDetails", "add_usage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,9 @@ class Reranked:
         deadline_unscored: How many candidates with text the deadline left unscored, kept
             or cut by the selection (``top_k``, ``token_budget``). 0 without a deadline, or
             when it was met.
+        usage: What a hosted provider reported it billed for the call, summed over its
+            requests, by the provider's own unit names (``{"search_units": 1}``,
+            ``{"total_tokens": 5120}``); empty for a local scorer.
     """
 
     hits: list[Hit]
@@ -71,3 +75,13 @@ class Reranked:
     pairs: int
     unscored: list[int] = field(default_factory=list)
     deadline_unscored: int = 0
+    usage: dict[str, float] = field(default_factory=dict)
+
+
+def add_usage(*usages: Mapping[str, float]) -> dict[str, float]:
+    """Usage records summed unit by unit (what several requests or members billed)."""
+    total: dict[str, float] = {}
+    for usage in usages:
+        for unit, amount in usage.items():
+            total[unit] = total.get(unit, 0.0) + float(amount)
+    return total

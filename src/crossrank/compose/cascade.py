@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from crossrank.compose.base import Composite, check_scorer
 from crossrank.compose.members import MemberCall, name_of, plan_call
 from crossrank.compose.ordering import CallOptions, finish, token_counter
-from crossrank.results import Reranked
+from crossrank.results import Reranked, add_usage
 from crossrank.selection import Hit
 from crossrank.validation import check_deadline_ms, check_positive_int
 
@@ -123,6 +123,7 @@ class Cascade(Composite):
             pairs=pairs,
             counter=token_counter(call, self.expensive, self.cheap),
             deadline_unscored=len(late),
+            usage=add_usage(cheap.usage, {} if expensive is None else expensive.usage),
         )
 
     def _rerank(

@@ -48,7 +48,7 @@ import numpy as np
 from crossrank.calibration import activate
 from crossrank.compose.ordering import CallOptions, finish, token_counter
 from crossrank.fusion import checked_first_stage, resolve_fusion
-from crossrank.results import Reranked
+from crossrank.results import Reranked, add_usage
 from crossrank.selection import Hit
 from crossrank.validation import check_deadline_ms
 
@@ -135,6 +135,7 @@ class _Loop:
         self.todo = list(self.call.scorable)
         self.scored: dict[int, Hit] = {}
         self.pairs = 0
+        self.usage: dict[str, float] = {}
         self.slowest = 0.0  # seconds per candidate of the slowest batch so far
 
     def prepare(self) -> None:
@@ -173,6 +174,7 @@ class _Loop:
         seconds = clock() - started
         self.slowest = max(self.slowest, seconds / max(len(chunk), 1))
         self.pairs += out.pairs
+        self.usage = add_usage(self.usage, out.usage)
         for hit in out.hits:  # the rest of the batch (if any) stays unscored
             index = chunk[hit.index]
             self.scored[index] = Hit(index, hit.score, hit.truncated, hit.span, hit.passage)
@@ -204,6 +206,7 @@ class _Loop:
             pairs=self.pairs,
             counter=self.counter,
             deadline_unscored=len(unscored),
+            usage=self.usage,
         )
 
     def _fused(self, scored: list[Hit]) -> list[Hit]:

@@ -44,7 +44,7 @@ from crossrank.compose.base import Composite, check_scorer
 from crossrank.compose.members import MemberCall, name_of, plan_call
 from crossrank.compose.ordering import CallOptions, finish, token_counter
 from crossrank.fusion import normalize, reciprocal_ranks
-from crossrank.results import Reranked
+from crossrank.results import Reranked, add_usage
 from crossrank.selection import Hit
 from crossrank.validation import check_deadline_ms
 
@@ -245,6 +245,7 @@ class Ensemble(Composite):
             pairs=sum(out.pairs for out in outs),
             counter=token_counter(call, *self.members),
             deadline_unscored=len(unscored) if late else 0,
+            usage=add_usage(*(out.usage for out in outs)),
             result=EnsembleReranked,
             members=names,
             member_scores=member_scores,

@@ -291,6 +291,7 @@ def _served(out: Reranked, by: Literal["primary", "fallback"], reason: str | Non
         pairs=out.pairs,
         unscored=out.unscored,
         deadline_unscored=out.deadline_unscored,
+        usage=out.usage,
         served_by=by,
         reason=reason,
         served=out,

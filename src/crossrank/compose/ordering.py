@@ -9,7 +9,7 @@ it keeps them); then ``top_k`` and ``token_budget`` over that whole list.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,6 +172,7 @@ def finish(
     pairs: int,
     counter: TokenCounter | None = None,
     deadline_unscored: int = 0,
+    usage: Mapping[str, float] | None = None,
     result: Callable[..., Reranked] = Reranked,
     **extra: Any,
 ) -> Reranked:
@@ -184,6 +185,7 @@ def finish(
         pairs: Pairs scored.
         counter: Counts tokens (needed with a token budget).
         deadline_unscored: How many candidates the deadline left unscored.
+        usage: What the providers called reported they billed.
         result: The result type (a :class:`Reranked` subclass), built with ``extra``.
     """
     order = select(
@@ -215,5 +217,6 @@ def finish(
         pairs=pairs,
         unscored=list(unscored[: max(kept - len(ranked), 0)]),
         deadline_unscored=deadline_unscored,
+        usage=dict(usage or {}),
         **extra,
     )

@@ -517,10 +517,14 @@ class Engine:
         from crossrank.compose.config import scorer_to_config
 
         scorer = self.scorer
+        try:
+            config: dict[str, Any] | None = scorer_to_config(scorer)
+        except TypeError:  # a member of the caller's own kind: no saved form to show
+            config = None
         return {
             "model": scorer.model_name,
             "model_id": scorer.model_name,
-            "scorer": scorer_to_config(scorer),
+            "scorer": config,
             "activation": scorer.activation,
             "version": __version__,
             "state": self.state,

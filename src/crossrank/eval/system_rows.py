@@ -1,0 +1,142 @@
+"""``crossrank eval``'s rows for the systems that are not a single local model: providers,
+ensembles, cascades, saved scorer configs, and any system under a deadline.
+
+Each such system is run as it would be in a pipeline: for every K, one timed ``rerank``
+call per query on that query's first K first-stage candidates (the same candidates every
+system gets), its returned order (the scored candidates, then the unscored ones) ranked as
+is. Unlike a single model's scores, an ensemble's or a cascade's order at a smaller K is not
+its order at the largest K cut short, and a deadline's depends on the time, so nothing is
+derived: each K is a run of its own.
+
+Beside the quality and latency of a model's row, a row here has:
+
+- ``cost_per_1000_queries``: for a provider, what it reported it billed (its usage, in its
+  own units), times the price per unit given with ``--price``, per 1,000 queries; None
+  without a price or a usage in that unit.
+- ``usage``: the usage it reported, summed, by unit;
+- ``requests``: calls made (one per query and K, plus one untimed warm-up);
+- ``unscored_fraction``: the share of candidates a deadline left unscored;
+- ``deadline_ms``: the system's deadline (None: none).
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from crossrank.eval.harness import latency_stats
+from crossrank.eval.metrics import evaluate
+from crossrank.eval.systems import System
+from crossrank.results import add_usage
+
+__all__ = ["CUTOFF", "cost_per_1000", "requests_needed", "system_rows"]
+
+CUTOFF = 10
+
+
+def requests_needed(system: System, queries: int, ks: Sequence[int]) -> int:
+    """Calls ``crossrank eval`` makes to ``system``: one per query and K, plus a warm-up."""
+    return queries * len(ks) + 1
+
+
+def cost_per_1000(
+    usage: Mapping[str, float], queries: int, price: tuple[str, float] | None
+) -> float | None:
+    """USD per 1,000 queries: the usage in the price's unit, per query, times the price."""
+    if price is None or queries == 0 or price[0] not in usage:
+        return None
+    unit, usd = price
+    return usage[unit] / queries * 1000.0 * usd
+
+
+def _metrics(
+    run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]], k: int
+) -> dict[str, float]:
+    names = [f"ndcg@{CUTOFF}", f"mrr@{CUTOFF}", f"recall@{CUTOFF}", f"recall@{k}"]
+    values = evaluate(run, qrels, list(dict.fromkeys(names)))
+    return {
+        f"ndcg@{CUTOFF}": values[names[0]],
+        f"mrr@{CUTOFF}": values[names[1]],
+        f"recall@{CUTOFF}": values[names[2]],
+        "recall@k": values[names[3]],
+    }
+
+
+def system_rows(
+    system: System,
+    *,
+    queries: Mapping[str, str],
+    query_ids: Sequence[str],
+    candidates: Mapping[str, Sequence[str]],
+    texts: Mapping[str, Sequence[str]],
+    qrels: Mapping[str, Mapping[str, int]],
+    ks: Sequence[int],
+    price: tuple[str, float] | None = None,
+    progress: Any = None,
+) -> tuple[list[dict[str, Any]], float]:
+    """One row per K for ``system`` (see the module docstring), and its load time.
+
+    Args:
+        system: The system.
+        queries: Query text by id.
+        query_ids: The evaluated queries (those without candidates score 0).
+        candidates: Each query's first-stage candidates (ids), best first.
+        texts: Their texts, same order.
+        qrels: The judgments of the evaluated queries.
+        ks: Candidate counts.
+        price: ``(unit, usd)`` for a provider's cost.
+        progress: A progress bar to advance once per call (None: none).
+    """
+    scorer = system.build()
+    started = time.perf_counter()
+    scorer.warm_up()
+    scored = [q for q in query_ids if texts[q]]
+    options = {} if system.deadline_ms is None else {"deadline_ms": system.deadline_ms}
+    if scored:  # warm-up: one call on the first query's first candidates, untimed
+        scorer.rerank(queries[scored[0]], list(texts[scored[0]][: min(ks)]))
+    load_seconds = time.perf_counter() - started
+    rows = []
+    for k in ks:
+        seconds: list[float] = []
+        pairs = unscored = offered = 0
+        usage: dict[str, float] = {}
+        run: dict[str, dict[str, float]] = {}
+        for q in scored:
+            ids, batch = list(candidates[q][:k]), list(texts[q][:k])
+            t = time.perf_counter()
+            out = scorer.rerank(queries[q], batch, **options)
+            seconds.append(time.perf_counter() - t)
+            order = [h.index for h in out.hits] + list(out.unscored) + list(out.skipped)
+            order += [i for i in range(len(ids)) if i not in set(order)]  # cut by nothing
+            run[q] = {ids[i]: float(len(order) - rank) for rank, i in enumerate(order)}
+            pairs += out.pairs
+            unscored += out.deadline_unscored
+            offered += len(ids)
+            usage = add_usage(usage, out.usage)
+            if progress is not None:
+                progress.update(1)
+        rows.append(
+            {
+                "system": system.label,
+                "stage": system.kind,
+                "model": system.model,
+                "backend": getattr(scorer, "active_backend", None) if system.model else None,
+                "k": k,
+                **_metrics(run, qrels, k),
+                **latency_stats(seconds, pairs),
+                "latency_queries": len(seconds),
+                "truncated_fraction": None,
+                "pairs_per_document": pairs / offered if offered else None,
+                "deadline_ms": system.deadline_ms,
+                "unscored_fraction": unscored / offered if offered else None,
+                "provider": system.provider,
+                "requests": len(scored),
+                "usage": usage,
+                "cost_per_1000_queries": cost_per_1000(usage, len(scored), price),
+            }
+        )
+    del scorer
+    gc.collect()
+    return rows, load_seconds

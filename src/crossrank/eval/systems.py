@@ -1,0 +1,261 @@
+"""The systems ``crossrank eval`` compares, from its flags: local models, hosted or
+self-hosted providers, ensembles, cascades, saved scorer configs, each optionally under a
+deadline.
+
+=============================== =========================================================
+``--model M``                   a :class:`crossrank.CrossEncoderScorer` (id or folder)
+``--provider NAME:MODEL``       a provider's reranker (:func:`provider_scorer`); its
+                                address from ``--provider-url NAME=URL`` where given
+``--ensemble A,B[,...]``        an :class:`crossrank.compose.Ensemble` of members
+``--cascade A:B@M``             a :class:`crossrank.compose.Cascade`: A orders, B rescores
+                                A's top M
+``--scorer-config FILE``        any scorer saved with
+                                :func:`crossrank.compose.scorer_to_config`
+``--deadline-ms D``             one more row per system (hosted providers aside) with a
+                                deadline of D ms (repeat for a curve)
+=============================== =========================================================
+
+A member (of an ensemble or a cascade) is a model id or folder, ``dense:MODEL`` (a
+sentence-transformers bi-encoder, :class:`crossrank.compose.BiEncoderScorer`) or
+``NAME:MODEL`` for a provider.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "PROVIDERS",
+    "Provider",
+    "System",
+    "parse_cascade",
+    "parse_member",
+    "parse_prices",
+    "parse_provider",
+    "parse_provider_urls",
+    "provider_scorer",
+]
+
+
+@dataclass(frozen=True)
+class Provider:
+    """What crossrank knows of a reranking provider.
+
+    Attributes:
+        name: How ``--provider`` names it.
+        url: Its public endpoint (None: self-hosted; ``--provider-url`` is needed).
+        key_env: The environment variable its key is read from, by convention.
+        paid: Whether calls cost money (hosted): ``crossrank eval`` asks before sending.
+        protocol: The wire protocol of today's :class:`crossrank.RemoteScorer` that speaks
+            to it (None: not yet spoken; see :func:`provider_scorer`).
+    """
+
+    name: str
+    url: str | None
+    key_env: str | None
+    paid: bool
+    protocol: str | None
+
+
+#: The providers ``--provider`` accepts (issue 23's list).
+PROVIDERS: Mapping[str, Provider] = {
+    p.name: p
+    for p in (
+        Provider("cohere", "https://api.cohere.com", "COHERE_API_KEY", True, "cohere"),
+        Provider("jina", "https://api.jina.ai", "JINA_API_KEY", True, "cohere"),
+        Provider("voyage", "https://api.voyageai.com", "VOYAGE_API_KEY", True, None),
+        Provider("mixedbread", "https://api.mixedbread.com", "MXBAI_API_KEY", True, None),
+        Provider("pinecone", "https://api.pinecone.io", "PINECONE_API_KEY", True, None),
+        Provider("vllm", None, "VLLM_API_KEY", False, "cohere"),
+        Provider("infinity", None, "INFINITY_API_KEY", False, "cohere"),
+        Provider("tei", None, None, False, "tei"),
+        Provider("crossrank", None, "CROSSRANK_API_KEY", False, "crossrank"),
+    )
+}
+
+
+def provider_scorer(name: str, model: str, *, url: str | None = None) -> Any:
+    """The scorer for ``--provider NAME:MODEL``: the one place ``crossrank eval`` builds a
+    provider's client (a :class:`crossrank.RemoteScorer` that will take ``provider=`` once
+    every provider's protocol is in; today it speaks the Cohere-style ``/v1/rerank`` of
+    Cohere, Jina, vLLM and Infinity, TEI's ``/rerank`` and crossrank's own).
+
+    Args:
+        name: A key of :data:`PROVIDERS`.
+        model: The provider's model name (sent with each request).
+        url: Its address (default: the public endpoint; required for a self-hosted one).
+
+    Raises:
+        ValueError: An unknown provider, a self-hosted one without ``url``, or one whose
+            protocol this crossrank does not speak yet.
+    """
+    from crossrank.remote import RemoteScorer
+
+    provider = PROVIDERS.get(name)
+    if provider is None:
+        raise ValueError(f"unknown provider {name!r}; known: {sorted(PROVIDERS)}")
+    address = url or provider.url
+    if address is None:
+        raise ValueError(
+            f"--provider {name}:{model}: {name} is self-hosted; give its address with "
+            f"--provider-url {name}=http://HOST:PORT"
+        )
+    if provider.protocol is None:
+        raise ValueError(
+            f"--provider {name}: this crossrank cannot speak {name}'s rerank API yet (it "
+            "comes with RemoteScorer's providers); put a Cohere-compatible proxy in front "
+            "and use --provider cohere:MODEL --provider-url cohere=URL"
+        )
+    key_env = provider.key_env if provider.key_env and os.environ.get(provider.key_env) else None
+    if provider.paid and key_env is None and url is None:
+        raise ValueError(
+            f"--provider {name}:{model}: set {provider.key_env} to your {name} API key"
+        )
+    return RemoteScorer(address, protocol=provider.protocol, model=model, api_key_env=key_env)  # type: ignore[arg-type]
+
+
+def parse_provider(value: str) -> tuple[str, str]:
+    """``"NAME:MODEL"`` as ``(name, model)``.
+
+    Raises:
+        ValueError: No colon, an empty part, or an unknown provider.
+    """
+    name, _, model = value.partition(":")
+    if not name or not model:
+        raise ValueError(f"must be NAME:MODEL (e.g. cohere:rerank-v3.5), got {value!r}")
+    if name not in PROVIDERS:
+        raise ValueError(f"unknown provider {name!r} in {value!r}; known: {sorted(PROVIDERS)}")
+    return name, model
+
+
+def parse_provider_urls(values: Sequence[str] | None) -> dict[str, str]:
+    """``["NAME=URL", ...]`` as ``{name: url}``.
+
+    Raises:
+        ValueError: A value that is not ``NAME=http(s)://...`` for a known provider.
+    """
+    urls: dict[str, str] = {}
+    for value in values or ():
+        name, _, url = value.partition("=")
+        if name not in PROVIDERS or not url.startswith(("http://", "https://")):
+            raise ValueError(
+                f"must be NAME=URL with NAME one of {sorted(PROVIDERS)} and an http(s) URL, "
+                f"got {value!r}"
+            )
+        urls[name] = url
+    return urls
+
+
+def parse_prices(values: Sequence[str] | None) -> dict[str, tuple[str, float]]:
+    """``["NAME:UNIT=USD", ...]`` (the price of one unit the provider reports, e.g.
+    ``cohere:search_units=0.002``) as ``{name: (unit, usd)}``.
+
+    Raises:
+        ValueError: A malformed value, an unknown provider or a price that is not a
+            number >= 0.
+    """
+    prices: dict[str, tuple[str, float]] = {}
+    for value in values or ():
+        left, _, amount = value.partition("=")
+        name, _, unit = left.partition(":")
+        try:
+            usd = float(amount)
+        except ValueError:
+            usd = math.nan
+        if name not in PROVIDERS or not unit or not usd >= 0 or math.isinf(usd):
+            raise ValueError(
+                "must be NAME:UNIT=USD, the price of one unit the provider reports (e.g. "
+                f"cohere:search_units=0.002 or jina:total_tokens=0.00000002), got {value!r}"
+            )
+        prices[name] = (unit, usd)
+    return prices
+
+
+def _split_member(tokens: list[str]) -> tuple[str, list[str]]:
+    """The first member of ``tokens`` (a spec split on ``:``) and the rest."""
+    if len(tokens) >= 2 and (tokens[0] == "dense" or tokens[0] in PROVIDERS):
+        return f"{tokens[0]}:{tokens[1]}", tokens[2:]
+    return tokens[0], tokens[1:]
+
+
+def parse_member(spec: str, build_model: Callable[[str], Any], urls: Mapping[str, str]) -> Any:
+    """The scorer a member spec names: ``dense:MODEL`` (a bi-encoder), ``NAME:MODEL`` (a
+    provider) or a cross-encoder (``build_model(spec)``).
+
+    Raises:
+        ValueError: An empty spec, or a provider that cannot be built.
+    """
+    from crossrank.compose import BiEncoderScorer
+
+    if not spec.strip():
+        raise ValueError("a member must name a model, dense:MODEL or NAME:MODEL")
+    kind, _, rest = spec.partition(":")
+    if kind == "dense" and rest:
+        return BiEncoderScorer(rest)
+    if kind in PROVIDERS and rest:
+        return provider_scorer(kind, rest, url=urls.get(kind))
+    return build_model(spec)
+
+
+def parse_cascade(value: str) -> tuple[str, str, int]:
+    """``"CHEAP:EXPENSIVE@M"`` as ``(cheap, expensive, m)``; each side a member spec.
+
+    Raises:
+        ValueError: No ``@M``, M not an integer >= 1, or not two members.
+    """
+    specs, at, keep = value.rpartition("@")
+    if not at or not keep.isdigit() or int(keep) < 1:
+        raise ValueError(f"must be CHEAP:EXPENSIVE@M (e.g. dense:BI:MODEL@20), got {value!r}")
+    cheap, rest = _split_member(specs.split(":"))
+    expensive, extra = _split_member(rest) if rest else ("", [])
+    if not cheap or not expensive or extra:
+        raise ValueError(
+            f"must be CHEAP:EXPENSIVE@M with two members (a model, dense:MODEL or "
+            f"NAME:MODEL each), got {value!r}"
+        )
+    return cheap, expensive, int(keep)
+
+
+@dataclass
+class System:
+    """One system ``crossrank eval`` evaluates.
+
+    Attributes:
+        label: Its name in the table.
+        kind: ``"model"``, ``"provider"``, ``"ensemble"``, ``"cascade"`` or ``"config"``.
+        build: Builds its scorer (called once, when it is evaluated).
+        deadline_ms: The deadline of its calls (None: none).
+        provider: The provider called, for a provider system (paid or not).
+        members: Member specs (ensembles) for reuse of the members' scores.
+        model: The model id or folder of a ``"model"`` system.
+    """
+
+    label: str
+    kind: str
+    build: Callable[[], Any]
+    deadline_ms: float | None = None
+    provider: str | None = None
+    members: list[str] = field(default_factory=list)
+    model: str | None = None
+
+    @property
+    def paid(self) -> bool:
+        """Whether its calls cost money (a hosted provider)."""
+        return self.provider is not None and PROVIDERS[self.provider].paid
+
+    def with_deadline(self, deadline_ms: float) -> System:
+        """The same system under a deadline (its label says so)."""
+        return System(
+            f"{self.label} @{deadline_ms:g}ms", self.kind, self.build, deadline_ms,
+            self.provider, list(self.members), self.model,
+        )  # fmt: skip
+
+
+def config_label(path: str | os.PathLike[str]) -> str:
+    """A ``--scorer-config`` system's label: its file's stem."""
+    return Path(path).stem

@@ -1,0 +1,171 @@
+"""What ``crossrank eval`` compares beside single models: the system flags' parsing, the
+providers it knows, and each system's rows on a tiny BEIR set with real tiny models and a
+fake hosted provider (tests/fake_provider.py) whose billed units give the cost column."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fake_provider import KEY, FakeProvider
+from serve_kit import spread_model
+
+from crossrank import CrossEncoderScorer, RemoteScorer
+from crossrank.compose import BiEncoderScorer, Cascade, Ensemble
+from crossrank.eval.metrics import evaluate
+from crossrank.eval.system_rows import cost_per_1000, requests_needed, system_rows
+from crossrank.eval.systems import (
+    PROVIDERS,
+    System,
+    parse_cascade,
+    parse_member,
+    parse_prices,
+    parse_provider,
+    parse_provider_urls,
+    provider_scorer,
+)
+
+ISSUE_PROVIDERS = ["cohere", "crossrank", "infinity", "jina", "mixedbread", "pinecone", "tei",
+                   "vllm", "voyage"]  # fmt: skip
+
+
+def test_every_provider_of_the_issue_is_known_by_name() -> None:
+    assert sorted(PROVIDERS) == ISSUE_PROVIDERS
+    assert {n for n, p in PROVIDERS.items() if p.paid} == {
+        "cohere", "jina", "voyage", "mixedbread", "pinecone"
+    }  # fmt: skip
+    for name in ISSUE_PROVIDERS:
+        assert parse_provider(f"{name}:some-model") == (name, "some-model")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("cohere", "NAME:MODEL"), (":m", "NAME:MODEL"), ("acme:m", "unknown provider 'acme'")],
+)
+def test_a_bad_provider_is_named(value: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_provider(value)
+
+
+def test_provider_scorers_and_what_they_need(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COHERE_API_KEY", raising=False)
+    with pytest.raises(ValueError, match="set COHERE_API_KEY"):
+        provider_scorer("cohere", "rerank-v3.5")
+    monkeypatch.setenv("COHERE_API_KEY", KEY)
+    hosted = provider_scorer("cohere", "rerank-v3.5")
+    assert isinstance(hosted, RemoteScorer) and hosted.url == "https://api.cohere.com"
+    assert hosted.api_key_env == "COHERE_API_KEY" and KEY not in repr(hosted)
+    with pytest.raises(ValueError, match="self-hosted; give its address with --provider-url"):
+        provider_scorer("vllm", "bge-reranker-v2-m3")
+    local = provider_scorer("tei", "bge", url="http://127.0.0.1:9")
+    assert local.protocol == "tei" and local.api_key_env is None
+    with pytest.raises(ValueError, match="cannot speak voyage's rerank API yet"):
+        provider_scorer("voyage", "rerank-2.5", url="http://127.0.0.1:9")
+
+
+def test_urls_prices_and_cascades_parse() -> None:
+    assert parse_provider_urls(["vllm=http://h:8000", "cohere=https://proxy"]) == {
+        "vllm": "http://h:8000", "cohere": "https://proxy"
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="NAME=URL"):
+        parse_provider_urls(["vllm:8000"])
+    assert parse_prices(["cohere:search_units=0.002"]) == {"cohere": ("search_units", 0.002)}
+    for bad in ("cohere=0.002", "cohere:search_units=-1", "acme:units=1", "cohere:u=x"):
+        with pytest.raises(ValueError, match="NAME:UNIT=USD"):
+            parse_prices([bad])
+    assert parse_cascade("small:big@20") == ("small", "big", 20)
+    assert parse_cascade("dense:/models/bi:/models/ce@5") == ("dense:/models/bi", "/models/ce", 5)
+    assert parse_cascade("dense:bi:cohere:rerank-v3.5@30") == (
+        "dense:bi", "cohere:rerank-v3.5", 30
+    )  # fmt: skip
+    for bad in ("a:b", "a:b@0", "a@3", "a:b:c@3"):
+        with pytest.raises(ValueError, match="CHEAP:EXPENSIVE@M"):
+            parse_cascade(bad)
+
+
+def test_members_are_models_bi_encoders_or_providers(tiny_model_dir: Path) -> None:
+    built = parse_member(str(tiny_model_dir), lambda m: CrossEncoderScorer(m), {})
+    assert isinstance(built, CrossEncoderScorer)
+    assert isinstance(parse_member("dense:some/bi-encoder", str, {}), BiEncoderScorer)
+    remote = parse_member("vllm:bge", str, {"vllm": "http://127.0.0.1:9"})
+    assert isinstance(remote, RemoteScorer) and remote.model == "bge"
+
+
+# ---------------------------------------------------------------------- rows
+
+QUERIES = {
+    "q1": "cancer risk in patients",
+    "q2": "capital of france",
+    "q3": "dog and cat",
+}
+DOCS = {
+    "d1": "a study of cancer risk in patients",
+    "d2": "paris is the capital of france",
+    "d3": "the cat and the dog",
+    "d4": "cells and genes",
+    "d5": "berlin is a city in germany",
+}
+QRELS = {"q1": {"d1": 1}, "q2": {"d2": 1}, "q3": {"d3": 1}}
+CANDIDATES = {q: ["d4", "d5", "d1", "d2", "d3"] for q in QUERIES}  # the first stage's order
+
+
+def _rows(system: System, **kwargs: Any) -> list[dict[str, Any]]:
+    rows, _ = system_rows(
+        system,
+        queries=QUERIES,
+        query_ids=sorted(QUERIES),
+        candidates=CANDIDATES,
+        texts={q: [DOCS[d] for d in ids] for q, ids in CANDIDATES.items()},
+        qrels=QRELS,
+        ks=[3, 5],
+        **kwargs,
+    )
+    return rows
+
+
+def test_a_provider_row_has_its_billed_cost(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COHERE_API_KEY", KEY)
+    with FakeProvider("ok") as provider:
+        system = System(
+            "cohere:rerank-v3.5",
+            "provider",
+            lambda: provider_scorer("cohere", "rerank-v3.5", url=provider.url),
+            provider="cohere",
+        )
+        rows = _rows(system, price=("search_units", 0.002))
+        assert len(provider.requests) == requests_needed(system, 3, [3, 5]) == 7
+    assert system.paid
+    by_k = {row["k"]: row for row in rows}
+    assert by_k[5]["ndcg@10"] == pytest.approx(1.0)  # word overlap finds each relevant doc
+    assert by_k[5]["usage"] == {"search_units": 3.0} and by_k[5]["requests"] == 3
+    assert by_k[5]["cost_per_1000_queries"] == pytest.approx(2.0)  # 1 unit a query
+    assert by_k[3]["recall@k"] == pytest.approx(1 / 3)  # only q1's relevant doc is in the top 3
+    assert cost_per_1000({"total_tokens": 10.0}, 3, ("search_units", 1.0)) is None
+
+
+def test_composite_and_deadline_rows_rank_what_the_scorer_returns(
+    tmp_path_factory: pytest.TempPathFactory, tiny_bi_encoder_dir: Path
+) -> None:
+    model = spread_model(tmp_path_factory)
+    other = spread_model(tmp_path_factory, seed=11)
+    ensemble = System(
+        "ens", "ensemble", lambda: Ensemble([CrossEncoderScorer(model, device="cpu"),
+                                             CrossEncoderScorer(other, device="cpu")])
+    )  # fmt: skip
+    rows = _rows(ensemble)
+    assert [r["k"] for r in rows] == [3, 5]
+    assert all(r["cost_per_1000_queries"] is None for r in rows)
+    assert rows[1]["pairs_per_document"] == 2.0  # both members read every candidate
+    cascade = System(
+        "cas", "cascade", lambda: Cascade(BiEncoderScorer(str(tiny_bi_encoder_dir)),
+                                          CrossEncoderScorer(model, device="cpu"), keep=2)
+    )  # fmt: skip
+    assert _rows(cascade)[1]["pairs_per_document"] == pytest.approx(1.4)  # 5 + 2 of 5
+    late = System("m", "model", lambda: CrossEncoderScorer(model, device="cpu"), model=str(model))
+    rows = _rows(late.with_deadline(1e-6))
+    assert rows[1]["system"] == "m @1e-06ms" and rows[1]["unscored_fraction"] == 1.0
+    given_order = {q: {d: float(-i) for i, d in enumerate(ids)} for q, ids in CANDIDATES.items()}
+    first_stage = evaluate(given_order, QRELS, ["ndcg@10"])["ndcg@10"]
+    assert rows[1]["ndcg@10"] == pytest.approx(first_stage)  # nothing scored: as given
+
