@@ -16,16 +16,24 @@ Beside the quality and latency of a model's row, a row here has:
 - ``usage``: the usage it reported, summed, by unit;
 - ``requests``: calls made (one per query and K, plus one untimed warm-up);
 - ``unscored_fraction``: the share of candidates a deadline left unscored;
-- ``deadline_ms``: the system's deadline (None: none).
+- ``deadline_ms``: the system's deadline (None: none); with one, ``latency_p99_ms`` and
+  ``batch_p99_ms``, the p99 of one batch's call (the deadline loop's step,
+  :func:`crossrank.compose.deadline_batch` candidates, no deadline) on the same queries: a
+  call ends at most one batch past the deadline, so ``latency_p99_ms`` should stay within
+  ``deadline_ms + batch_p99_ms``.
 """
 
 from __future__ import annotations
 
 import gc
+import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
+from crossrank.compose.deadline import deadline_batch, takes_deadline
 from crossrank.eval.harness import latency_stats
 from crossrank.eval.metrics import evaluate
 from crossrank.eval.systems import System
@@ -49,6 +57,29 @@ def cost_per_1000(
         return None
     unit, usd = price
     return usage[unit] / queries * 1000.0 * usd
+
+
+def _p99_ms(seconds: Sequence[float]) -> float | None:
+    return float(np.percentile(seconds, 99)) * 1000.0 if seconds else None
+
+
+def _batch_p99(
+    scorer: Any,
+    queries: Mapping[str, str],
+    scored: Sequence[str],
+    texts: Mapping[str, Sequence[str]],
+    calls: int = 20,
+) -> float | None:
+    """The p99, in ms, of one deadline batch's call (no deadline) on the first queries."""
+    size = deadline_batch(scorer)
+    no_deadline = {"deadline_ms": math.inf} if takes_deadline(scorer) else {}
+    seconds = []
+    for q in scored[:calls]:
+        batch = list(texts[q][:size])
+        t = time.perf_counter()
+        scorer.rerank(queries[q], batch, **no_deadline)
+        seconds.append(time.perf_counter() - t)
+    return _p99_ms(seconds)
 
 
 def _metrics(
@@ -97,6 +128,7 @@ def system_rows(
     if scored:  # warm-up: one call on the first query's first candidates, untimed
         scorer.rerank(queries[scored[0]], list(texts[scored[0]][: min(ks)]))
     load_seconds = time.perf_counter() - started
+    batch_p99 = _batch_p99(scorer, queries, scored, texts) if system.deadline_ms else None
     rows = []
     for k in ks:
         seconds: list[float] = []
@@ -130,6 +162,11 @@ def system_rows(
                 "truncated_fraction": None,
                 "pairs_per_document": pairs / offered if offered else None,
                 "deadline_ms": system.deadline_ms,
+                **(
+                    {}
+                    if batch_p99 is None
+                    else {"latency_p99_ms": _p99_ms(seconds), "batch_p99_ms": batch_p99}
+                ),
                 "unscored_fraction": unscored / offered if offered else None,
                 "provider": system.provider,
                 "requests": len(scored),
