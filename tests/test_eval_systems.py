@@ -13,6 +13,7 @@ from serve_kit import spread_model
 
 from crossrank import CrossEncoderScorer, RemoteScorer
 from crossrank.compose import BiEncoderScorer, Cascade, Ensemble
+from crossrank.eval.ensemble_rows import ensemble_cv_row
 from crossrank.eval.metrics import evaluate
 from crossrank.eval.system_rows import cost_per_1000, requests_needed, system_rows
 from crossrank.eval.systems import (
@@ -169,3 +170,25 @@ def test_composite_and_deadline_rows_rank_what_the_scorer_returns(
     first_stage = evaluate(given_order, QRELS, ["ndcg@10"])["ndcg@10"]
     assert rows[1]["ndcg@10"] == pytest.approx(first_stage)  # nothing scored: as given
 
+
+
+def test_the_ensemble_weight_is_chosen_on_other_folds() -> None:
+    queries = [f"q{i}" for i in range(10)]
+    candidates = {q: ["a", "b", "c", "d"] for q in queries}
+    qrels = {q: {"c": 1} for q in queries}
+    good = {q: [0.1, 0.3, 2.0, 0.2] for q in queries}  # ranks the relevant "c" first
+    poor = {q: [3.0, 2.0, 0.5, 1.0] for q in queries}  # ranks it third
+    timed = {"latency_p50_ms": 12.0, "latency_p95_ms": 20.0, "pairs_per_second": 100.0,
+             "latency_queries": 10}  # fmt: skip
+    row = ensemble_cv_row(
+        "ens", candidates=candidates, first=good, second=poor, qrels=qrels, k=4, folds=5,
+        timed=timed,
+    )  # fmt: skip
+    assert row["system"] == "ens cv" and row["stage"] == "ensemble-cv"
+    assert row["ndcg@10"] == pytest.approx(1.0)
+    assert all(w > 0.5 for w in row["ensemble"]["fold_weights"])  # the good member leads
+    assert row["latency_p95_ms"] == 20.0
+    flipped = ensemble_cv_row("ens", candidates=candidates, first=poor, second=good,
+                              qrels=qrels, k=4, folds=5)  # fmt: skip
+    assert flipped["ndcg@10"] == pytest.approx(1.0)
+    assert all(w < 0.5 for w in flipped["ensemble"]["fold_weights"])

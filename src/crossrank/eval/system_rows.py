@@ -39,7 +39,7 @@ from crossrank.eval.metrics import evaluate
 from crossrank.eval.systems import System
 from crossrank.results import add_usage
 
-__all__ = ["CUTOFF", "cost_per_1000", "requests_needed", "system_rows"]
+__all__ = ["CUTOFF", "cost_per_1000", "metrics_row", "requests_needed", "system_rows"]
 
 CUTOFF = 10
 
@@ -82,9 +82,10 @@ def _batch_p99(
     return _p99_ms(seconds)
 
 
-def _metrics(
+def metrics_row(
     run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]], k: int
 ) -> dict[str, float]:
+    """nDCG, MRR and Recall at :data:`CUTOFF`, and Recall at the row's ``k``."""
     names = [f"ndcg@{CUTOFF}", f"mrr@{CUTOFF}", f"recall@{CUTOFF}", f"recall@{k}"]
     values = evaluate(run, qrels, list(dict.fromkeys(names)))
     return {
@@ -156,7 +157,7 @@ def system_rows(
                 "model": system.model,
                 "backend": getattr(scorer, "active_backend", None) if system.model else None,
                 "k": k,
-                **_metrics(run, qrels, k),
+                **metrics_row(run, qrels, k),
                 **latency_stats(seconds, pairs),
                 "latency_queries": len(seconds),
                 "truncated_fraction": None,
