@@ -13,6 +13,7 @@ from serve_kit import spread_model
 
 from crossrank import CrossEncoderScorer, RemoteScorer
 from crossrank.compose import BiEncoderScorer, Cascade, Ensemble
+from crossrank.eval.choice import budget_summary, mark_within_budget
 from crossrank.eval.ensemble_rows import ensemble_cv_row
 from crossrank.eval.metrics import evaluate
 from crossrank.eval.system_rows import cost_per_1000, requests_needed, system_rows
@@ -192,3 +193,24 @@ def test_the_ensemble_weight_is_chosen_on_other_folds() -> None:
                               qrels=qrels, k=4, folds=5)  # fmt: skip
     assert flipped["ndcg@10"] == pytest.approx(1.0)
     assert all(w < 0.5 for w in flipped["ensemble"]["fold_weights"])
+
+
+def test_the_best_system_within_the_latency_budget_is_marked() -> None:
+    def row(system: str, k: int, ndcg: float, p95: float | None, stage: str = "reranked") -> Any:
+        return {"system": system, "k": k, "ndcg@10": ndcg, "latency_p95_ms": p95, "stage": stage}
+
+    rows = [
+        row("bm25", 20, 0.60, None, "first_stage"),
+        row("big", 20, 0.70, 300.0),
+        row("small", 20, 0.65, 80.0),
+        row("tiny", 20, 0.62, 20.0),
+        row("big", 50, 0.72, 900.0),
+    ]
+    mark_within_budget(rows, 100)
+    assert [r["best_within_budget"] for r in rows] == [False, False, True, False, False]
+    assert [r["within_budget"] for r in rows] == [None, False, True, True, False]
+    summary = budget_summary(rows, 100)
+    assert "K=20: best within p95 <= 100 ms: small (NDCG@10 0.6500, p95 80.0 ms)" in summary
+    assert "K=50: no system reranks within p95 <= 100 ms" in summary
+    with pytest.raises(ValueError, match="latency budget"):
+        mark_within_budget(rows, 0)
