@@ -33,6 +33,8 @@ __all__ = [
     "PROVIDERS",
     "Provider",
     "System",
+    "config_label",
+    "paid_calls_notice",
     "parse_cascade",
     "parse_member",
     "parse_prices",
@@ -259,3 +261,28 @@ class System:
 def config_label(path: str | os.PathLike[str]) -> str:
     """A ``--scorer-config`` system's label: its file's stem."""
     return Path(path).stem
+
+
+def paid_calls_notice(
+    systems: Sequence[System], queries: int, ks: Sequence[int]
+) -> str | None:
+    """What ``crossrank eval`` says before calling hosted providers: each paid system, its
+    endpoint's provider and how many requests it will get; None when no system is paid.
+
+    One request per query and candidate count (each under a provider's per-request limit
+    of documents), plus one warm-up.
+    """
+    from crossrank.eval.system_rows import requests_needed
+
+    paid = [s for s in systems if s.paid]
+    if not paid:
+        return None
+    lines = [
+        f"  {s.label}: {requests_needed(s, queries, ks)} requests ({queries} queries x "
+        f"{len(ks)} candidate count(s) + 1 warm-up) to {s.provider}"
+        for s in paid
+    ]
+    total = sum(requests_needed(s, queries, ks) for s in paid)
+    return "\n".join(
+        [f"crossrank eval will send {total} paid request(s) to hosted rerankers:", *lines]
+    )
