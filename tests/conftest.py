@@ -2,6 +2,8 @@
 
 - ``tiny_model_dir`` / ``tiny_two_logit_dir`` / ``tiny_bi_encoder_dir``: small random BERT
   models built once per session (no downloads), for fast offline unit tests.
+- ``family_kit``: a tiny checkpoint of every reranker family and sentence-transformers' scores
+  for it (tests/family_kit.py), each built on first use.
 - ``shared_model_dir``, ``shared_bi_encoder_dir``, ``scifact_dir``: the real assets in
   ``../shared`` (``CROSSRANK_SHARED`` names another folder; ``CROSSRANK_TEST_MODEL``,
   ``CROSSRANK_TEST_BI_ENCODER`` and ``CROSSRANK_TEST_DATA`` name each asset). Missing assets skip
@@ -88,6 +90,21 @@ def tiny_two_logit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bi_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-bi"), head=False)
+
+
+@pytest.fixture(scope="session")
+def family_kit(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A tiny checkpoint of every reranker family, each built on first use, and
+    sentence-transformers' reference scores for them (tests/family_kit.py)."""
+    import transformers.dynamic_module_utils as dynamic_modules
+    from family_kit import FamilyKit
+
+    with pytest.MonkeyPatch.context() as patch:
+        # Loading a trust_remote_code checkpoint copies its code to HF_MODULES_CACHE (by default
+        # ~/.cache/huggingface/modules): the kit's copies go to the session's tmp instead.
+        modules_cache = str(tmp_path_factory.mktemp("hf-modules"))
+        patch.setattr(dynamic_modules, "HF_MODULES_CACHE", modules_cache)
+        yield FamilyKit(tmp_path_factory.mktemp("family-kit"))
 
 
 @pytest.fixture(scope="session")
@@ -218,3 +235,27 @@ def long_evidence_case(scifact, scifact_candidates, shared_scorer) -> LongEviden
         passage_start=len(filler) + 1,
         relevant_text=relevant_text,
     )
+
+
+@pytest.fixture(scope="module")
+def spread_scorer(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A loaded scorer on serve_kit's spread model (scores that differ between texts well
+    above batching noise), once per test module: the reference the remote tests compare
+    with, and what the fake providers score with."""
+    from serve_kit import spread_model
+
+    from crossrank import CrossEncoderScorer
+
+    scorer = CrossEncoderScorer(spread_model(tmp_path_factory), device="cpu")
+    scorer.warm_up()
+    return scorer
+
+
+@pytest.fixture(scope="module")
+def fakes(spread_scorer):  # type: ignore[no-untyped-def]
+    """Every fake provider (tests/provider_kit.py) on one local server, scoring with
+    ``spread_scorer``, once per test module."""
+    from provider_kit import fake_providers
+
+    with fake_providers(spread_scorer) as running:
+        yield running

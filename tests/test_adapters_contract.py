@@ -483,6 +483,13 @@ _NON_DEFAULTS: dict[str, Any] = {
     "max_tokens_per_batch": 512,
     "deadline_ms": 250.0,
     "max_length": 64,
+    "family": "qwen3-reranker",
+    "instruction": "Given a claim, find the evidence",
+    "prompt": "Given a claim, find the evidence",  # the same setting's other name
+    "prompt_name": "query",
+    "template": "Q: {query}\nD: {document}\n{instruction}",
+    "true_token": "yes",
+    "false_token": "no",
     "activation": "raw",
     "fusion": "linear",
     "fusion_weight": 0.3,

@@ -13,7 +13,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from crossrank.cli import main as cli_main
-from crossrank.eval import bench
+from crossrank.eval import bench, bench_peer, bench_report, bench_texts, bench_variants
 from crossrank.eval.bench import (
     REFERENCE,
     VARIANTS,
@@ -140,7 +140,7 @@ def test_corpus_texts_prefer_documents_long_enough(tiny_model_dir: Path, tmp_pat
         "query-id\tcorpus-id\tscore\na\tlong1\t1\nb\tx\t1\n"
     )
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    query, texts = bench._corpus_texts(tmp_path, "test", tokenizer, 3, 10)
+    query, texts = bench_texts.corpus_texts(tmp_path, "test", tokenizer, 3, 10)
     assert query == "drug dose"  # the first judged query by id
     assert texts[0].startswith("Gene. cancer") and texts[1].startswith("blood")
     assert texts[2] == "cell"  # shorter documents only fill up
@@ -162,7 +162,7 @@ def test_bench_rejects_bad_settings(tiny_model_dir: Path) -> None:
 
 def test_register_variant_keeps_the_reference_last(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bench, "VARIANTS", dict(VARIANTS))
-    extra = Variant("crossrank-test-variant", "test", bench._crossrank("torch"))
+    extra = Variant("crossrank-test-variant", "test", bench_variants._crossrank("torch"))
     register_variant(extra)
     assert list(bench.VARIANTS)[-2:] == ["crossrank-test-variant", REFERENCE]
     with pytest.raises(ValueError, match="already registered"):
@@ -195,7 +195,7 @@ def _peer_variant(monkeypatch: pytest.MonkeyPatch, backend: str) -> str:
     name = f"sentence-transformers-peer-{backend}"
     variants = {
         name: Variant(
-            name, "test peer", bench._sentence_transformers(backend), peer_backend=backend
+            name, "test peer", bench_variants._sentence_transformers(backend), peer_backend=backend
         ),
         REFERENCE: VARIANTS[REFERENCE],
     }
@@ -208,7 +208,7 @@ def test_peer_worker_scores_as_sentence_transformers_here(tiny_model_dir: Path) 
     the same scores as sentence-transformers in this process."""
     texts = ["cancer risk study", "blood brain heart", "the cat", "gene expression in cells"]
     config = bench.BenchConfig(model=str(tiny_model_dir), batch_size=2, device="cpu")
-    here = bench._SentenceTransformersScorer(config, "torch").score("drug dose", texts)
+    here = bench_variants._SentenceTransformersScorer(config, "torch").score("drug dose", texts)
     with bench.PeerWorker(sys.executable, "test-peer", timeout_s=120) as worker:
         cold = worker.load(
             str(tiny_model_dir), "torch", batch_size=2, device="cpu", query="drug dose",
@@ -244,7 +244,7 @@ def test_bench_times_a_peer_variant_in_the_worker(
     assert report["settings"]["peer_python"] == os.path.abspath(sys.executable)
     assert len(peer["times_s"]) == 2 and peer["cold_start_s"] > 0 and peer["peak_rss_mb"] > 0
     assert peer["max_abs_score_diff_vs_reference"] < 1e-5
-    assert f"{name} ran in {sys.executable}" in bench.format_bench_table(report)
+    assert f"{name} ran in {sys.executable}" in bench_report.format_bench_table(report)
 
 
 def test_a_peer_variant_that_fails_to_load_is_skipped_or_refused(
@@ -331,7 +331,7 @@ def test_peer_venv_runs_sentence_transformers_fast_paths(
         pytest.skip("set CROSSRANK_TEST_PEER_PYTHON to a peer environment's python")
     texts = ["cancer risk study", "blood brain heart", "the cat", "gene expression in cells"]
     config = bench.BenchConfig(model=str(tiny_model_dir), batch_size=2, device="cpu")
-    here = bench._SentenceTransformersScorer(config, "torch").score("drug dose", texts)
+    here = bench_variants._SentenceTransformersScorer(config, "torch").score("drug dose", texts)
     with bench.PeerWorker(python, f"sentence-transformers-{backend}", timeout_s=300) as worker:
         worker.load(
             str(tiny_model_dir), backend, batch_size=2, device="cpu", query="drug dose",
@@ -348,7 +348,7 @@ def test_peer_worker_file_needs_only_sentence_transformers() -> None:
     sentence-transformers only, and the answer marker the bench looks for."""
     import ast
 
-    source = bench._PEER_WORKER.read_text(encoding="utf-8")
+    source = bench_peer._PEER_WORKER.read_text(encoding="utf-8")
     imported = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
@@ -356,4 +356,4 @@ def test_peer_worker_file_needs_only_sentence_transformers() -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert imported - sys.stdlib_module_names - {"__future__"} == {"sentence_transformers"}
-    assert f'MARK = "{bench._PEER_MARK}"' in source
+    assert f'MARK = "{bench_peer._PEER_MARK}"' in source

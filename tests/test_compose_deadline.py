@@ -1,4 +1,4 @@
-"""A deadline on any scorer (crossrank.compose.deadline): scored in first-stage order batch by
+"""A deadline on any scorer (crossrank.deadline): scored in first-stage order batch by
 batch, the rest returned unscored below, never more than one batch past the deadline, never
 an exception.
 
@@ -19,9 +19,9 @@ import pytest
 from serve_kit import spread_model
 
 from crossrank import CrossEncoderScorer
+from crossrank import deadline as loop_module
 from crossrank.batching import run_pass
 from crossrank.compose import BiEncoderScorer, deadline_batch, rerank_within
-from crossrank.compose import deadline as loop_module
 
 QUERY = "cancer risk in patients"
 TEXTS = [

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_provider import KEY, FakeProvider
 from haystack import Document as HaystackDocument
 from haystack import Pipeline
 from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
@@ -24,6 +23,7 @@ from llama_index.core.llms import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.retrievers import BaseRetriever as LlamaRetriever
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+from provider_kit import KEY, Failure, FakeProviders
 from pydantic import ConfigDict
 from serve_kit import QUERIES, TEXTS, request_texts, spread_model
 
@@ -49,8 +49,8 @@ def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
 
 
 @pytest.fixture(scope="module")
-def first(tmp_path_factory: pytest.TempPathFactory) -> CrossEncoderScorer:
-    return CrossEncoderScorer(spread_model(tmp_path_factory), device="cpu", batch_size=3)
+def first(spread_scorer: CrossEncoderScorer) -> CrossEncoderScorer:
+    return spread_scorer
 
 
 @pytest.fixture(scope="module")
@@ -89,32 +89,33 @@ def _haystack_docs(pipeline: Pipeline, query: str, **ranker: Any) -> list[Haysta
 
 
 def test_a_fallback_serves_in_a_haystack_pipeline_and_is_saved_with_it(
-    first: CrossEncoderScorer, monkeypatch_module: pytest.MonkeyPatch
+    first: CrossEncoderScorer, fakes: FakeProviders, monkeypatch_module: pytest.MonkeyPatch
 ) -> None:
-    with FakeProvider("fail") as provider:
-        primary = RemoteScorer(
-            provider.url, protocol="cohere", model="rerank-v3.5", api_key_env=ENV, retries=0
-        )
-        ranker = CrossEncoderRanker(scorer=Fallback(primary, first, timeout_s=5), top_k=4)
-        plain = _haystack_pipeline(CrossEncoderRanker(scorer=first, top_k=4))
-        pipeline = _haystack_pipeline(ranker)
-        for query in QUERIES[:3]:
-            got = _haystack_docs(pipeline, query)
-            want = _haystack_docs(plain, query)
-            assert [(d.id, d.score) for d in got] == [(d.id, d.score) for d in want]
-        assert len(provider.requests) == 3  # the primary was asked each time
-        data = ranker.to_dict()
-        assert data["type"] == (
-            "haystack_integrations.components.rankers.crossrank.ranker.CrossEncoderRanker"
-        )
-        assert data["init_parameters"]["scorer"] == scorer_to_config(ranker.scorer)
-        saved = pipeline.dumps()
-        assert KEY not in saved and ENV in saved
-        loaded = Pipeline.loads(saved)
-        again = loaded.get_component("ranker")
-        assert isinstance(again.scorer, Fallback) and again.to_dict() == data
-        got = _haystack_docs(loaded, QUERIES[0])
-        assert [d.id for d in got] == [d.id for d in _haystack_docs(plain, QUERIES[0])]
+    fakes.reset()
+    fakes.fail("cohere", Failure(500, times=100))
+    primary = RemoteScorer(
+        fakes.url("cohere"), provider="cohere", model="rerank-v3.5", api_key_env=ENV, retries=0
+    )
+    ranker = CrossEncoderRanker(scorer=Fallback(primary, first, timeout_s=5), top_k=4)
+    plain = _haystack_pipeline(CrossEncoderRanker(scorer=first, top_k=4))
+    pipeline = _haystack_pipeline(ranker)
+    for query in QUERIES[:3]:
+        got = _haystack_docs(pipeline, query)
+        want = _haystack_docs(plain, query)
+        assert [(d.id, d.score) for d in got] == [(d.id, d.score) for d in want]
+    assert len(fakes.sent("cohere")) == 3  # the primary was asked each time
+    data = ranker.to_dict()
+    assert data["type"] == (
+        "haystack_integrations.components.rankers.crossrank.ranker.CrossEncoderRanker"
+    )
+    assert data["init_parameters"]["scorer"] == scorer_to_config(ranker.scorer)
+    saved = pipeline.dumps()
+    assert KEY not in saved and ENV in saved
+    loaded = Pipeline.loads(saved)
+    again = loaded.get_component("ranker")
+    assert isinstance(again.scorer, Fallback) and again.to_dict() == data
+    got = _haystack_docs(loaded, QUERIES[0])
+    assert [d.id for d in got] == [d.id for d in _haystack_docs(plain, QUERIES[0])]
 
 
 def test_a_per_call_deadline_in_a_haystack_pipeline_marks_the_unscored_documents(

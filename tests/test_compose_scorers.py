@@ -1,5 +1,5 @@
-"""The composites of crossrank.compose on real tiny models and a fake hosted provider (a
-local HTTP server, tests/fake_provider.py): Ensemble's arithmetic and concurrency, Fallback
+"""The composites of crossrank.compose on real tiny models and the fake hosted providers (a
+local HTTP server, tests/provider_kit.py): Ensemble's arithmetic and concurrency, Fallback
 on an error, a hang and an open breaker, Cascade's order, and every config round trip."""
 
 from __future__ import annotations
@@ -10,14 +10,13 @@ import json
 import math
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from fake_provider import KEY, FakeProvider
-from serve_kit import spread_model
+from provider_kit import KEY, Failure, FakeProviders
+from serve_kit import spread_model, wait_for
 
 from crossrank import CrossEncoderScorer, RemoteScorer
 from crossrank.batching import run_pass
@@ -53,10 +52,9 @@ ENV = "CROSSRANK_COMPOSE_TEST_KEY"
 
 
 @pytest.fixture(scope="module")
-def first(tmp_path_factory: pytest.TempPathFactory) -> CrossEncoderScorer:
-    scorer = CrossEncoderScorer(spread_model(tmp_path_factory), device="cpu")
-    scorer.warm_up()
-    return scorer
+def first(spread_scorer: CrossEncoderScorer) -> CrossEncoderScorer:
+    """The spread model: the one the fake providers score with too."""
+    return spread_scorer
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +72,9 @@ def bi(tiny_bi_encoder_dir: Path) -> BiEncoderScorer:
 
 
 @pytest.fixture
-def provider_key(monkeypatch: pytest.MonkeyPatch) -> str:
+def provider_key(monkeypatch: pytest.MonkeyPatch, fakes: FakeProviders) -> str:
     monkeypatch.setenv(ENV, KEY)
+    fakes.reset()
     return ENV
 
 
@@ -181,20 +180,8 @@ def test_ensemble_refuses_what_it_cannot_do(
 # ---------------------------------------------------------------------- Fallback
 
 
-@pytest.fixture
-def failing() -> Iterator[FakeProvider]:
-    with FakeProvider("fail") as provider:
-        yield provider
-
-
-@pytest.fixture
-def hanging() -> Iterator[FakeProvider]:
-    with FakeProvider("hang", hang_s=60) as provider:
-        yield provider
-
-
 def _cohere(url: str, env: str, **kwargs: Any) -> RemoteScorer:
-    return RemoteScorer(url, protocol="cohere", model="rerank-v3.5", api_key_env=env, **kwargs)
+    return RemoteScorer(url, provider="cohere", model="rerank-v3.5", api_key_env=env, **kwargs)
 
 
 def _accounted(out: Any, texts: list[Any]) -> None:
@@ -203,9 +190,10 @@ def _accounted(out: Any, texts: list[Any]) -> None:
 
 
 def test_fallback_serves_when_the_provider_fails_and_the_breaker_opens(
-    first: CrossEncoderScorer, failing: FakeProvider, provider_key: str
+    first: CrossEncoderScorer, fakes: FakeProviders, provider_key: str
 ) -> None:
-    primary = _cohere(failing.url, provider_key, retries=0)
+    fakes.fail("cohere", Failure(500, times=100))
+    primary = _cohere(fakes.url("cohere"), provider_key, retries=0)
     scorer = Fallback(primary, first, breaker_failures=2, breaker_cooldown_s=30)
     now = [0.0]
     scorer.breaker = Breaker(2, 30.0, clock=lambda: now[0])
@@ -213,24 +201,26 @@ def test_fallback_serves_when_the_provider_fails_and_the_breaker_opens(
     for _ in range(2):
         out = scorer.rerank(QUERY, TEXTS, top_k=4)
         assert out.served_by == "fallback"
-        assert out.reason is not None and out.reason.startswith("error: RemoteScorerError")
+        assert out.reason is not None and out.reason.startswith("error: ")
+        assert "500" in out.reason
         assert [h.index for h in out.hits] == [h.index for h in want.hits]
         assert out.served is not None and out.skipped == [2, 6]
-    assert len(failing.requests) == 2 and scorer.breaker.state == "open"
+    assert len(fakes.sent("cohere")) == 2 and scorer.breaker.state == "open"
     out = scorer.rerank(QUERY, TEXTS)
     assert out.served_by == "fallback" and out.reason.startswith("breaker open")  # type: ignore[union-attr]
-    assert len(failing.requests) == 2  # the primary was not called
+    assert len(fakes.sent("cohere")) == 2  # the primary was not called
     _accounted(out, TEXTS)
     now[0] = 31.0  # cooled down: one trial call, which fails and opens it again
     assert scorer.breaker.state == "half-open"
     assert scorer.rerank(QUERY, TEXTS).reason.startswith("error")  # type: ignore[attr-defined]
-    assert len(failing.requests) == 3 and scorer.breaker.state == "open"
+    assert len(fakes.sent("cohere")) == 3 and scorer.breaker.state == "open"
 
 
 def test_fallback_answers_within_the_timeout_when_the_provider_hangs(
-    first: CrossEncoderScorer, hanging: FakeProvider, provider_key: str
+    first: CrossEncoderScorer, fakes: FakeProviders, provider_key: str
 ) -> None:
-    primary = _cohere(hanging.url, provider_key, retries=0, timeout=60.0)
+    fakes.fail("cohere", Failure(503, times=100, hang_s=60))
+    primary = _cohere(fakes.url("cohere"), provider_key, retries=0, timeout=60.0)
     scorer = Fallback(primary, first, timeout_s=0.5)
     for run in (
         lambda: scorer.rerank(QUERY, TEXTS, top_k=5),
@@ -246,23 +236,23 @@ def test_fallback_answers_within_the_timeout_when_the_provider_hangs(
         assert [h.index for h in out.hits] == [
             h.index for h in first.rerank(QUERY, TEXTS, top_k=5).hits
         ]
-    hanging.release()
+    fakes.release()  # the late calls answer now; wait for them, so none outlives the test
+    wait_for(lambda: len(fakes.sent("cohere")) == 2, "the two held requests")
 
 
 def test_fallback_passes_the_callers_errors_and_says_when_both_fail(
-    first: CrossEncoderScorer, failing: FakeProvider, provider_key: str
+    first: CrossEncoderScorer, fakes: FakeProviders, provider_key: str
 ) -> None:
-    primary = _cohere(failing.url, provider_key, retries=0)
-    scorer = Fallback(primary, first)
+    fakes.fail("cohere", Failure(500, times=100))
+    url = fakes.url("cohere")
+    scorer = Fallback(_cohere(url, provider_key, retries=0), first)
     with pytest.raises(ValueError, match="top_k must be >= 1"):
         scorer.rerank(QUERY, TEXTS, top_k=0)  # the caller's input: no fallback, no failure
-    assert scorer.breaker.state == "closed" and failing.requests == []
-    only_late = Fallback(_cohere(failing.url, provider_key, retries=0), first, on=("timeout",))
-    with pytest.raises(Exception, match="answered 500"):
+    assert scorer.breaker.state == "closed" and fakes.sent("cohere") == []
+    only_late = Fallback(_cohere(url, provider_key, retries=0), first, on=("timeout",))
+    with pytest.raises(Exception, match="500"):
         only_late.rerank(QUERY, TEXTS)
-    both = Fallback(
-        _cohere(failing.url, provider_key, retries=0), _cohere(failing.url, provider_key, retries=0)
-    )
+    both = Fallback(_cohere(url, provider_key, retries=0), _cohere(url, provider_key, retries=0))
     with pytest.raises(FallbackError, match="failed too"):
         both.rerank(QUERY, TEXTS)
     with pytest.raises(ValueError, match="on must hold only"):
@@ -272,14 +262,16 @@ def test_fallback_passes_the_callers_errors_and_says_when_both_fail(
 
 
 def test_the_primary_serves_when_it_answers(
-    first: CrossEncoderScorer, second: CrossEncoderScorer, provider_key: str
+    first: CrossEncoderScorer, second: CrossEncoderScorer, fakes: FakeProviders,
+    provider_key: str,
 ) -> None:
-    with FakeProvider("ok") as provider:
-        scorer = Fallback(_cohere(provider.url, provider_key), first)
-        out = scorer.rerank(QUERY, TEXTS, top_k=3)
-        assert out.served_by == "primary" and out.reason is None
-        assert provider.requests[0]["documents"] == [TEXTS[i] for i in SCORABLE]
-        assert out.hits[0].index == 0  # most words shared with the query
+    scorer = Fallback(_cohere(fakes.url("cohere"), provider_key), second)
+    out = scorer.rerank(QUERY, TEXTS, top_k=3)
+    assert out.served_by == "primary" and out.reason is None
+    assert fakes.sent("cohere")[0].body["documents"] == [TEXTS[i] for i in SCORABLE]
+    want = first.rerank(QUERY, TEXTS, top_k=3)  # the fake scores with the spread model
+    assert [h.index for h in out.hits] == [h.index for h in want.hits]
+    assert out.usage is not None and out.usage["requests"] == 1
     local = Fallback(first, second).rerank(QUERY, TEXTS)
     assert [h.index for h in local.hits] == [h.index for h in first.rerank(QUERY, TEXTS).hits]
 
@@ -388,7 +380,7 @@ def test_no_score_is_nan_and_scores_are_python_floats(
 @pytest.mark.parametrize(
     ("module", "names"),
     [
-        ("crossrank.results", ["Reranked", "ScoreDetails"]),
+        ("crossrank.results", ["Reranked", "ScoreDetails", "add_usage"]),
         ("crossrank.settings", ["SCORER_OPTIONS", "SECRET_OPTIONS", "json_safe",
                                 "scorer_settings"]),
         ("crossrank.compose", ["BiEncoderScorer", "Breaker", "CONFIG_TYPES", "Cascade",
@@ -397,9 +389,9 @@ def test_no_score_is_nan_and_scores_are_python_floats(
                                "FallbackReranked", "arerank_within", "deadline_batch",
                                "load_scorer_config", "rerank_within", "scorer_from_config",
                                "scorer_to_config"]),
-        ("crossrank.compose.deadline", ["DEFAULT_BATCH", "arerank_within", "deadline_batch",
+        ("crossrank.deadline", ["DEFAULT_BATCH", "arerank_within", "deadline_batch",
                                         "rerank_within", "takes_deadline"]),
-        ("crossrank.compose.ordering", ["CallOptions", "TokenCounter", "finish",
+        ("crossrank.rerank_call", ["CallOptions", "TokenCounter", "finish",
                                         "token_counter"]),
         ("crossrank.compose.members", ["MemberCall", "deadline_at", "leaves", "name_of",
                                        "plan_call", "remaining_ms"]),

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fake_provider import KEY, FakeProvider
+from provider_kit import KEY, Failure, FakeProviders
 from serve_kit import QUERIES, TEXTS, metric, spread_model
 
 from crossrank import CrossEncoderScorer, RemoteScorer
@@ -62,12 +62,17 @@ def test_an_ensemble_server_reports_member_scores(first_dir: Path, second_dir: P
         assert metric(running.url, "crossrank_forward_passes_total") >= 2  # both, batched
 
 
-def test_a_fallback_server_says_which_served_and_counts_it(first_dir: Path) -> None:
-    with FakeProvider("fail") as provider, pytest.MonkeyPatch.context() as patch:
+def test_a_fallback_server_says_which_served_and_counts_it(
+    first_dir: Path, fakes: FakeProviders
+) -> None:
+    fakes.reset()
+    fakes.fail("cohere", Failure(503, times=100))
+    with pytest.MonkeyPatch.context() as patch:
         patch.setenv(ENV, KEY)
         primary = RemoteScorer(
-            provider.url, protocol="cohere", model="rerank-v3.5", api_key_env=ENV, retries=0
-        )
+            fakes.url("cohere"), provider="cohere", model="rerank-v3.5", api_key_env=ENV,
+            retries=0,
+        )  # fmt: skip
         scorer = Fallback(primary, CrossEncoderScorer(first_dir, device="cpu"))
         with running_server(create_app(scorer)) as running:
             body = {"query": QUERIES[0], "documents": TEXTS, "crossrank": {}}

@@ -352,9 +352,10 @@ def _subparser(command: str) -> argparse.ArgumentParser:
     return actions[0].choices[command]  # type: ignore[no-any-return]
 
 
-def test_scorer_flags_cover_every_scorer_option_but_the_token() -> None:
+def test_scorer_flags_cover_every_scorer_option_but_the_token_and_an_alias() -> None:
     params = set(inspect.signature(CrossEncoderScorer.__init__).parameters) - {"self"}
-    assert set(SCORER_FLAGS) == params - {"token"}  # secrets stay off the command line
+    # Secrets stay off the command line; prompt is instruction's other name (--instruction).
+    assert set(SCORER_FLAGS) == params - {"token", "prompt"}
 
 
 @pytest.mark.parametrize("command", ["rerank", "eval", "calibrate"])

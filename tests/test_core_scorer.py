@@ -44,7 +44,8 @@ def test_public_api_is_pinned() -> None:
         "DEFAULT_MODEL", "Calibration", "CrossEncoderScorer", "CrossrankError",
         "DeviceUnavailableError", "Hit",
         "HubUnreachableError", "ModelLoadError", "ModelNotFoundError", "RemoteScorer",
-        "RemoteScorerError", "Reranked", "ScoreDetails", "UnsupportedModelError", "__version__",
+        "RemoteScorerError", "Reranked", "ScoreDetails", "ScoringError", "UnsupportedModelError",
+        "__version__",
         "passage_span", "select",
     ])
     for name in crossrank.__all__:

@@ -19,12 +19,9 @@ from crossrank import CrossEncoderScorer
 from crossrank.cli import main as cli_main
 from crossrank.eval.data import load_beir
 from crossrank.eval.first_stage import BM25Retriever
-from crossrank.eval.harness import (
-    add_eval_arguments,
-    evaluate_models,
-    format_eval_table,
-    parse_ks,
-)
+from crossrank.eval.harness import evaluate_models, parse_ks
+from crossrank.eval.harness_cli import add_eval_arguments
+from crossrank.eval.harness_report import format_eval_table
 from crossrank.eval.metrics import evaluate, ranked_ids
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

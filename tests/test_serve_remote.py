@@ -161,7 +161,7 @@ def test_it_is_a_rerank_scorer_with_the_servers_model_and_activation(
 
 @pytest.mark.parametrize("protocol", ["tei", "cohere"])
 def test_tei_and_cohere_protocols_carry_scores_and_select_here(
-    served: RunningServer, reference: CrossEncoderScorer, protocol: str
+    served: RunningServer, reference: CrossEncoderScorer, model_dir: Path, protocol: str
 ) -> None:
     remote = _remote(served, protocol, model="any-model")
     texts = TEXTS[:6]
@@ -179,9 +179,16 @@ def test_tei_and_cohere_protocols_carry_scores_and_select_here(
     _same_hits(out.hits, expected.hits, details=False)
     details = remote.score_details(QUERIES[0], [LONG])
     assert details.truncated == [False] and details.spans is None  # not carried
-    for kwargs, named in (({"token_budget": 10}, "token_budget"), ({"passages": True}, "passages")):
-        with pytest.raises(ValueError, match=f"{named} need protocol='crossrank'"):
-            remote.rerank(QUERIES[0], texts, **kwargs)
+    with pytest.raises(ValueError, match="passages=True needs provider='crossrank'"):
+        remote.rerank(QUERIES[0], texts, passages=True)
+    # The token budget is counted here, with the model's own tokenizer when one is given.
+    counted = _remote(served, protocol, model="any-model", tokenizer=str(model_dir))
+    for budget in (6, 15):
+        _same_hits(
+            counted.rerank(QUERIES[1], CANDIDATES, token_budget=budget).hits,
+            reference.rerank(QUERIES[1], CANDIDATES, token_budget=budget).hits,
+            details=False,
+        )
     if protocol == "tei":
         raw = remote.rerank(QUERIES[0], texts, activation="raw")
         want = reference.rerank(QUERIES[0], texts, activation="raw")
@@ -269,9 +276,10 @@ def test_to_config_holds_the_key_variables_name_never_the_key(served: RunningSer
     remote = _remote(served, timeout=12.5, retries=2)
     config = remote.to_config()
     assert config == {
-        "url": served.url, "protocol": "crossrank", "timeout": 12.5, "retries": 2,
-        "api_key_env": "CROSSRANK_TEST_KEY", "model": None, "fusion": None,
-        "fusion_weight": 0.5, "fusion_normalization": "zscore",
+        "url": served.url, "provider": "crossrank", "route": None, "model": None,
+        "timeout": 12.5, "retries": 2, "api_key_env": "CROSSRANK_TEST_KEY",
+        "max_length": None, "truncate": True, "max_documents": None, "tokenizer": None,
+        "fusion": None, "fusion_weight": 0.5, "fusion_normalization": "zscore",
     }  # fmt: skip
     assert KEY not in repr(config) and KEY not in repr(remote)
     again = RemoteScorer.from_config(config)
@@ -280,6 +288,11 @@ def test_to_config_holds_the_key_variables_name_never_the_key(served: RunningSer
     assert RemoteScorer(served.url, api_key=KEY).to_config()["api_key_env"] is None
     with pytest.raises(ValueError, match=r"unknown RemoteScorer config keys \['api_key'\]"):
         RemoteScorer.from_config({**config, "api_key": KEY})
+    # A config saved before providers (with "protocol") still loads.
+    old = {"url": served.url, "protocol": "tei", "timeout": 5.0, "retries": 1,
+           "api_key_env": "CROSSRANK_TEST_KEY", "model": None, "fusion": None,
+           "fusion_weight": 0.5, "fusion_normalization": "zscore"}  # fmt: skip
+    assert RemoteScorer.from_config(old).to_config()["provider"] == "tei"
 
 
 @pytest.mark.parametrize(

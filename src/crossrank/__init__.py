@@ -6,6 +6,7 @@ Example:
     >>> hits = scorer.rank("query", ["text one", "text two"], top_k=1)
     >>> from crossrank import RemoteScorer
     >>> remote = RemoteScorer("http://127.0.0.1:8080")  # the same interface, on a server
+    >>> cohere = RemoteScorer(provider="cohere")  # or a hosted reranker (COHERE_API_KEY)
 """
 
 from crossrank._version import __version__
@@ -16,6 +17,7 @@ from crossrank.errors import (
     HubUnreachableError,
     ModelLoadError,
     ModelNotFoundError,
+    ScoringError,
     UnsupportedModelError,
 )
 from crossrank.remote import RemoteScorer, RemoteScorerError
@@ -36,6 +38,7 @@ __all__ = [
     "RemoteScorerError",
     "Reranked",
     "ScoreDetails",
+    "ScoringError",
     "UnsupportedModelError",
     "__version__",
     "passage_span",

@@ -39,7 +39,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
-from crossrank.compose.deadline import arerank_within, rerank_within, takes_deadline
+from crossrank.deadline import arerank_within, rerank_within, takes_deadline
 from crossrank.fusion import Fusion, check_first_stage_scores, resolve_fusion
 from crossrank.selection import Hit, is_blank
 from crossrank.settings import SCORER_OPTIONS, SECRET_OPTIONS, scorer_settings
@@ -274,12 +274,13 @@ def scorer_config(scorer: Any) -> dict[str, Any] | None:
 
     Returns:
         For a :class:`crossrank.RemoteScorer`, its :meth:`~crossrank.RemoteScorer.to_config`
-        (url, protocol, timeout, retries, model, fusion settings and ``api_key_env``, the
-        name of the variable holding the key; never the key). For a composite of
-        :mod:`crossrank.compose` (or a :class:`crossrank.compose.BiEncoderScorer`), its
-        ``to_config()``: a dict with a ``"type"``, each member saved the same way. ``None``
-        for any other scorer: a :class:`crossrank.CrossEncoderScorer` is saved as its
-        settings (:func:`scorer_settings`) and loads as a new scorer with the same settings.
+        (url, provider, route, model, timeouts, truncation, split and fusion settings and
+        ``api_key_env``, the name of the variable holding the key; never the key). For a
+        composite of :mod:`crossrank.compose` (or a :class:`crossrank.compose.BiEncoderScorer`),
+        its ``to_config()``: a dict with a ``"type"``, each member saved the same way.
+        ``None`` for any other scorer: a :class:`crossrank.CrossEncoderScorer` is saved as
+        its settings (:func:`scorer_settings`) and loads as a new scorer with the same
+        settings.
 
     A key passed as ``RemoteScorer(api_key=...)`` is not written: the saved scorer then has
     no key, and a ``crossrank`` log warning says so. Pass ``api_key_env=`` for a key that

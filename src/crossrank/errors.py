@@ -3,7 +3,9 @@
 Every model-loading failure is a :class:`ModelLoadError` carrying the model that was
 asked for (``model``) and what to do about it (``hint``), so callers can catch one type.
 A device this machine does not have is a :class:`DeviceUnavailableError`, raised before
-anything is loaded.
+anything is loaded. A loaded model that fails while scoring (an error inside torch,
+onnxruntime or OpenVINO, or scores that are not finite) is a :class:`ScoringError`: crossrank
+never returns a NaN score.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ __all__ = [
     "HubUnreachableError",
     "ModelLoadError",
     "ModelNotFoundError",
+    "ScoringError",
     "UnsupportedModelError",
 ]
 
@@ -65,3 +68,24 @@ class DeviceUnavailableError(CrossrankError, ValueError):
         self.reason = reason
         self.hint = hint
         super().__init__(f"device={device!r} is not available here: {reason}. {hint}")
+
+
+class ScoringError(CrossrankError, RuntimeError):
+    """A loaded model failed while scoring: its backend raised, or gave scores that are not
+    finite (NaN or infinite), which crossrank never returns.
+
+    Attributes:
+        model: The model id or folder.
+        backend: The backend it ran on.
+        reason: What went wrong.
+        hint: What to do instead.
+    """
+
+    def __init__(self, model: str, backend: str, reason: str, hint: str) -> None:
+        self.model = model
+        self.backend = backend
+        self.reason = reason
+        self.hint = hint
+        super().__init__(
+            f"Could not score with {model!r} on backend={backend!r}: {reason}. {hint}"
+        )

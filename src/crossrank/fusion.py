@@ -55,7 +55,7 @@ __all__ = [
     "FusionMethod",
     "Normalization",
     "check_first_stage_scores",
-    "checked_first_stage",
+    "first_stage_of",
     "fuse",
     "normalize",
     "reciprocal_ranks",
@@ -336,21 +336,27 @@ def check_first_stage_scores(
     return out
 
 
-def checked_first_stage(
+def first_stage_of(
     fusion: Fusion | None, values: Any, count: int, needed: Sequence[int]
 ) -> list[float] | None:
     """The first-stage scores of the candidates that are scored, checked; None without
     fusion (where passing them is an error: they would be ignored).
 
+    Args:
+        fusion: The call's fusion (:func:`resolve_fusion`), None when off.
+        values: What the call passed as ``first_stage_scores``.
+        count: How many candidates there are.
+        needed: The positions that are scored.
+
     Raises:
-        ValueError / TypeError: Scores given with fusion off, missing with it on, or
-            bad (see :func:`check_first_stage_scores`).
+        ValueError: Scores given with fusion off, missing with fusion on, or not one finite
+            score per scored candidate (see :func:`check_first_stage_scores`).
     """
     if fusion is None:
         if values is not None:
             raise ValueError(
                 "first_stage_scores are only used with fusion, and fusion is off; pass "
-                "fusion='linear' or 'rrf' (to this call or to CrossEncoderScorer), or leave "
+                "fusion='linear' or 'rrf' (to this call or to the scorer), or leave "
                 "first_stage_scores out"
             )
         return None

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from crossrank._hub import cache_only
-from crossrank.families import PairEncoder, load_family
+from crossrank.families import Encoder, FamilyOptions, load_family
 from crossrank.families.source import (
     HUB_OPTIONS,
     ModelSource,
@@ -30,7 +30,7 @@ from crossrank.runtimes.devices import check_device, resolve_device
 if TYPE_CHECKING:
     import torch
 
-    from crossrank.runtimes.openvino import StreamForward
+    from crossrank.runtimes.guard import ForwardMany
     from crossrank.runtimes.probe import Decision
 
 __all__ = [
@@ -61,7 +61,7 @@ class LoadedModel:
         forward_many: Runs several batches at once (OpenVINO's streams), or None.
     """
 
-    encoder: PairEncoder
+    encoder: Encoder
     forward: Callable[[dict[str, np.ndarray]], np.ndarray]
     backend: str
     device: str
@@ -70,7 +70,7 @@ class LoadedModel:
     engine: Any = None
     export_path: str | None = None
     decision: Decision | None = None
-    forward_many: StreamForward | None = None
+    forward_many: ForwardMany | None = None
 
     @property
     def tokenizer(self) -> Any:
@@ -114,6 +114,7 @@ def load_model(
     tokenizer_kwargs: Mapping[str, Any] | None = None,
     config_kwargs: Mapping[str, Any] | None = None,
     int8_calibration: Sequence[tuple[str, str]] | None = None,
+    options: FamilyOptions | None = None,
 ) -> LoadedModel:
     """Load ``model`` and return what the scorer needs; raise a ModelLoadError on failure.
 
@@ -122,7 +123,8 @@ def load_model(
     :class:`crossrank.CrossEncoderScorer`). ``int8_calibration``: (query, text) pairs that
     calibrate ``openvino-int8`` (default: the built-in sample,
     :func:`crossrank.runtimes.probe.calibration_pairs`). ``backend="auto"`` is resolved by
-    the probe (:mod:`crossrank.runtimes.probe`).
+    the probe (:mod:`crossrank.runtimes.probe`). ``options``: how the checkpoint is read
+    (its family, instruction, template, score tokens; default: detected).
     """
     check_device(device)  # before loading: a device this machine lacks fails now
     source = resolve_source(model)
@@ -142,6 +144,7 @@ def load_model(
         model_kwargs=model_kwargs,
         tokenizer_kwargs=tokenizer_kwargs,
         config_kwargs=config_kwargs,
+        options=options,
     )
     runtime = build_runtime(
         family.net,

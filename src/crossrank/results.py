@@ -32,6 +32,9 @@ class ScoreDetails:
             the part read in ``truncate`` mode, the best window in ``chunk`` mode (None
             for a text with no tokens).
         windows: For each text, how many windows were scored (1 in ``truncate`` mode).
+        usage: What the call cost at a hosted provider, by unit, as it reports it
+            (``search_units``, ``total_tokens``, ``rerank_units``...) plus ``requests``, the
+            HTTP requests sent (:class:`crossrank.RemoteScorer`); None for a local scorer.
     """
 
     scores: list[float]
@@ -39,6 +42,7 @@ class ScoreDetails:
     pairs: int
     spans: list[tuple[int, int] | None] | None = None
     windows: list[int] | None = None
+    usage: dict[str, float] | None = None
 
     @property
     def num_truncated(self) -> int:
@@ -58,6 +62,8 @@ class Reranked:
         skipped: Indices of candidates with no text (None, empty or whitespace), which were
             not scored and are not returned.
         pairs: Number of (query, text) pairs the model scored.
+        usage: What the call cost at a hosted provider (see :attr:`ScoreDetails.usage`),
+            summed over its requests and a composite's members; None for a local scorer.
         unscored: Indices of kept candidates returned without a score, below the hits: those
             a deadline left unscored (in first-stage order, see ``deadline_ms``), and a
             :class:`crossrank.compose.Cascade`'s candidates below its rescored top (in the
@@ -65,23 +71,24 @@ class Reranked:
         deadline_unscored: How many candidates with text the deadline left unscored, kept
             or cut by the selection (``top_k``, ``token_budget``). 0 without a deadline, or
             when it was met.
-        usage: What a hosted provider reported it billed for the call, summed over its
-            requests, by the provider's own unit names (``{"search_units": 1}``,
-            ``{"total_tokens": 5120}``); empty for a local scorer.
     """
 
     hits: list[Hit]
     skipped: list[int]
     pairs: int
+    usage: dict[str, float] | None = None
     unscored: list[int] = field(default_factory=list)
     deadline_unscored: int = 0
-    usage: dict[str, float] = field(default_factory=dict)
 
 
-def add_usage(*usages: Mapping[str, float]) -> dict[str, float]:
-    """Usage records summed unit by unit (what several requests or members billed)."""
+def add_usage(*usages: Mapping[str, float] | None) -> dict[str, float] | None:
+    """Usage records summed unit by unit (what several requests or members cost); None
+    when none was given (local scorers only)."""
+    given = [usage for usage in usages if usage is not None]
+    if not given:
+        return None
     total: dict[str, float] = {}
-    for usage in usages:
+    for usage in given:
         for unit, amount in usage.items():
             total[unit] = total.get(unit, 0.0) + float(amount)
     return total

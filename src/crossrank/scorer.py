@@ -25,12 +25,15 @@ import numpy as np
 from crossrank.batching import pad_batch, plan_batches, run_batches
 from crossrank.calibration import ACTIVATIONS, Calibration, activate, resolve_calibration
 from crossrank.calibration import Activation as Activation
-from crossrank.compose.deadline import rerank_within
+from crossrank.deadline import rerank_within
+from crossrank.families import FamilyOptions, check_family
+from crossrank.families.prompts import check_instruction
+from crossrank.families.templates import check_format_template
 from crossrank.fusion import (
     Fusion,
     FusionMethod,
     Normalization,
-    checked_first_stage,
+    first_stage_of,
     resolve_fusion,
 )
 from crossrank.loading import LoadedModel, load_model, reserved_load_kwargs
@@ -110,6 +113,28 @@ class CrossEncoderScorer:
         max_length: Tokens per pair the model reads (query + document + special
             tokens). Default: the model's own limit. Longer pairs are truncated on the
             document side, and this is reported (:meth:`score_details`, a log warning).
+        family: How the checkpoint is read: ``"auto"`` (default: detected from its files,
+            sentence-transformers' first, then its config; :attr:`family_detail` says what
+            was found), ``"sequence-classification"``, ``"causal-lm"`` (a decoder scored by
+            next-token logits), ``"sentence-transformers"`` (a module pipeline), or a known
+            LLM reranker: ``"qwen3-reranker"``, ``"bge-reranker-gemma"``,
+            ``"mxbai-rerank-v2"`` (its template and score tokens, for checkpoints without
+            sentence-transformers files). See docs/models.md.
+        instruction: The task instruction, as sentence-transformers' ``prompt``: prepended to
+            the query for a pair-input model, the system message of a chat template, the
+            ``<Instruct>`` of Qwen3-Reranker. Default: the checkpoint's saved default prompt,
+            else the template's own default; ``""`` turns a default off. Every call may pass
+            its own (``score(..., instruction=...)``).
+        prompt: sentence-transformers' name for ``instruction`` (pass one of the two).
+        prompt_name: One of the prompts the checkpoint saved
+            (``config_sentence_transformers.json``).
+        template: A format string for the model's input, with ``{query}`` and
+            ``{document}`` (and optionally ``{instruction}``, ``{bos_token}``,
+            ``{eos_token}``), for a causal LM or decoder classifier without a template of
+            its own. The template's fixed parts are never truncated.
+        true_token: For a causal LM with no sentence-transformers ``LogitScore`` and no known
+            template: the token whose next-token logit is the score (e.g. ``"yes"``).
+        false_token: With ``true_token``: the token whose logit is subtracted (``"no"``).
         activation: ``"sigmoid"`` (default) gives scores in (0, 1); ``"raw"`` gives the
             logit. Two-logit models score the positive class: ``raw`` is its log-odds,
             ``sigmoid`` its softmax probability. ``"calibrated"`` gives probabilities of
@@ -198,6 +223,13 @@ class CrossEncoderScorer:
         max_tokens_per_batch: int | None = 8192,
         deadline_ms: float | None = None,
         max_length: int | None = None,
+        family: str = "auto",
+        instruction: str | None = None,
+        prompt: str | None = None,
+        prompt_name: str | None = None,
+        template: str | None = None,
+        true_token: str | None = None,
+        false_token: str | None = None,
         activation: Activation = "sigmoid",
         calibration: str | os.PathLike[str] | Calibration | None = None,
         fusion: FusionMethod | Literal["none"] | None = None,
@@ -237,6 +269,22 @@ class CrossEncoderScorer:
         self._requested_max_length = check_positive_int(
             max_length, name="max_length", allow_none=True
         )
+        self.family: str = check_family(family)
+        self.instruction = check_instruction(instruction)
+        self.prompt = check_instruction(prompt, name="prompt")
+        if instruction is not None and prompt is not None and instruction != prompt:
+            raise ValueError(
+                "instruction and prompt are the same setting (prompt is its "
+                "sentence-transformers name); pass one of them"
+            )
+        self.prompt_name = _optional_str(prompt_name, "prompt_name")
+        self.template = None if template is None else check_format_template(template)
+        self.true_token = _optional_str(true_token, "true_token")
+        self.false_token = _optional_str(false_token, "false_token")
+        if self.false_token is not None and self.true_token is None:
+            raise ValueError(
+                "false_token needs true_token: the score is logit(true) - logit(false)"
+            )
         self.activation: Activation = activation
         self.calibration: Calibration | None = resolve_calibration(activation, calibration, model)
         checked = Fusion.checked(fusion, fusion_weight, fusion_normalization)
@@ -279,7 +327,8 @@ class CrossEncoderScorer:
         self._load_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        state = f"loaded, {self._loaded.backend}" if self._loaded else "not loaded"
+        loaded = self._loaded
+        state = f"loaded, {loaded.backend}, {loaded.family}" if loaded else "not loaded"
         return f"CrossEncoderScorer(model={self.model_name!r}, backend={self.backend!r}, {state})"
 
     # ------------------------------------------------------------------ loading
@@ -315,6 +364,14 @@ class CrossEncoderScorer:
                     model_kwargs=self.model_kwargs,
                     tokenizer_kwargs=self.tokenizer_kwargs,
                     config_kwargs=self.config_kwargs,
+                    options=FamilyOptions(
+                        family=self.family,
+                        instruction=self.prompt if self.instruction is None else self.instruction,
+                        prompt_name=self.prompt_name,
+                        template=self.template,
+                        true_token=self.true_token,
+                        false_token=self.false_token,
+                    ),
                 )
                 logger.info(
                     "crossrank: loaded %s (%s: %s) with backend %s on %s (max_length=%d)",
@@ -333,6 +390,18 @@ class CrossEncoderScorer:
         return self._model().backend
 
     @property
+    def active_family(self) -> str:
+        """The model's family (``"sequence-classification"``, ``"causal-lm"``,
+        ``"sentence-transformers"``), with ``family="auto"`` resolved (loads the model)."""
+        return self._model().family
+
+    @property
+    def family_detail(self) -> str:
+        """What the checkpoint was recognised by, how pairs are read (template, instruction)
+        and how the score is made (loads the model)."""
+        return self._model().family_detail
+
+    @property
     def requested_max_length(self) -> int | None:
         """The ``max_length`` passed in (None: the model's own limit); never loads."""
         return self._requested_max_length
@@ -344,34 +413,53 @@ class CrossEncoderScorer:
 
     # ------------------------------------------------------------------ scoring
 
-    def score(self, query: str, texts: Sequence[str]) -> list[float]:
+    def score(
+        self, query: str, texts: Sequence[str], *, instruction: str | None = None
+    ) -> list[float]:
         """Score each text against the query.
+
+        Args:
+            instruction: This call's instruction (a sentence-transformers prompt: prepended to
+                the query, or the template's instruction); ``None``: the scorer's; ``""``:
+                none. See docs/models.md.
 
         Returns:
             One Python float per text, in input order. ``[]`` for no texts (the model is
             not loaded).
         """
-        return self.score_details(query, texts).scores
+        return self.score_details(query, texts, instruction=instruction).scores
 
     def score_details(
-        self, query: str, texts: Sequence[str], *, activation: Activation | None = None
+        self,
+        query: str,
+        texts: Sequence[str],
+        *,
+        activation: Activation | None = None,
+        instruction: str | None = None,
     ) -> ScoreDetails:
         """Like :meth:`score`, and also report which texts were truncated.
 
         Args:
             activation: This call's activation, ``None``: the scorer's (see
                 :meth:`rerank`).
+            instruction: This call's instruction (see :meth:`score`).
         """
         act = self._activation(activation)
+        instruction = check_instruction(instruction)
         query = check_query(query)
         texts = check_texts(texts)
         if not texts:
             return ScoreDetails(scores=[], truncated=[], pairs=0)
         loaded = self._model()
-        query, query_tokens = loaded.encoder.fit_query(query)
-        stride = self._stride(loaded, query_tokens) if self.long_documents == "chunk" else None
+        stride = (
+            resolve_stride(loaded.encoder.room(query, instruction), self.window_stride)
+            if self.long_documents == "chunk"
+            else None
+        )
         groups = [
-            self._score_group(loaded, query, texts[start : start + _GROUP_SIZE], stride, act)
+            self._score_group(
+                loaded, query, texts[start : start + _GROUP_SIZE], stride, act, instruction
+            )
             for start in range(0, len(texts), _GROUP_SIZE)
         ]
         details = ScoreDetails(
@@ -439,6 +527,7 @@ class CrossEncoderScorer:
         activation: Activation,
         fusion: Fusion | None,
         first_stage: list[float] | None,
+        instruction: str | None = None,
     ) -> tuple[ScoreDetails, list[float] | None]:
         """The details whose ``scores`` order and select the texts, and (with fusion) the
         cross-encoder's own scores beside them.
@@ -448,8 +537,11 @@ class CrossEncoderScorer:
         without fusion gives.
         """
         if fusion is None:
-            return self.score_details(query, texts, activation=activation), None
-        raw = self.score_details(query, texts, activation="raw")
+            details = self.score_details(
+                query, texts, activation=activation, instruction=instruction
+            )
+            return details, None
+        raw = self.score_details(query, texts, activation="raw", instruction=instruction)
         assert first_stage is not None
         fused = fusion.apply(raw.scores, first_stage)
         own = activate(np.asarray(raw.scores, dtype=np.float64), activation, self.calibration)
@@ -468,6 +560,7 @@ class CrossEncoderScorer:
         fusion: FusionMethod | Literal["none"] | None = None,
         fusion_weight: float | None = None,
         fusion_normalization: Normalization | None = None,
+        instruction: str | None = None,
     ) -> list[Hit]:
         """Score the texts and return the kept ones, best first.
 
@@ -476,6 +569,8 @@ class CrossEncoderScorer:
         ``min_relative_score`` x the best, keep the first ``top_k``, then keep the best
         while their tokens (model tokenizer) add up to at most ``token_budget``. With
         fusion, "score" is the fused score (see :meth:`rerank`).
+
+        ``instruction``: this call's instruction (see :meth:`score`).
 
         Returns:
             :class:`Hit` objects (``index`` into ``texts``, ``score``, ``truncated``,
@@ -493,8 +588,8 @@ class CrossEncoderScorer:
         token_budget = check_positive_int(token_budget, name="token_budget", allow_none=True)
         check_query(query)
         texts = check_texts(texts)
-        first = checked_first_stage(fused, first_stage_scores, len(texts), range(len(texts)))
-        details, own = self._ordered(query, texts, self.activation, fused, first)
+        first = first_stage_of(fused, first_stage_scores, len(texts), range(len(texts)))
+        details, own = self._ordered(query, texts, self.activation, fused, first, instruction)
         kept = self._select(
             texts, details, top_k, score_threshold, min_relative_score, token_budget
         )
@@ -517,6 +612,7 @@ class CrossEncoderScorer:
         fusion_weight: float | None = None,
         fusion_normalization: Normalization | None = None,
         deadline_ms: float | None = None,
+        instruction: str | None = None,
     ) -> Reranked:
         """The adapters' entry point: like :meth:`rank`, but candidates may lack text.
 
@@ -546,6 +642,7 @@ class CrossEncoderScorer:
             deadline_ms: This call's time budget in milliseconds, ``None``: the scorer's
                 ``deadline_ms``; ``math.inf``: none for this call. Candidates the deadline
                 leaves unscored are returned below the hits in :attr:`Reranked.unscored`.
+            instruction: This call's instruction (see :meth:`score`).
 
         Raises:
             ValueError: Fusion is on and ``first_stage_scores`` is missing, has the wrong
@@ -561,6 +658,7 @@ class CrossEncoderScorer:
                 token_budget=token_budget, passages=passages, contents=contents,
                 activation=activation, first_stage_scores=first_stage_scores, fusion=fusion,
                 fusion_weight=fusion_weight, fusion_normalization=fusion_normalization,
+                instruction=instruction,
             )  # fmt: skip
         act = self._activation(activation)
         fused = resolve_fusion(
@@ -579,8 +677,8 @@ class CrossEncoderScorer:
         scorable, skipped = split_blank(texts)
         scorable_texts = check_texts([texts[i] for i in scorable])
         scorable_contents = _check_contents(contents, texts, scorable, passages=passages)
-        first = checked_first_stage(fused, first_stage_scores, len(texts), scorable)
-        details, own = self._ordered(query, scorable_texts, act, fused, first)
+        first = first_stage_of(fused, first_stage_scores, len(texts), scorable)
+        details, own = self._ordered(query, scorable_texts, act, fused, first, instruction)
         handed_on: list[str] = scorable_texts
         cuts: list[tuple[int, int] | None] = [None] * len(scorable)
         if passages:
@@ -595,9 +693,11 @@ class CrossEncoderScorer:
 
     # ------------------------------------------------------------------ async
 
-    async def ascore(self, query: str, texts: Sequence[str]) -> list[float]:
+    async def ascore(
+        self, query: str, texts: Sequence[str], *, instruction: str | None = None
+    ) -> list[float]:
         """:meth:`score` in a worker thread, so the event loop keeps running."""
-        return await asyncio.to_thread(self.score, query, texts)
+        return await asyncio.to_thread(self.score, query, texts, instruction=instruction)
 
     async def arank(
         self,
@@ -612,6 +712,7 @@ class CrossEncoderScorer:
         fusion: FusionMethod | Literal["none"] | None = None,
         fusion_weight: float | None = None,
         fusion_normalization: Normalization | None = None,
+        instruction: str | None = None,
     ) -> list[Hit]:
         """:meth:`rank` in a worker thread, so the event loop keeps running."""
         return await asyncio.to_thread(
@@ -626,6 +727,7 @@ class CrossEncoderScorer:
             fusion=fusion,
             fusion_weight=fusion_weight,
             fusion_normalization=fusion_normalization,
+            instruction=instruction,
         )
 
     async def arerank(
@@ -645,6 +747,7 @@ class CrossEncoderScorer:
         fusion_weight: float | None = None,
         fusion_normalization: Normalization | None = None,
         deadline_ms: float | None = None,
+        instruction: str | None = None,
     ) -> Reranked:
         """:meth:`rerank` in a worker thread, so the event loop keeps running."""
         return await asyncio.to_thread(
@@ -663,6 +766,7 @@ class CrossEncoderScorer:
             fusion_weight=fusion_weight,
             fusion_normalization=fusion_normalization,
             deadline_ms=deadline_ms,
+            instruction=instruction,
         )
 
     async def awarm_up(self) -> None:
@@ -691,9 +795,10 @@ class CrossEncoderScorer:
         texts: list[str],
         stride: int | None,
         activation: Activation,
+        instruction: str | None,
     ) -> ScoreDetails:
         """Score one group; ``stride`` is set in chunk mode (windows), None in truncate mode."""
-        encoded = loaded.encoder.encode(query, texts, stride=stride or 0)
+        encoded = loaded.encoder.encode(query, texts, stride=stride, instruction=instruction)
         # One row per window: truncate mode reads each text's first, chunk mode its first
         # max_windows.
         picked = pick_rows(
@@ -716,7 +821,7 @@ class CrossEncoderScorer:
             spans.append(encoded.spans[rows[best]])
         return ScoreDetails(
             scores=[float(x) for x in activate(raw, activation, self.calibration)],
-            truncated=picked.truncated,
+            truncated=picked.truncated if encoded.truncated is None else encoded.truncated,
             pairs=len(chosen),
             spans=spans,
             windows=picked.windows,
@@ -756,9 +861,6 @@ class CrossEncoderScorer:
             raw[batch] = out
         return raw
 
-    def _stride(self, loaded: LoadedModel, query_tokens: int) -> int:
-        """Tokens shared by consecutive windows: the setting, or a quarter of the room."""
-        return resolve_stride(loaded.encoder.room(query_tokens), self.window_stride)
 
 
 def _folder(value: Any, name: str) -> str | None:

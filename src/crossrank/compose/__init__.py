@@ -30,9 +30,9 @@ from crossrank.compose.config import (
     scorer_from_config,
     scorer_to_config,
 )
-from crossrank.compose.deadline import arerank_within, deadline_batch, rerank_within
 from crossrank.compose.ensemble import ENSEMBLE_NORMALIZATIONS, Ensemble, EnsembleReranked
 from crossrank.compose.fallback import FALLBACK_ON, Fallback, FallbackError, FallbackReranked
+from crossrank.deadline import arerank_within, deadline_batch, rerank_within
 
 __all__ = [
     "CONFIG_TYPES",

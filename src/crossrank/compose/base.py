@@ -162,6 +162,7 @@ class Composite:
         fusion_weight: float | None = None,
         fusion_normalization: str | None = None,
         deadline_ms: float | None = None,
+        instruction: str | None = None,
     ) -> Reranked:
         """Score and select, as :meth:`crossrank.CrossEncoderScorer.rerank` does (same
         arguments; first-stage fusion is not available on a composite).
@@ -169,6 +170,9 @@ class Composite:
         Args:
             deadline_ms: This call's time budget (None: :attr:`deadline_ms`; ``math.inf``:
                 none), passed on to the members.
+            instruction: This call's instruction, passed on to every member (each must
+                take one: a :class:`crossrank.CrossEncoderScorer` of an instruction-following
+                family).
 
         Returns:
             A :class:`crossrank.Reranked` (a subclass with what the composite adds).
@@ -178,6 +182,8 @@ class Composite:
             "min_relative_score": min_relative_score, "token_budget": token_budget,
             "passages": passages, "contents": contents, "activation": activation,
         }  # fmt: skip
+        if instruction is not None:  # passed on to the members (a scorer that takes it)
+            options["instruction"] = instruction
         self._refuse_fusion(first_stage_scores, fusion, fusion_weight, fusion_normalization)
         return self._rerank(query, texts, options, self._deadline_at(deadline_ms))
 
@@ -198,6 +204,7 @@ class Composite:
         fusion_weight: float | None = None,
         fusion_normalization: str | None = None,
         deadline_ms: float | None = None,
+        instruction: str | None = None,
     ) -> Reranked:
         """:meth:`rerank` without blocking the event loop: remote members are awaited,
         local ones run in worker threads."""
@@ -206,6 +213,8 @@ class Composite:
             "min_relative_score": min_relative_score, "token_budget": token_budget,
             "passages": passages, "contents": contents, "activation": activation,
         }  # fmt: skip
+        if instruction is not None:  # passed on to the members (a scorer that takes it)
+            options["instruction"] = instruction
         self._refuse_fusion(first_stage_scores, fusion, fusion_weight, fusion_normalization)
         return await self._arerank(query, texts, options, self._deadline_at(deadline_ms))
 

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from crossrank.compose.config import register_config_type
-from crossrank.compose.ordering import CallOptions, finish, token_counter
+from crossrank.rerank_call import CallOptions, finish, token_counter
 from crossrank.results import Reranked
 from crossrank.selection import Hit
 from crossrank.validation import check_positive_int

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 from crossrank.compose.base import Composite, check_scorer
 from crossrank.compose.members import MemberCall, name_of, plan_call
-from crossrank.compose.ordering import CallOptions, finish, token_counter
+from crossrank.rerank_call import CallOptions, finish, token_counter
 from crossrank.results import Reranked, add_usage
 from crossrank.selection import Hit
 from crossrank.validation import check_deadline_ms, check_positive_int
@@ -81,7 +81,9 @@ class Cascade(Composite):
         activation = options.get("activation")
         scale = activation if activation is not None else self.expensive.activation
         call = CallOptions.checked(query, texts, scale=scale, **options)
-        cheap = plan_call(self.cheap, call.query, call.texts_of(call.scorable), {}, at)
+        cheap = plan_call(
+            self.cheap, call.query, call.texts_of(call.scorable), dict(call.passed_on), at
+        )
         return call, cheap
 
     def _top(self, call: CallOptions, cheap: Reranked) -> tuple[list[int], list[int], set[int]]:

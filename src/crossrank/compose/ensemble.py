@@ -42,8 +42,8 @@ import numpy as np
 
 from crossrank.compose.base import Composite, check_scorer
 from crossrank.compose.members import MemberCall, name_of, plan_call
-from crossrank.compose.ordering import CallOptions, finish, token_counter
 from crossrank.fusion import normalize, reciprocal_ranks
+from crossrank.rerank_call import CallOptions, finish, token_counter
 from crossrank.results import Reranked, add_usage
 from crossrank.selection import Hit
 from crossrank.validation import check_deadline_ms

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from crossrank.compose.deadline import arerank_within, rerank_within, takes_deadline
+from crossrank.deadline import arerank_within, rerank_within, takes_deadline
 from crossrank.results import Reranked
 
 __all__ = ["MemberCall", "deadline_at", "leaves", "name_of", "plan_call", "remaining_ms"]

@@ -6,11 +6,12 @@ candidates count as not relevant). The queries are split, with a fixed seed, int
 the calibration is fitted on and a held-out part it is measured on; the report gives the
 expected calibration error (ECE), log-loss and Brier score of the plain sigmoid and of both
 fits on the held-out pairs.
+
+The command's flags are in :mod:`crossrank.eval.calibrate_cli`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -21,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-from crossrank._cli_checks import renamed, require_modules
 from crossrank.calibration import (
     CALIBRATION_FILE,
     METHODS,
@@ -32,37 +32,27 @@ from crossrank.calibration import (
     fit_platt,
     fit_temperature,
     log_loss,
-    save_calibration,
 )
-from crossrank.cli import add_scorer_options, positive_int, scorer_kwargs
 from crossrank.eval.data import load_beir
-from crossrank.eval.harness import (
-    _check_scorer_options,
-    _first_stage,
-    align_table,
-    hf_progress_bars,
-    machine_info,
-    progress_bar,
-    quiet_truncation_warnings,
-    write_json,
-)
+from crossrank.eval.first_stage import first_stage_run
+from crossrank.eval.harness import check_scorer_options
+from crossrank.eval.progress import progress_bar, quiet_truncation_warnings
+from crossrank.eval.report import align_table, machine_info
 
-__all__ = ["add_calibrate_arguments", "calibrate", "format_calibration_table", "run_calibrate"]
+__all__ = [
+    "DEFAULT_HELD_OUT",
+    "DEFAULT_TOP_K",
+    "calibrate",
+    "calibration_target",
+    "format_calibration_table",
+]
 
 logger = logging.getLogger("crossrank")
 
-_DEFAULT_TOP_K = 20
-_DEFAULT_HELD_OUT = 0.3
-
-
-def _fraction(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not 0.0 < number < 1.0:
-        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, got {value!r}")
-    return number
+#: First-stage candidates per query, when not given.
+DEFAULT_TOP_K = 20
+#: The share of queries held out to measure the fits, when not given.
+DEFAULT_HELD_OUT = 0.3
 
 
 def _split_queries(
@@ -106,8 +96,8 @@ def calibrate(
     qrels: str | os.PathLike[str] | None = None,
     first_stage: str = "bm25",
     run: str | os.PathLike[str] | None = None,
-    top_k: int = _DEFAULT_TOP_K,
-    held_out: float = _DEFAULT_HELD_OUT,
+    top_k: int = DEFAULT_TOP_K,
+    held_out: float = DEFAULT_HELD_OUT,
     max_queries: int | None = None,
     seed: int = 0,
     bins: int = 15,
@@ -134,14 +124,14 @@ def calibrate(
 
     if not 0.0 < held_out < 1.0:
         raise ValueError(f"held_out must be between 0 and 1, got {held_out!r}")
-    extra = _check_scorer_options(
+    extra = check_scorer_options(
         scorer_options,
         set_here=("model", "activation", "calibration", "backend", "device", "batch_size",
                   "max_length", "long_documents"),
     )
     dataset = load_beir(Path(data), split=split, qrels_path=None if qrels is None else Path(qrels))
     fit_ids, held_ids = _split_queries(list(dataset.queries), held_out, seed, max_queries)
-    label, candidates = _first_stage(
+    label, candidates = first_stage_run(
         dataset, fit_ids + held_ids, first_stage=first_stage, run_path=run, depth=top_k
     )
     scorer = CrossEncoderScorer(
@@ -265,114 +255,3 @@ def format_calibration_table(report: dict[str, Any]) -> str:
         )
     rate = held["relevant"] / held["pairs"]
     return head + align_table(lines, footer=f"fraction relevant (held out): {rate:.4f}")
-
-
-def add_calibrate_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the ``crossrank calibrate`` flags to ``parser`` and return it."""
-    parser.add_argument(
-        "--data", required=True, metavar="DIR", help="BEIR folder with qrels/<split>.tsv"
-    )
-    parser.add_argument(
-        "--save",
-        metavar="FILE",
-        help=f"where to write the calibration (default: {CALIBRATION_FILE} in the model's "
-        "folder, for a local model)",
-    )
-    parser.add_argument(
-        "--output",
-        nargs="?",
-        help=argparse.SUPPRESS,
-        action=renamed(
-            "--output", "--save", "-o/--out writes the JSON report, as in eval and bench"
-        ),
-    )
-    parser.add_argument(
-        "--method",
-        choices=METHODS,
-        default="platt",
-        help="which fit activation='calibrated' applies (both are stored; default: platt)",
-    )
-    parser.add_argument("--split", default="test", help="qrels split (default: test)")
-    parser.add_argument("--qrels", metavar="FILE", help="judgments file instead of the split's")
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument(
-        "--first-stage", default=None, metavar="bm25|dense:MODEL", help="(default: bm25)"
-    )
-    source.add_argument("--run", metavar="FILE", help="take the candidates from a TREC run")
-    parser.add_argument(
-        "--candidates",
-        dest="top_k",
-        type=positive_int,
-        default=_DEFAULT_TOP_K,
-        metavar="N",
-        help=f"first-stage candidates per query, labelled by the qrels (default: "
-        f"{_DEFAULT_TOP_K})",
-    )
-    parser.add_argument(
-        "--top-k",
-        nargs="?",
-        help=argparse.SUPPRESS,
-        action=renamed(
-            "--top-k",
-            "--candidates",
-            "-k/--top-k means 'keep the best K' (crossrank rerank)",
-        ),
-    )
-    parser.add_argument(
-        "--held-out",
-        type=_fraction,
-        default=_DEFAULT_HELD_OUT,
-        metavar="F",
-        help=f"fraction of queries held out to measure ECE (default: {_DEFAULT_HELD_OUT})",
-    )
-    parser.add_argument(
-        "--max-queries", type=positive_int, metavar="N", help="use N queries (after shuffling)"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="query shuffle seed (default: 0)")
-    parser.add_argument("--bins", type=positive_int, default=15, help="ECE bins (default: 15)")
-    parser.add_argument("--out", "-o", metavar="FILE", help="also write the report as JSON")
-    parser.add_argument(
-        "--quiet", action="store_true", help="no progress bars, notes or warnings on stderr"
-    )
-    # Calibration is fitted on raw logits: no --activation/--calibration.
-    return add_scorer_options(parser, activation=False, fusion=False)
-
-
-def run_calibrate(args: argparse.Namespace) -> int:
-    """Run ``crossrank calibrate``; print the table; write the calibration file."""
-    from crossrank.scorer import DEFAULT_MODEL
-
-    options = scorer_kwargs(args, changed_only=True)
-    own = {
-        name: options.pop(name)
-        for name in ("backend", "device", "batch_size", "max_length", "long_documents")
-        if name in options
-    }
-    model = options.pop("model", None) or os.environ.get("CROSSRANK_MODEL") or DEFAULT_MODEL
-    if args.run is None and (args.first_stage or "bm25") == "bm25":
-        require_modules(["bm25s"], "crossrank calibrate's BM25 first stage", "eval")
-    target = calibration_target(model, args.save)  # fail before the slow part
-    with hf_progress_bars(not args.quiet):
-        fits, report = calibrate(
-            args.data,
-            model,
-            split=args.split,
-            qrels=args.qrels,
-            first_stage=args.first_stage or "bm25",
-            run=args.run,
-            top_k=args.top_k,
-            held_out=args.held_out,
-            max_queries=args.max_queries,
-            seed=args.seed,
-            bins=args.bins,
-            progress=not args.quiet,
-            scorer_options=options,
-            **own,
-        )
-    report["method"] = args.method
-    print(format_calibration_table(report))
-    written = save_calibration(target, fits, method=args.method, model=model, report=report)
-    print(f"wrote {written} (activation='calibrated' applies {args.method})")
-    if args.out:
-        print(f"wrote {write_json(report, args.out)}")
-    return 0

@@ -1,14 +1,21 @@
-"""First-stage retrievers for evaluation: BM25 (bm25s) and a sentence-transformers bi-encoder."""
+"""First-stage retrievers for evaluation: BM25 (bm25s) and a sentence-transformers bi-encoder,
+and :func:`first_stage_run`, the candidates ``eval``, ``calibrate`` and ``train`` rerank (from
+a retriever or a TREC run file)."""
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from crossrank._optional import missing_extra
-from crossrank.eval.data import document_text
+from crossrank.eval.data import Dataset, document_text, load_trec_run
 
-__all__ = ["BM25Retriever", "DenseRetriever"]
+__all__ = ["BM25Retriever", "DenseRetriever", "dense_model", "first_stage_run"]
+
+logger = logging.getLogger("crossrank")
 
 
 def _doc_text(doc: Mapping[str, str]) -> str:
@@ -104,3 +111,55 @@ class DenseRetriever:
             top = top[np.argsort(-row[top], kind="stable")]
             out.append([(self.doc_ids[int(i)], float(row[i])) for i in top])
         return out
+
+
+def dense_model(first_stage: str) -> str | None:
+    """None for ``"bm25"``, MODEL for ``"dense:MODEL"``; ValueError for anything else."""
+    if first_stage == "bm25":
+        return None
+    model = first_stage[len("dense:") :].strip() if first_stage.startswith("dense:") else ""
+    if not model:
+        raise ValueError(
+            "first stage must be 'bm25' or 'dense:MODEL' (a sentence-transformers model), "
+            f"got {first_stage!r}"
+        )
+    return model
+
+
+def first_stage_run(
+    dataset: Dataset,
+    query_ids: list[str],
+    *,
+    first_stage: str,
+    run_path: str | os.PathLike[str] | None,
+    depth: int,
+) -> tuple[str, dict[str, dict[str, float]]]:
+    """Return (label, {qid: {doc_id: first-stage score}}) holding each query's top ``depth``."""
+    if run_path is not None:
+        run = load_trec_run(Path(run_path))
+        scores = {q: dict(run.get(q, {})) for q in query_ids}
+        missing_queries = [q for q in query_ids if not scores[q]]
+        if missing_queries:
+            logger.warning(
+                "crossrank eval: %d of %d evaluated queries are not in %s; they score 0",
+                len(missing_queries),
+                len(query_ids),
+                run_path,
+            )
+        unknown = sorted({d for q in query_ids for d in scores[q] if d not in dataset.corpus})
+        if unknown:
+            raise ValueError(
+                f"the run file {run_path} names {len(unknown)} document(s) that are not in "
+                f"corpus.jsonl (e.g. {unknown[:5]}); the reranker needs each candidate's text. "
+                "Use the corpus the run was made from."
+            )
+        return f"run:{Path(run_path).name}", scores
+
+    retriever: Any
+    dense_model_name = dense_model(first_stage)
+    if dense_model_name is None:
+        retriever = BM25Retriever(dataset.corpus)
+    else:
+        retriever = DenseRetriever(dataset.corpus, dense_model_name)
+    hits = retriever.search_many([dataset.queries[q] for q in query_ids], depth)
+    return first_stage, {q: dict(h) for q, h in zip(query_ids, hits, strict=True)}

@@ -1,13 +1,10 @@
-"""``crossrank eval``: rerank a first stage with one or more cross-encoders and measure
-quality (nDCG@10, MRR@10, Recall@10, Recall@K) and latency, beside the first stage itself.
+"""``crossrank eval``'s work: rerank a first stage with one or more cross-encoders and
+measure quality (nDCG@10, MRR@10, Recall@10, Recall@K) and latency, beside the first stage
+itself, with :func:`evaluate_models`.
 
-The CLI wires it as::
-
-    sub = subparsers.add_parser("eval")
-    add_eval_arguments(sub)
-    sub.set_defaults(func=run_eval)
-
-and the same work is available from Python through :func:`evaluate_models`.
+:mod:`crossrank.eval.harness_report` prints the report as a table
+(:func:`~crossrank.eval.harness_report.format_eval_table`), and
+:mod:`crossrank.eval.harness_cli` holds the command's flags and calls this module.
 
 How latency is measured (see ``docs/evaluation.md``): for each model, every query's top
 ``max(K)`` candidates are scored once, one timed ``score`` call per query; that gives the
@@ -16,65 +13,47 @@ ranking at a smaller K is the order of the first K first-stage candidates by tha
 and the latency at ``max(K)``. For each smaller K the call on exactly K candidates is timed
 again on the first ``latency_queries`` queries.
 
-With ``fusion`` each model also gets a fused row per K: its cached logits mixed with the
-first stage's scores (:mod:`crossrank.fusion`), at a given weight, or at weights chosen
-honestly by :mod:`crossrank.eval.tuning` (k-fold cross-validation over the evaluated
-queries, or another split).
+With ``fusion`` each model also gets a fused row per K (:mod:`crossrank.eval.fused_rows`):
+its cached logits mixed with the first stage's scores (:mod:`crossrank.fusion`), at a given
+weight, or at weights chosen honestly by :mod:`crossrank.eval.tuning` (k-fold
+cross-validation over the evaluated queries, or another split).
 """
 
 from __future__ import annotations
 
-import argparse
 import gc
-import inspect
 import json
-import logging
 import os
-import platform
-import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from crossrank._cli_checks import InputError, renamed, require_modules
-from crossrank._optional import missing_extra
-from crossrank._quiet import drop_log_records
-from crossrank._version import __version__
-from crossrank.cli import add_scorer_options, positive_int, scorer_kwargs
 from crossrank.eval import tuning
-from crossrank.eval.data import Dataset, load_beir, load_trec_run
-from crossrank.eval.metrics import evaluate, ranked_ids
-from crossrank.fusion import Fusion
+from crossrank.eval.data import Dataset, load_beir
+from crossrank.eval.first_stage import dense_model, first_stage_run
+from crossrank.eval.fused_rows import FusionPlan, tune_set
+from crossrank.eval.metrics import CUTOFF, ranked_ids, row_metrics
+from crossrank.eval.progress import progress_bar, quiet_truncation_warnings
+from crossrank.eval.report import machine_info
 from crossrank.runtimes.cpu import cpu_flags, cpu_summary
 
 __all__ = [
     "CUTOFF",
     "DEFAULT_KS",
-    "add_eval_arguments",
+    "DEFAULT_LATENCY_QUERIES",
+    "check_scorer_options",
     "evaluate_models",
-    "format_eval_table",
-    "machine_info",
     "parse_ks",
-    "run_eval",
-    "write_json",
 ]
 
 #: Candidate counts evaluated when ``--candidates`` is not given.
 DEFAULT_KS: tuple[int, ...] = (20, 50, 100)
-#: The fixed cut-off of nDCG, MRR and the first Recall column.
-CUTOFF = 10
-_DEFAULT_LATENCY_QUERIES = 20
+#: Queries on which each K below the largest is timed, when not given.
+DEFAULT_LATENCY_QUERIES = 20
 _DOCUMENT_TEXT = "title + '. ' + text (just text when there is no title)"
-
-logger = logging.getLogger("crossrank")
-
-
-# ---------------------------------------------------------------------- small helpers
 
 
 def parse_ks(value: str | Sequence[int]) -> list[int]:
@@ -98,25 +77,6 @@ def parse_ks(value: str | Sequence[int]) -> list[int]:
     return sorted(ks)
 
 
-def machine_info(device: str | None = None) -> dict[str, Any]:
-    """Platform, CPU count, Python and torch versions, torch threads, and the device used."""
-    import torch
-
-    from crossrank.runtimes.devices import resolve_device
-
-    return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "processor": platform.processor() or None,
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch_version": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "device": str(resolve_device(device)),
-        "crossrank_version": __version__,
-    }
-
-
 def latency_stats(seconds: Sequence[float], pairs: int) -> dict[str, Any]:
     """p50 and p95 (linear interpolation) in milliseconds, and pairs per second."""
     if not seconds:
@@ -130,125 +90,10 @@ def latency_stats(seconds: Sequence[float], pairs: int) -> dict[str, Any]:
     }
 
 
-def write_json(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Write ``report`` as indented JSON, creating the parent folder."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return out
-
-
 def model_labels(models: Sequence[str]) -> list[str]:
     """Short display names: a local folder's name, else the id; full strings if that clashes."""
     short = [Path(m).name if Path(m).expanduser().exists() else m for m in models]
     return short if len(set(short)) == len(short) else list(models)
-
-
-def progress_bar(total: int, desc: str, *, enabled: bool) -> Any:
-    """A tqdm bar on stderr (a no-op one when ``enabled`` is False)."""
-    try:
-        from tqdm.auto import tqdm
-    except ImportError as e:  # pragma: no cover - tqdm comes with transformers
-        raise missing_extra("The progress bar of crossrank eval/bench", "eval", e) from e
-    return tqdm(total=total, desc=desc, file=sys.stderr, disable=not enabled, leave=False)
-
-
-@contextmanager
-def quiet_truncation_warnings() -> Iterator[None]:
-    """Drop the core's per-call truncation warnings (cut at max_length, or more than
-    max_windows windows) in this thread for a while; eval reports truncation in aggregate."""
-    with drop_log_records("were truncated", "windows were read"):
-        yield
-
-
-@contextmanager
-def hf_progress_bars(enabled: bool) -> Iterator[None]:
-    """Turn off transformers' own progress bars ("Loading weights") while not ``enabled``."""
-    from transformers.utils import logging as hf_logging
-
-    switch = not enabled and hf_logging.is_progress_bar_enabled()
-    if switch:
-        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    try:
-        yield
-    finally:
-        if switch:
-            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
-
-
-# ---------------------------------------------------------------------- first stage
-
-
-def _dense_model(first_stage: str) -> str | None:
-    """None for ``"bm25"``, MODEL for ``"dense:MODEL"``; ValueError for anything else."""
-    if first_stage == "bm25":
-        return None
-    model = first_stage[len("dense:") :].strip() if first_stage.startswith("dense:") else ""
-    if not model:
-        raise ValueError(
-            "first stage must be 'bm25' or 'dense:MODEL' (a sentence-transformers model), "
-            f"got {first_stage!r}"
-        )
-    return model
-
-
-def _first_stage(
-    dataset: Dataset,
-    query_ids: list[str],
-    *,
-    first_stage: str,
-    run_path: str | os.PathLike[str] | None,
-    depth: int,
-) -> tuple[str, dict[str, dict[str, float]]]:
-    """Return (label, {qid: {doc_id: first-stage score}}) holding each query's top ``depth``."""
-    if run_path is not None:
-        run = load_trec_run(Path(run_path))
-        scores = {q: dict(run.get(q, {})) for q in query_ids}
-        missing_queries = [q for q in query_ids if not scores[q]]
-        if missing_queries:
-            logger.warning(
-                "crossrank eval: %d of %d evaluated queries are not in %s; they score 0",
-                len(missing_queries),
-                len(query_ids),
-                run_path,
-            )
-        unknown = sorted({d for q in query_ids for d in scores[q] if d not in dataset.corpus})
-        if unknown:
-            raise ValueError(
-                f"the run file {run_path} names {len(unknown)} document(s) that are not in "
-                f"corpus.jsonl (e.g. {unknown[:5]}); the reranker needs each candidate's text. "
-                "Use the corpus the run was made from."
-            )
-        return f"run:{Path(run_path).name}", scores
-
-    retriever: Any
-    dense_model = _dense_model(first_stage)
-    if dense_model is None:
-        from crossrank.eval.first_stage import BM25Retriever
-
-        retriever = BM25Retriever(dataset.corpus)
-    else:
-        from crossrank.eval.first_stage import DenseRetriever
-
-        retriever = DenseRetriever(dataset.corpus, dense_model)
-    hits = retriever.search_many([dataset.queries[q] for q in query_ids], depth)
-    return first_stage, {q: dict(h) for q, h in zip(query_ids, hits, strict=True)}
-
-
-def _metrics(
-    run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]], k: int
-) -> dict[str, float]:
-    names = [f"ndcg@{CUTOFF}", f"mrr@{CUTOFF}", f"recall@{CUTOFF}", f"recall@{k}"]
-    values = evaluate(run, qrels, list(dict.fromkeys(names)))
-    return {
-        f"ndcg@{CUTOFF}": values[names[0]],
-        f"mrr@{CUTOFF}": values[names[1]],
-        f"recall@{CUTOFF}": values[names[2]],
-        "recall@k": values[names[3]],
-    }
-
-
-# ---------------------------------------------------------------------- the evaluation
 
 
 def evaluate_models(
@@ -265,7 +110,7 @@ def evaluate_models(
     max_length: int | None = None,
     device: str | None = None,
     backends: Sequence[str] | None = None,
-    latency_queries: int = _DEFAULT_LATENCY_QUERIES,
+    latency_queries: int = DEFAULT_LATENCY_QUERIES,
     long_documents: str = "truncate",
     aggregation: str = "max",
     max_windows: int = 8,
@@ -283,7 +128,8 @@ def evaluate_models(
     """Evaluate a first stage and each model reranking its top K, for every K.
 
     Example:
-        >>> from crossrank.eval.harness import evaluate_models, format_eval_table
+        >>> from crossrank.eval.harness import evaluate_models
+        >>> from crossrank.eval.harness_report import format_eval_table
         >>> report = evaluate_models("scifact/", ["cross-encoder/ms-marco-MiniLM-L6-v2"], ks=[50])
         >>> print(format_eval_table(report))
 
@@ -337,8 +183,8 @@ def evaluate_models(
     Returns:
         The report: ``settings``, ``machine``, ``timings`` and ``rows`` (one per first stage
         x K and per model x K; see ``docs/evaluation.md``). Pass it to
-        :func:`format_eval_table`, :func:`write_json` or
-        :func:`crossrank.eval.plot.plot_tradeoff`.
+        :func:`crossrank.eval.harness_report.format_eval_table`,
+        :func:`crossrank.eval.report.write_json` or :func:`crossrank.eval.plot.plot_tradeoff`.
 
     Raises:
         ValueError: On bad settings, or a run file naming documents not in the corpus.
@@ -348,13 +194,13 @@ def evaluate_models(
     from crossrank.scorer import DEFAULT_MODEL, CrossEncoderScorer
 
     backend_list = [check_backend(b) for b in dict.fromkeys(backends or ["torch"])]
-    extra = _check_scorer_options(
+    extra = check_scorer_options(
         scorer_options,
         set_here=("model", "device", "batch_size", "max_length", "backend", "long_documents",
                   "aggregation", "max_windows", "fusion", "fusion_weight",
                   "fusion_normalization"),
     )
-    fusion_plan = _FusionPlan.checked(
+    fusion_plan = FusionPlan.checked(
         fusion, fusion_weight, fusion_normalization, tune_fusion, tune_split, folds, split
     )
     k_list = parse_ks(ks)
@@ -364,7 +210,7 @@ def evaluate_models(
     if latency_queries < 1:
         raise ValueError(f"latency_queries must be >= 1, got {latency_queries}")
     if run is None:
-        _dense_model(first_stage)  # fail before loading any data
+        dense_model(first_stage)  # fail before loading any data
     model_list = list(models) if models else [os.environ.get("CROSSRANK_MODEL") or DEFAULT_MODEL]
 
     dataset = load_beir(Path(data), split, qrels_path=None if qrels is None else Path(qrels))
@@ -374,12 +220,12 @@ def evaluate_models(
     if not query_ids:
         raise ValueError("no query has a relevant document in the qrels; nothing to evaluate")
     qrels_used = {q: dataset.qrels[q] for q in query_ids}
-    tune_qrels, tune_queries = _tune_set(data, fusion_plan, query_ids)
+    tune_qrels, tune_queries = tune_set(data, fusion_plan, query_ids)
     if tune_qrels:
         dataset = Dataset(dataset.corpus, {**tune_queries, **dataset.queries}, dataset.qrels)
 
     started = time.perf_counter()
-    fs_label, fs_scores = _first_stage(
+    fs_label, fs_scores = first_stage_run(
         dataset, [*query_ids, *tune_qrels], first_stage=first_stage, run_path=run, depth=max_k
     )
     first_stage_seconds = time.perf_counter() - started
@@ -400,7 +246,7 @@ def evaluate_models(
             "model": None,
             "backend": None,
             "k": k,
-            **_metrics(run_k, qrels_used, k),
+            **row_metrics(run_k, qrels_used, k),
             "latency_p50_ms": None,
             "latency_p95_ms": None,
             "pairs_per_second": None,
@@ -503,7 +349,7 @@ def evaluate_models(
                 "model": model,
                 "backend": scorer.active_backend if engine == "local" else scorer.backend,
                 "k": k,
-                **_metrics(run_k, qrels_used, k),
+                **row_metrics(run_k, qrels_used, k),
                 **latency_stats(seconds[k], pairs[k]),
                 "latency_queries": len(seconds[k]),
                 "truncated_fraction": n_cut / n_pairs if n_pairs else 0.0,
@@ -564,164 +410,7 @@ def evaluate_models(
     }
 
 
-@dataclass(frozen=True)
-class _FusionPlan:
-    """How eval fuses: a method and normalization, and a fixed ``weight``, or a weight
-    tuned on ``tune_split`` or by ``folds``-fold cross-validation."""
-
-    method: str
-    normalization: str
-    weight: float | None
-    tune_split: str | None
-    folds: int | None
-
-    @classmethod
-    def checked(
-        cls,
-        fusion: str | None,
-        weight: float | None,
-        normalization: str,
-        tune: bool,
-        tune_split: str | None,
-        folds: int,
-        split: str,
-    ) -> _FusionPlan | None:
-        tune = tune or tune_split is not None
-        if fusion is None and tune:
-            fusion = "linear"
-        if fusion is None:
-            if weight is not None or normalization != "zscore":
-                given = "fusion_weight" if weight is not None else "fusion_normalization"
-                raise ValueError(f"{given} is only used with fusion='linear' or 'rrf'")
-            return None
-        if tune and weight is not None:
-            raise ValueError(
-                f"fusion_weight={weight} and tune_fusion exclude each other: give a weight, or "
-                "let tune_fusion choose one"
-            )
-        checked = Fusion.checked(fusion, 0.5 if weight is None else weight, normalization)
-        assert checked is not None  # fusion is not None here
-        if tune_split is not None and tune_split == split:
-            raise ValueError(
-                f"tune_split must differ from split ({split!r}): a weight chosen on the "
-                "evaluated queries flatters them; without tune_split the weight is chosen by "
-                "cross-validation"
-            )
-        cross_validated = tune and tune_split is None
-        if cross_validated and (isinstance(folds, bool) or not isinstance(folds, int) or folds < 2):
-            raise ValueError(f"folds must be an int >= 2, got {folds!r}")
-        return cls(
-            checked.method,
-            checked.normalization,
-            None if tune else checked.weight,
-            tune_split,
-            folds if cross_validated else None,
-        )
-
-    def settings(self) -> dict[str, Any]:
-        return {
-            "method": self.method,
-            "normalization": self.normalization if self.method == "linear" else None,
-            "weight": self.weight,
-            "tune_split": self.tune_split,
-            "folds": self.folds,
-            "weight_grid": list(tuning.WEIGHT_GRID) if self.weight is None else None,
-            "tuned_metric": f"ndcg@{tuning.TUNED_CUTOFF}" if self.weight is None else None,
-        }
-
-    def row(
-        self,
-        model_row: Mapping[str, Any],
-        fs_label: str,
-        candidates: Mapping[str, Sequence[str]],
-        scores: Mapping[str, Sequence[float]],
-        fs_scores: Mapping[str, Mapping[str, float]],
-        k: int,
-        qrels: Mapping[str, Mapping[str, int]],
-        tune_qrels: Mapping[str, Mapping[str, int]],
-    ) -> dict[str, Any]:
-        """The fused row of one model at one K, from the cached scores."""
-
-        def table(judged: Mapping[str, Mapping[str, int]]) -> dict[float, dict[str, float]]:
-            return tuning.weight_table(
-                candidates, scores, fs_scores, judged, k=k, method=self.method,
-                normalization=self.normalization,
-            )  # fmt: skip
-
-        fold_weights: list[float] | None = None
-        curve: dict[float, dict[str, float]] | None = None
-        if self.weight is not None:
-            weight, how = self.weight, f"w={self.weight:.2f}"
-            weight_of: dict[str, float] = dict.fromkeys(qrels, weight)
-        elif self.tune_split is not None:
-            weight = tuning.best_weight(table(tune_qrels), tune_qrels)
-            how = f"w={weight:.2f} from {self.tune_split}"
-            weight_of = dict.fromkeys(qrels, weight)
-        else:
-            assert self.folds is not None
-            curve = table(qrels)
-            cv = tuning.cross_validate(curve, list(qrels), folds=self.folds)
-            weight, fold_weights, how = cv.overall, cv.weights, f"{self.folds}-fold CV"
-            weight_of = {q: cv.weight_of(q) for q in qrels}
-        run: dict[str, dict[str, float]] = {}
-        for w in sorted(set(weight_of.values())):
-            fusion = Fusion.checked(self.method, w, self.normalization)
-            assert fusion is not None
-            chosen = [q for q, v in weight_of.items() if v == w]
-            run |= tuning.fused_run(candidates, scores, fs_scores, fusion, k=k, queries=chosen)
-        scale = f" {self.normalization}" if self.method == "linear" else ""
-        return {
-            **model_row,
-            "system": f"{model_row['system']} + {fs_label} [{self.method}{scale}, {how}]",
-            "stage": "fused",
-            **_metrics(run, qrels, k),
-            "latency_p50_ms": None,
-            "latency_p95_ms": None,
-            "pairs_per_second": None,
-            "latency_queries": None,
-            "fusion": {
-                "method": self.method,
-                "normalization": self.normalization if self.method == "linear" else None,
-                "weight": weight,
-                "fold_weights": fold_weights,
-                # How flat the optimum is. In-sample (every weight scored on the queries
-                # it is shown for): never the reported figure.
-                "in_sample_ndcg_by_weight": (
-                    None
-                    if curve is None
-                    else {f"{w:.2f}": float(np.mean(list(v.values()))) for w, v in curve.items()}
-                ),
-                "tuned_on": (
-                    None if self.weight is not None
-                    else f"split {self.tune_split} ({len(tune_qrels)} queries)"
-                    if self.tune_split is not None
-                    else f"{self.folds}-fold cross-validation over the evaluated queries"
-                ),
-            },
-        }
-
-
-def _tune_set(
-    data: str | os.PathLike[str], plan: _FusionPlan | None, query_ids: Sequence[str]
-) -> tuple[dict[str, dict[str, int]], dict[str, str]]:
-    """The judgments and texts of the tuning split's judged queries (none without one),
-    checked to be disjoint from the evaluated ones."""
-    if plan is None or plan.tune_split is None:
-        return {}, {}
-    tune = load_beir(Path(data), plan.tune_split)
-    judged = {q: r for q, r in sorted(tune.qrels.items()) if any(v > 0 for v in r.values())}
-    shared = sorted(set(judged) & set(query_ids))
-    if shared:
-        raise ValueError(
-            f"tune_split {plan.tune_split!r} judges {len(shared)} of the evaluated queries "
-            f"(e.g. {shared[:5]}); the weight must be chosen on other queries"
-        )
-    if not judged:
-        raise ValueError(f"tune_split {plan.tune_split!r} has no query with a relevant document")
-    return judged, {q: tune.queries[q] for q in judged}
-
-
-def _check_scorer_options(
+def check_scorer_options(
     scorer_options: Mapping[str, Any] | None, *, set_here: Sequence[str]
 ) -> dict[str, Any]:
     """``scorer_options`` as a dict, checked not to repeat an option the caller sets."""
@@ -739,299 +428,3 @@ def _check_scorer_options(
             "arguments"
         )
     return dict(scorer_options)
-
-
-# ---------------------------------------------------------------------- output
-
-
-def align_table(lines: Sequence[Sequence[str]], footer: str = "") -> str:
-    """Align rows of cells (the first row the header): first column left, the rest right,
-    a rule under the header, then ``footer`` after a blank line."""
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    out = []
-    for n, line in enumerate(lines):
-        cells = [line[0].ljust(widths[0])]
-        cells += [c.rjust(w) for c, w in zip(line[1:], widths[1:], strict=True)]
-        out.append("  ".join(cells).rstrip())
-        if n == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return "\n".join([*out, "", footer] if footer else out)
-
-
-def _cell(value: Any, digits: int) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def format_eval_table(report: Mapping[str, Any]) -> str:
-    """The report's rows as an aligned plain-text table (one line per system x K)."""
-    header = ["system", "K", "NDCG@10", "MRR@10", "R@10", "R@K", "p50 ms", "p95 ms", "pairs/s"]
-    lines = [header]
-    for row in report["rows"]:
-        lines.append(
-            [
-                str(row["system"]),
-                str(row["k"]),
-                _cell(row[f"ndcg@{CUTOFF}"], 4),
-                _cell(row[f"mrr@{CUTOFF}"], 4),
-                _cell(row[f"recall@{CUTOFF}"], 4),
-                _cell(row["recall@k"], 4),
-                _cell(row["latency_p50_ms"], 1),
-                _cell(row["latency_p95_ms"], 1),
-                _cell(row["pairs_per_second"], 1),
-            ]
-        )
-    settings = report["settings"]
-    mode = ""
-    if settings.get("long_documents") == "chunk":
-        per_doc = [r["pairs_per_document"] for r in report["rows"] if r["stage"] == "reranked"]
-        mode = (
-            f"; chunk mode ({settings['aggregation']}, at most {settings['max_windows']} "
-            f"windows), {max(per_doc, default=0.0):.2f} windows per document"
-        )
-    if settings.get("engine") == "ray":
-        mode += "; engine ray: no per-query latency, pairs/s over the whole Ray run"
-    return align_table(
-        lines,
-        f"{settings['num_queries']} queries, first stage {settings['first_stage']}; "
-        f"latency = one rerank call on K candidates (p95 over {settings['latency_queries']} "
-        f"queries below the largest K, over all queries at it){mode}"
-        + (f"\ncpu: {report['machine']['cpu']}" if report.get("machine", {}).get("cpu") else "")
-        + _fusion_footer(report),
-    )
-
-
-def _fusion_footer(report: Mapping[str, Any]) -> str:
-    """What the fused rows are, and the weights they used."""
-    fused = [r for r in report["rows"] if r["stage"] == "fused"]
-    if not fused:
-        return ""
-    settings = report["settings"]["fusion"]
-    lines = [
-        "",
-        f"fused rows: each model's logits mixed with the first stage's scores per query "
-        f"({settings['method']} fusion; w = the cross-encoder's share). No latency: a fused "
-        "call costs the model's rerank call plus microseconds",
-    ]
-    for row in fused:
-        detail = row["fusion"]
-        if detail["fold_weights"] is not None:
-            per_fold = " ".join(f"{w:.2f}" for w in detail["fold_weights"])
-            lines.append(
-                f"K={row['k']} {row['system']}: held-out figure; each fold scored with a weight "
-                f"chosen on the other folds only: {per_fold}; the weight to use, chosen on all "
-                f"{report['settings']['num_queries']} queries: {detail['weight']:.2f}"
-            )
-        elif detail["tuned_on"] is not None:
-            lines.append(
-                f"K={row['k']} {row['system']}: w={detail['weight']:.2f}, chosen on "
-                f"{detail['tuned_on']}"
-            )
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------- CLI
-
-
-def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the ``crossrank eval`` flags to ``parser`` (a subparser) and return it."""
-    parser.description = parser.description or (
-        "Rerank a first stage (BM25, a dense retriever or your TREC run) with one or more "
-        "cross-encoders; report NDCG@10, MRR@10, Recall@10, Recall@K and latency."
-    )
-    parser.add_argument(
-        "--data",
-        required=True,
-        metavar="DIR",
-        help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv",
-    )
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument(
-        "--first-stage",
-        default=None,  # not "bm25": argparse would not see "--run R --first-stage bm25" clash
-        metavar="bm25|dense:MODEL",
-        help="first-stage retriever (default: bm25)",
-    )
-    source.add_argument(
-        "--run",
-        metavar="FILE",
-        help="rerank this TREC run file (qid Q0 docid rank score tag) instead of retrieving",
-    )
-    parser.add_argument(
-        "--candidates",
-        dest="ks",
-        default=",".join(map(str, DEFAULT_KS)),
-        type=_ks_type,
-        metavar="K[,K...]",
-        help="first-stage candidates reranked per query; each count is evaluated "
-        "(default: 20,50,100)",
-    )
-    parser.add_argument(
-        "--k",
-        nargs="?",
-        help=argparse.SUPPRESS,
-        action=renamed(
-            "--k", "--candidates", "-k/--top-k means 'keep the best K' (crossrank rerank)"
-        ),
-    )
-    parser.add_argument(
-        "--limit-queries",
-        type=positive_int,
-        metavar="N",
-        help="evaluate only the first N judged queries (sorted by id)",
-    )
-    parser.add_argument("--split", default="test", help="qrels split (default: test)")
-    parser.add_argument(
-        "--qrels",
-        metavar="FILE",
-        help="judgments file (BEIR TSV or TREC qid 0 docid rel) instead of qrels/<split>.tsv",
-    )
-    parser.add_argument("--out", "-o", metavar="FILE", help="write the report as JSON")
-    parser.add_argument("--plot", metavar="FILE", help="write a PNG of NDCG@10 against p95 latency")
-    parser.add_argument(
-        "--latency-queries",
-        type=positive_int,
-        default=_DEFAULT_LATENCY_QUERIES,
-        metavar="N",
-        help="queries timed for each K below the largest (default: 20)",
-    )
-    parser.add_argument(
-        "--quiet", action="store_true", help="no progress bars, notes or warnings on stderr"
-    )
-    fusion = parser.add_argument_group(
-        "fusion",
-        "also report each model fused with the first stage's scores (--fusion linear|rrf, "
-        "--fusion-weight, --fusion-normalization: see the scorer options), from the same "
-        "cached scores",
-    )
-    fusion.add_argument(
-        "--tune-fusion",
-        action="store_true",
-        help="choose the fusion weight by k-fold cross-validation over the evaluated "
-        "queries: each fold is scored with the weight that does best (NDCG@10) on the other "
-        "folds; prints the held-out figure and the weights (implies --fusion linear unless "
-        "--fusion is given)",
-    )
-    fusion.add_argument(
-        "--tune-split",
-        metavar="NAME",
-        help="choose the fusion weight on this split's judged queries instead (e.g. train; "
-        "they must not be evaluated ones); implies --tune-fusion",
-    )
-    fusion.add_argument(
-        "--folds",
-        type=positive_int,
-        default=tuning.DEFAULT_FOLDS,
-        metavar="N",
-        help="folds of --tune-fusion's cross-validation (default: %(default)s)",
-    )
-    engine = parser.add_argument_group("engine", "where the reranking runs")
-    engine.add_argument(
-        "--engine",
-        choices=("local", "ray"),
-        default="local",
-        help="local: in this process, timed per query (default); ray: every query in one "
-        'Ray Data run on an actor pool, one model per actor (pip install "crossrank[ray]")',
-    )
-    engine.add_argument(
-        "--ray-address",
-        metavar="ADDR",
-        help="with --engine ray: the cluster to join, e.g. ray://head:10001 or auto "
-        "(default: a local Ray)",
-    )
-    engine.add_argument(
-        "--concurrency",
-        type=positive_int,
-        default=1,
-        metavar="N",
-        help="with --engine ray: actors, each with its own model (default: 1)",
-    )
-    engine.add_argument(
-        "--cpus-per-actor",
-        type=positive_int,
-        default=1,
-        metavar="N",
-        help="with --engine ray: CPUs each actor reserves, and its torch threads (default: 1)",
-    )
-    # Ranking metrics do not depend on the activation: no --activation/--calibration.
-    return add_scorer_options(parser, compare=True, activation=False)
-
-
-def run_eval(args: argparse.Namespace) -> int:
-    """Run ``crossrank eval`` from parsed arguments; print the table; return an exit code."""
-    if args.run is None and (args.first_stage or "bm25") == "bm25":
-        require_modules(["bm25s"], "crossrank eval's BM25 first stage", "eval")
-    if args.plot:
-        require_modules(["matplotlib"], "crossrank eval --plot", "eval")
-    engine_options: dict[str, Any] = {}
-    if args.engine == "ray":
-        from crossrank.scale import init_ray
-
-        require_modules(["ray"], "crossrank eval --engine ray", "ray")
-        init_ray(args.ray_address, quiet=args.quiet)
-        engine_options = {"concurrency": args.concurrency, "num_cpus": args.cpus_per_actor}
-    elif args.ray_address is not None or args.concurrency != 1 or args.cpus_per_actor != 1:
-        raise InputError("--ray-address, --concurrency and --cpus-per-actor need --engine ray")
-    options = scorer_kwargs(args, changed_only=True)
-    for name in ("fusion", "fusion_weight", "fusion_normalization"):
-        options.pop(name, None)  # eval's own, read from args (an explicit 0.5 counts)
-    own = {
-        name: options.pop(name)
-        for name in ("device", "batch_size", "max_length", "long_documents", "aggregation",
-                     "max_windows")
-        if name in options
-    }
-    with hf_progress_bars(not args.quiet):
-        report = evaluate_models(
-            args.data,
-            options.pop("model", None),
-            first_stage=args.first_stage or "bm25",
-            ks=args.ks,
-            split=args.split,
-            qrels=args.qrels,
-            run=args.run,
-            limit_queries=args.limit_queries,
-            backends=options.pop("backend", None),
-            latency_queries=args.latency_queries,
-            progress=not args.quiet,
-            scorer_options=options,
-            fusion=args.fusion,
-            fusion_weight=_given_weight(args),
-            fusion_normalization=args.fusion_normalization,
-            tune_fusion=args.tune_fusion,
-            tune_split=args.tune_split,
-            folds=args.folds,
-            engine=args.engine,
-            engine_options=engine_options,
-            **own,
-        )
-    print(format_eval_table(report))
-    if args.out:
-        print(f"wrote {write_json(report, args.out)}")
-    if args.plot:
-        from crossrank.eval.plot import plot_tradeoff
-
-        print(f"wrote {plot_tradeoff(report, args.plot)}")
-    return 0
-
-
-def _given_weight(args: argparse.Namespace) -> float | None:
-    """``--fusion-weight``, or None where it is the default (0.5 without tuning; chosen
-    with it, when a weight given beside ``--tune-fusion`` is an error)."""
-    from crossrank.scorer import CrossEncoderScorer
-
-    default = inspect.signature(CrossEncoderScorer).parameters["fusion_weight"].default
-    weight: float = args.fusion_weight
-    return None if weight == default else weight
-
-
-def _ks_type(value: str) -> list[int]:
-    try:
-        return parse_ks(value)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(
-            f"must be a comma-separated list of integers >= 1, got {value!r}"
-        ) from e

@@ -15,9 +15,21 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-__all__ = ["Run", "evaluate", "mrr_at_k", "ndcg_at_k", "ranked_ids", "recall_at_k"]
+__all__ = [
+    "CUTOFF",
+    "Run",
+    "evaluate",
+    "mrr_at_k",
+    "ndcg_at_k",
+    "ranked_ids",
+    "recall_at_k",
+    "row_metrics",
+]
 
 Run = Mapping[str, Mapping[str, float]]
+
+#: The fixed cut-off of nDCG, MRR and the first Recall column of ``crossrank eval``'s rows.
+CUTOFF = 10
 
 
 def ranked_ids(scores: Mapping[str, float]) -> list[str]:
@@ -75,3 +87,18 @@ def evaluate(
         for name, fn, k in parsed:
             totals[name] += fn(ranking, judged, k)
     return {name: (total / n if n else 0.0) for name, total in totals.items()}
+
+
+def row_metrics(
+    run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]], k: int
+) -> dict[str, float]:
+    """One row of ``crossrank eval``'s table: nDCG, MRR and Recall at :data:`CUTOFF`, and
+    Recall at the row's ``k`` (``"recall@k"``)."""
+    names = [f"ndcg@{CUTOFF}", f"mrr@{CUTOFF}", f"recall@{CUTOFF}", f"recall@{k}"]
+    values = evaluate(run, qrels, list(dict.fromkeys(names)))
+    return {
+        f"ndcg@{CUTOFF}": values[names[0]],
+        f"mrr@{CUTOFF}": values[names[1]],
+        f"recall@{CUTOFF}": values[names[2]],
+        "recall@k": values[names[3]],
+    }

@@ -19,11 +19,13 @@ Method (see docs/serving.md):
 
 ``--server local`` starts ``crossrank serve`` on a free port of 127.0.0.1 in a child process
 (``--model`` required; queue ``2 x C``), and stops it with SIGTERM afterwards.
+
+The command's flags are in :mod:`crossrank.eval.bench_cli`, its table in
+:mod:`crossrank.eval.bench_report`.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import signal
@@ -39,75 +41,15 @@ from typing import Any
 
 import numpy as np
 
-from crossrank.cli import positive_int
-from crossrank.eval.harness import align_table, machine_info
+from crossrank.eval.bench_texts import SYNTHETIC_QUERY, synthetic_texts, token_count
+from crossrank.eval.progress import quiet_truncation_warnings
+from crossrank.eval.report import machine_info
 from crossrank.runtimes.cpu import cpu_flags, cpu_summary
 
-__all__ = [
-    "MIXED_UP_TOLERANCE",
-    "add_server_bench_arguments",
-    "format_server_table",
-    "metrics_snapshot",
-    "run_server_bench",
-    "server_benchmark",
-]
+__all__ = ["MIXED_UP_TOLERANCE", "metrics_snapshot", "server_benchmark"]
 
 #: A score that differs from the in-process one by more than this is "mixed up".
 MIXED_UP_TOLERANCE = 1e-3
-
-
-def add_server_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of ``crossrank bench --server`` (added to the bench's parser)."""
-    group = parser.add_argument_group(
-        "server", "with --server: time a scoring server instead of the backends"
-    )
-    group.add_argument(
-        "--server",
-        metavar="URL",
-        help="a crossrank server's base URL (http://HOST:PORT), or 'local' to start "
-        "`crossrank serve --model M` on a free port of 127.0.0.1 for the bench",
-    )
-    group.add_argument(
-        "--concurrency",
-        type=positive_int,
-        default=16,
-        metavar="C",
-        help="concurrent clients; each sends --repeats requests of --candidates texts (16)",
-    )
-    group.add_argument(
-        "--api-key-env",
-        metavar="NAME",
-        help="environment variable holding the server's API key",
-    )
-
-
-def run_server_bench(args: argparse.Namespace) -> int:
-    """``crossrank bench --server``: print the table (and write ``--out``)."""
-    from crossrank.eval.harness import write_json
-
-    api_key = None
-    if args.api_key_env:
-        api_key = os.environ.get(args.api_key_env, "").strip()
-        if not api_key:
-            raise ValueError(
-                f"api_key_env={args.api_key_env}: the environment variable is not set or empty"
-            )
-    report = server_benchmark(
-        args.server,
-        model=args.model,
-        concurrency=args.concurrency,
-        candidates=args.candidates or 20,
-        doc_tokens=args.doc_tokens,
-        requests_per_client=args.repeats,
-        batch_size=args.batch_size,
-        device=args.device,
-        api_key=api_key,
-        progress=not args.quiet,
-    )
-    print(format_server_table(report))
-    if args.out:
-        print(f"wrote {write_json(report, args.out)}")
-    return 0
 
 
 # ---------------------------------------------------------------------- the server
@@ -370,17 +312,15 @@ def _measure(
 ) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
-    from crossrank.eval.bench import _SYNTHETIC_QUERY, _token_count, synthetic_texts
-    from crossrank.eval.harness import quiet_truncation_warnings
     from crossrank.scorer import CrossEncoderScorer
 
     model = model or info["model"]
     tokenizer = AutoTokenizer.from_pretrained(model)
     n_requests = concurrency * requests_per_client
-    query = _SYNTHETIC_QUERY
+    query = SYNTHETIC_QUERY
     texts = synthetic_texts(tokenizer, n_requests * candidates, doc_tokens, seed=seed)
     special = int(tokenizer.num_special_tokens_to_add(pair=True))
-    if _token_count(tokenizer, query) + doc_tokens + special > int(info["max_length"]):
+    if token_count(tokenizer, query) + doc_tokens + special > int(info["max_length"]):
         raise ValueError(
             f"--doc-tokens {doc_tokens} does not fit beside the query in the server's "
             f"max_length={info['max_length']}; lower --doc-tokens"
@@ -484,54 +424,3 @@ def _measure(
             "healthy_after": healthy,
         },
     }
-
-
-def format_server_table(report: Mapping[str, Any]) -> str:
-    """The report as an aligned plain-text table."""
-    inproc, served, over = report["in_process"], report["served"], report["overload"]
-    batching = report["batching"]
-    s = report["settings"]
-    rows = [
-        ["", "pairs/s", "p50 ms", "p95 ms", "p99 ms", "ratio"],
-        [
-            "in process, one score() call",
-            f"{inproc['pairs_per_second']:.1f}",
-            "-",
-            "-",
-            "-",
-            "1.00",
-        ],
-        [
-            f"server, {s['concurrency']} clients",
-            f"{served['pairs_per_second']:.1f}",
-            f"{served['latency_p50_ms']:.1f}",
-            f"{served['latency_p95_ms']:.1f}",
-            f"{served['latency_p99_ms']:.1f}",
-            f"{report['ratio_served_vs_in_process']:.2f}",
-        ],
-    ]
-    rpp = batching["requests_per_pass"]
-    ppp = batching["pairs_per_pass"]
-    machine = report["machine"]
-    footer = (
-        f"{served['pairs']} pairs: {s['concurrency']} clients x {s['requests_per_client']} "
-        f"requests x {s['candidates']} texts of {s['doc_tokens']} tokens; model "
-        f"{s['model']} ({report['server'].get('backend')}).\n"
-        f"forward passes: {batching['forward_passes']}, "
-        f"{'-' if rpp is None else f'{rpp:.2f}'} requests and "
-        f"{'-' if ppp is None else f'{ppp:.1f}'} pairs per pass on average; scores vs in "
-        f"process: max |diff| {served['max_abs_score_diff_vs_in_process']:.2g}, mixed up "
-        f"{served['mixed_up']}.\n"
-        f"overload: {over['requests']} requests at once (4 x max_queue {over['max_queue']}): "
-        f"{over['ok']} answered 200, {over['rejected_429']} got 429, {over['lost']} lost, "
-        f"{over['mixed_up']} mixed up, other statuses {over['other_status'] or 'none'}; "
-        f"healthy after: {over['healthy_after']}.\n"
-        f"CPU: {machine.get('cpu', '?')}; load average before "
-        f"{', '.join(f'{x:.2f}' for x in machine['load_average_before'])}, after "
-        f"{', '.join(f'{x:.2f}' for x in machine['load_average_after'])}"
-    )
-    if report.get("local_server_exit_code") is not None:
-        footer += (
-            f"\nlocal server stopped with SIGTERM, exit code {report['local_server_exit_code']}"
-        )
-    return align_table(rows, footer)

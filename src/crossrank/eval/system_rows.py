@@ -18,7 +18,7 @@ Beside the quality and latency of a model's row, a row here has:
 - ``unscored_fraction``: the share of candidates a deadline left unscored;
 - ``deadline_ms``: the system's deadline (None: none); with one, ``latency_p99_ms`` and
   ``batch_p99_ms``, the p99 of one batch's call (the deadline loop's step,
-  :func:`crossrank.compose.deadline_batch` candidates, no deadline) on the same queries: a
+  :func:`crossrank.deadline_batch` candidates, no deadline) on the same queries: a
   call ends at most one batch past the deadline, so ``latency_p99_ms`` should stay within
   ``deadline_ms + batch_p99_ms``.
 """
@@ -33,27 +33,22 @@ from typing import Any
 
 import numpy as np
 
-from crossrank.compose.deadline import deadline_batch, takes_deadline
+from crossrank.deadline import deadline_batch, takes_deadline
 from crossrank.eval.harness import latency_stats
 from crossrank.eval.metrics import evaluate
 from crossrank.eval.systems import System
 from crossrank.results import add_usage
 
-__all__ = ["CUTOFF", "cost_per_1000", "metrics_row", "requests_needed", "system_rows"]
+__all__ = ["CUTOFF", "cost_per_1000", "metrics_row", "system_rows"]
 
 CUTOFF = 10
 
 
-def requests_needed(system: System, queries: int, ks: Sequence[int]) -> int:
-    """Calls ``crossrank eval`` makes to ``system``: one per query and K, plus a warm-up."""
-    return queries * len(ks) + 1
-
-
 def cost_per_1000(
-    usage: Mapping[str, float], queries: int, price: tuple[str, float] | None
+    usage: Mapping[str, float] | None, queries: int, price: tuple[str, float] | None
 ) -> float | None:
     """USD per 1,000 queries: the usage in the price's unit, per query, times the price."""
-    if price is None or queries == 0 or price[0] not in usage:
+    if price is None or queries == 0 or usage is None or price[0] not in usage:
         return None
     unit, usd = price
     return usage[unit] / queries * 1000.0 * usd
@@ -134,7 +129,7 @@ def system_rows(
     for k in ks:
         seconds: list[float] = []
         pairs = unscored = offered = 0
-        usage: dict[str, float] = {}
+        usage: dict[str, float] | None = None
         run: dict[str, dict[str, float]] = {}
         for q in scored:
             ids, batch = list(candidates[q][:k]), list(texts[q][:k])

@@ -29,11 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from crossrank.remote.providers import PROVIDERS
+
 __all__ = [
-    "PROVIDERS",
-    "Provider",
     "System",
     "config_label",
+    "is_hosted",
     "paid_calls_notice",
     "parse_cascade",
     "parse_member",
@@ -41,84 +42,33 @@ __all__ = [
     "parse_provider",
     "parse_provider_urls",
     "provider_scorer",
+    "requests_needed",
 ]
 
 
-@dataclass(frozen=True)
-class Provider:
-    """What crossrank knows of a reranking provider.
+def is_hosted(name: str) -> bool:
+    """Whether provider ``name`` is a hosted (paid) API: it has a public endpoint."""
+    from crossrank.remote.providers import PROVIDER_CLASSES
 
-    Attributes:
-        name: How ``--provider`` names it.
-        url: Its public endpoint (None: self-hosted; ``--provider-url`` is needed).
-        key_env: The environment variable its key is read from, by convention.
-        paid: Whether calls cost money (hosted): ``crossrank eval`` asks before sending.
-        protocol: The wire protocol of today's :class:`crossrank.RemoteScorer` that speaks
-            to it (None: not yet spoken; see :func:`provider_scorer`).
-    """
-
-    name: str
-    url: str | None
-    key_env: str | None
-    paid: bool
-    protocol: str | None
-
-
-#: The providers ``--provider`` accepts (issue 23's list).
-PROVIDERS: Mapping[str, Provider] = {
-    p.name: p
-    for p in (
-        Provider("cohere", "https://api.cohere.com", "COHERE_API_KEY", True, "cohere"),
-        Provider("jina", "https://api.jina.ai", "JINA_API_KEY", True, "cohere"),
-        Provider("voyage", "https://api.voyageai.com", "VOYAGE_API_KEY", True, None),
-        Provider("mixedbread", "https://api.mixedbread.com", "MXBAI_API_KEY", True, None),
-        Provider("pinecone", "https://api.pinecone.io", "PINECONE_API_KEY", True, None),
-        Provider("vllm", None, "VLLM_API_KEY", False, "cohere"),
-        Provider("infinity", None, "INFINITY_API_KEY", False, "cohere"),
-        Provider("tei", None, None, False, "tei"),
-        Provider("crossrank", None, "CROSSRANK_API_KEY", False, "crossrank"),
-    )
-}
+    return PROVIDER_CLASSES[name].endpoint is not None
 
 
 def provider_scorer(name: str, model: str, *, url: str | None = None) -> Any:
-    """The scorer for ``--provider NAME:MODEL``: the one place ``crossrank eval`` builds a
-    provider's client (a :class:`crossrank.RemoteScorer` that will take ``provider=`` once
-    every provider's protocol is in; today it speaks the Cohere-style ``/v1/rerank`` of
-    Cohere, Jina, vLLM and Infinity, TEI's ``/rerank`` and crossrank's own).
+    """The scorer for ``--provider NAME:MODEL``: a :class:`crossrank.RemoteScorer` with
+    ``provider=name`` (its key from the provider's usual variable, ``COHERE_API_KEY``...).
 
     Args:
-        name: A key of :data:`PROVIDERS`.
+        name: One of :data:`crossrank.remote.PROVIDERS`.
         model: The provider's model name (sent with each request).
         url: Its address (default: the public endpoint; required for a self-hosted one).
 
     Raises:
-        ValueError: An unknown provider, a self-hosted one without ``url``, or one whose
-            protocol this crossrank does not speak yet.
+        ValueError: An unknown provider, a self-hosted one without ``url``, or a hosted one
+            without its key (the message names the variable).
     """
     from crossrank.remote import RemoteScorer
 
-    provider = PROVIDERS.get(name)
-    if provider is None:
-        raise ValueError(f"unknown provider {name!r}; known: {sorted(PROVIDERS)}")
-    address = url or provider.url
-    if address is None:
-        raise ValueError(
-            f"--provider {name}:{model}: {name} is self-hosted; give its address with "
-            f"--provider-url {name}=http://HOST:PORT"
-        )
-    if provider.protocol is None:
-        raise ValueError(
-            f"--provider {name}: this crossrank cannot speak {name}'s rerank API yet (it "
-            "comes with RemoteScorer's providers); put a Cohere-compatible proxy in front "
-            "and use --provider cohere:MODEL --provider-url cohere=URL"
-        )
-    key_env = provider.key_env if provider.key_env and os.environ.get(provider.key_env) else None
-    if provider.paid and key_env is None and url is None:
-        raise ValueError(
-            f"--provider {name}:{model}: set {provider.key_env} to your {name} API key"
-        )
-    return RemoteScorer(address, protocol=provider.protocol, model=model, api_key_env=key_env)  # type: ignore[arg-type]
+    return RemoteScorer(url, provider=name, model=model)
 
 
 def parse_provider(value: str) -> tuple[str, str]:
@@ -131,7 +81,7 @@ def parse_provider(value: str) -> tuple[str, str]:
     if not name or not model:
         raise ValueError(f"must be NAME:MODEL (e.g. cohere:rerank-v3.5), got {value!r}")
     if name not in PROVIDERS:
-        raise ValueError(f"unknown provider {name!r} in {value!r}; known: {sorted(PROVIDERS)}")
+        raise ValueError(f"unknown provider {name!r} in {value!r}; known: {list(PROVIDERS)}")
     return name, model
 
 
@@ -146,7 +96,7 @@ def parse_provider_urls(values: Sequence[str] | None) -> dict[str, str]:
         name, _, url = value.partition("=")
         if name not in PROVIDERS or not url.startswith(("http://", "https://")):
             raise ValueError(
-                f"must be NAME=URL with NAME one of {sorted(PROVIDERS)} and an http(s) URL, "
+                f"must be NAME=URL with NAME one of {list(PROVIDERS)} and an http(s) URL, "
                 f"got {value!r}"
             )
         urls[name] = url
@@ -232,7 +182,7 @@ class System:
         kind: ``"model"``, ``"provider"``, ``"ensemble"``, ``"cascade"`` or ``"config"``.
         build: Builds its scorer (called once, when it is evaluated).
         deadline_ms: The deadline of its calls (None: none).
-        provider: The provider called, for a provider system (paid or not).
+        provider: The provider called, for a provider system (hosted or self-hosted).
         members: Member specs (ensembles) for reuse of the members' scores.
         model: The model id or folder of a ``"model"`` system.
     """
@@ -247,8 +197,8 @@ class System:
 
     @property
     def paid(self) -> bool:
-        """Whether its calls cost money (a hosted provider)."""
-        return self.provider is not None and PROVIDERS[self.provider].paid
+        """Whether its calls cost money (a hosted provider, wherever its address points)."""
+        return self.provider is not None and is_hosted(self.provider)
 
     def with_deadline(self, deadline_ms: float) -> System:
         """The same system under a deadline (its label says so)."""
@@ -263,6 +213,11 @@ def config_label(path: str | os.PathLike[str]) -> str:
     return Path(path).stem
 
 
+def requests_needed(system: System, queries: int, ks: Sequence[int]) -> int:
+    """Calls ``crossrank eval`` makes to ``system``: one per query and K, plus a warm-up."""
+    return queries * len(ks) + 1
+
+
 def paid_calls_notice(
     systems: Sequence[System], queries: int, ks: Sequence[int]
 ) -> str | None:
@@ -272,8 +227,6 @@ def paid_calls_notice(
     One request per query and candidate count (each under a provider's per-request limit
     of documents), plus one warm-up.
     """
-    from crossrank.eval.system_rows import requests_needed
-
     paid = [s for s in systems if s.paid]
     if not paid:
         return None

@@ -12,10 +12,7 @@ is logged once, when the model loads.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
-
-from crossrank.families.source import read_json
 
 __all__ = ["position_limit", "resolve_max_length"]
 
@@ -54,16 +51,11 @@ def position_limit(config: Any) -> int | None:
     return table if table > 0 else None
 
 
-def _sentence_transformers_max_length(folder: Path | None) -> int | None:
-    value = (read_json(folder, "sentence_bert_config.json") or {}).get("max_seq_length")
-    return value if isinstance(value, int) and value > 0 else None
-
-
 def resolve_max_length(
     requested: int | None,
     tokenizer: Any,
     config: Any,
-    folder: Path | None,
+    st_max_length: object = None,
     *,
     model: str,
     special_tokens: int,
@@ -78,7 +70,7 @@ def resolve_max_length(
         requested: The user's ``max_length``, or None.
         tokenizer: The model's tokenizer.
         config: The model's config.
-        folder: The local model folder (for ``sentence_bert_config.json``), or None.
+        st_max_length: The ``max_seq_length`` sentence-transformers saved, or None.
         model: The model's name, for the log line.
         special_tokens: Tokens the input format adds around the texts (special tokens, a
             template's fixed parts), which must leave room for text.
@@ -90,7 +82,7 @@ def resolve_max_length(
     if not isinstance(tokenizer_limit, int) or tokenizer_limit >= 1_000_000:
         tokenizer_limit = None  # transformers' "no limit" sentinel
     table = position_limit(config)
-    st_limit = _sentence_transformers_max_length(folder)
+    st_limit = st_max_length if isinstance(st_max_length, int) and st_max_length > 0 else None
     limits = [v for v in (tokenizer_limit, table, st_limit) if v is not None]
     model_limit = min(limits) if limits else _FALLBACK
     if table is not None and tokenizer_limit is not None and table < tokenizer_limit:

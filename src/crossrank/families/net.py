@@ -71,11 +71,28 @@ class ScoreNet(torch.nn.Module):
         """Relevance logits ``(rows,)`` for named inputs."""
         raise NotImplementedError
 
+    def prepare_export(self) -> None:
+        """Make the models inside export correctly with padding: eager attention, whose
+        padding mask is a large finite number (an SDPA graph gives NaN in OpenVINO for the
+        fully masked rows that padding makes, and the NaN reaches real rows), and no KV cache
+        among the outputs. Idempotent; the weights and the scores do not change."""
+        for module in self.modules():
+            config = getattr(module, "config", None)
+            if config is None:
+                continue
+            if getattr(config, "use_cache", None):
+                config.use_cache = False
+            setter = getattr(module, "set_attn_implementation", None)
+            if callable(setter) and getattr(config, "_attn_implementation", "eager") != "eager":
+                try:
+                    setter("eager")
+                except (ValueError, NotImplementedError, AttributeError):
+                    pass  # a model with one attention implementation keeps it
+
     def describe(self) -> dict[str, Any]:
         """What this net computes, as JSON-ready data (family, head, config)."""
-        config = self.config
-        return {
-            "net": type(self).__name__,
-            "inputs": list(self.input_names),
-            "config": None if config is None else config.to_dict(),
-        }
+        config = None if self.config is None else dict(self.config.to_dict())
+        if config is not None:  # runtime settings that prepare_export may change
+            config.pop("use_cache", None)
+            config = {k: v for k, v in config.items() if not k.startswith("_attn")}
+        return {"net": type(self).__name__, "inputs": list(self.input_names), "config": config}

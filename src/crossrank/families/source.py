@@ -29,8 +29,10 @@ __all__ = [
     "export_key_options",
     "from_pretrained",
     "read_json",
+    "read_text",
     "reserved_load_kwargs",
     "resolve_source",
+    "source_file",
     "torch_dtype_names",
 ]
 
@@ -213,6 +215,9 @@ def from_pretrained(
                 source.path, **hub_kwargs, **(user_kwargs or {}), **kwargs
             )
     except Exception as e:  # config, tokenizer, torch and safetensors each raise their own
+        remote = _remote_code_failure(source, e, bool(hub_kwargs.get("trust_remote_code")))
+        if remote is not None:
+            raise remote from e
         if source.is_local:
             cls, reason, hint = _LOCAL_FAILURES[part]
             reason = reason.format(kind=type(e).__name__, error=e)
@@ -224,6 +229,43 @@ def from_pretrained(
                 f"{getattr(loader, '__name__', 'the loader')}.from_pretrained."
             )
         raise cls(source.name, reason, hint) from e
+
+
+def _remote_code_failure(
+    source: ModelSource, error: Exception, trusted: bool
+) -> ModelLoadError | None:
+    """The error for a model that ships its own modelling code (``auto_map``): it needs
+    ``trust_remote_code=True``, or its code does not run on the installed transformers.
+    None for any other failure."""
+    text = str(error)
+    if not trusted and "trust_remote_code" in text:
+        return UnsupportedModelError(
+            source.name,
+            "it ships its own modelling code (auto_map in its config), which runs only when "
+            "allowed",
+            "Pass trust_remote_code=True if you trust the code in its repository.",
+        )
+    if not trusted:
+        return None
+    import traceback
+
+    import transformers
+
+    frames = traceback.extract_tb(error.__traceback__)
+    chain = [error, error.__cause__, error.__context__]
+    in_remote = any("transformers_modules" in (f.filename or "") for f in frames) or any(
+        c is not None and "transformers_modules" in str(c) for c in chain
+    )
+    if not in_remote:
+        return None
+    first_line = text.strip().splitlines()[0] if text.strip() else ""
+    return ModelLoadError(
+        source.name,
+        f"its own modelling code does not run on transformers {transformers.__version__} "
+        f"({type(error).__name__}: {first_line})",
+        "Install the transformers version its model card names in another environment, or "
+        "use a checkpoint that needs no remote code.",
+    )
 
 
 def torch_dtype_names(kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -245,16 +287,57 @@ def export_key_options(
     return {name: dict(value) for name, value in given.items() if value}
 
 
-def read_json(folder: Path | None, name: str) -> dict[str, Any] | None:
-    """A JSON object file in a local model folder, or None (no folder, no such file, or not
-    a JSON object)."""
-    if folder is None:
+def source_file(
+    source: ModelSource, name: str, hub_kwargs: Mapping[str, Any] | None = None
+) -> Path | None:
+    """A file of the model (``"modules.json"``, ``"1_LogitScore/config.json"``...): in its
+    local folder, or from the Hub (downloaded, or read from the cache when offline); None
+    when the model has no such file or it cannot be had."""
+    if source.folder is not None:
+        path = source.folder / name
+        return path if path.is_file() else None
+    from transformers.utils.hub import cached_file
+
+    kwargs = {
+        k: v
+        for k, v in (hub_kwargs or {}).items()
+        if k in ("token", "cache_dir", "revision", "local_files_only")
+    }
+    try:
+        with quiet_transformers():
+            found = cached_file(
+                source.path,
+                name,
+                _raise_exceptions_for_missing_entries=False,
+                _raise_exceptions_for_connection_errors=False,
+                **kwargs,
+            )
+    except Exception:  # an optional file: its absence is not an error
         return None
-    path = folder / name
-    if not path.is_file():
+    return Path(found) if found else None
+
+
+def read_text(
+    source: ModelSource, name: str, hub_kwargs: Mapping[str, Any] | None = None
+) -> str | None:
+    """The text of one of the model's files, or None (see :func:`source_file`)."""
+    path = source_file(source, name, hub_kwargs)
+    if path is None:
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
         return None
-    return data if isinstance(data, dict) else None
+
+
+def read_json(
+    source: ModelSource, name: str, hub_kwargs: Mapping[str, Any] | None = None
+) -> Any:
+    """One of the model's JSON files, parsed, or None (absent, unreadable or not JSON)."""
+    text = read_text(source, name, hub_kwargs)
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None

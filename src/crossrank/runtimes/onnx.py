@@ -47,6 +47,9 @@ def _export_fp32(net: Any, inputs: Inputs, folder: Path, name: str) -> None:
     import torch
 
     target, tmp = atomic_target(folder, name)
+    prepare = getattr(net, "prepare_export", None)
+    if callable(prepare):
+        prepare()
     names = list(net.input_names)
     example = example_batch(inputs)
     axes: dict[str, dict[int, str]] = {n: {0: "batch", 1: "sequence"} for n in names}

@@ -159,6 +159,9 @@ def _convert(net: Any, inputs: Inputs) -> Any:
     import openvino as ov
     import torch
 
+    prepare = getattr(net, "prepare_export", None)
+    if callable(prepare):
+        prepare()  # eager attention: an SDPA graph gives NaN for padded rows in OpenVINO
     # Two pairs of different lengths, so the padding mask is part of the traced graph.
     example = {
         name: torch.from_numpy(array)

@@ -8,6 +8,7 @@ This is the runtimes' one entry point (:func:`build_runtime`); the loading hub
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,12 +18,12 @@ import numpy as np
 from crossrank.errors import ModelLoadError
 from crossrank.runtimes.backends import choose_backend
 from crossrank.runtimes.devices import resolve_device
+from crossrank.runtimes.guard import ForwardMany, GuardedMany, guard_forward
 from crossrank.runtimes.inputs import Inputs
 
 if TYPE_CHECKING:
     import torch
 
-    from crossrank.runtimes.openvino import StreamForward
     from crossrank.runtimes.probe import Decision
 
 __all__ = ["Forward", "Runtime", "build_runtime"]
@@ -48,7 +49,7 @@ class Runtime:
     backend: str
     device: str
     forward: Forward
-    forward_many: StreamForward | None = None
+    forward_many: ForwardMany | None = None
     engine: Any = None
     export_path: str | None = None
     decision: Decision | None = None
@@ -124,15 +125,24 @@ def _openvino(build: _Build, net: Any, backend: str) -> Runtime:
 
 
 def _build(build: _Build, net: Any, backend: str) -> Runtime:
-    """``backend`` on ``net`` (which the torch backends move or cast)."""
+    """``backend`` on ``net`` (which the torch backends move or cast), guarded: its failures
+    are :class:`~crossrank.errors.ScoringError` and its scores finite
+    (:mod:`crossrank.runtimes.guard`)."""
     if backend.startswith("onnx"):
-        return _onnx(build, net, backend)
-    if backend.startswith("openvino"):
-        return _openvino(build, net, backend)
-    from crossrank.runtimes.pytorch import make_torch_forward
+        runtime = _onnx(build, net, backend)
+    elif backend.startswith("openvino"):
+        runtime = _openvino(build, net, backend)
+    else:
+        from crossrank.runtimes.pytorch import make_torch_forward
 
-    forward, module = make_torch_forward(net, build.device, backend)
-    return Runtime(backend, str(build.device), forward, None, module)
+        forward, module = make_torch_forward(net, build.device, backend)
+        runtime = Runtime(backend, str(build.device), forward, None, module)
+    many = runtime.forward_many
+    return dataclasses.replace(
+        runtime,
+        forward=guard_forward(build.model, backend, runtime.forward),
+        forward_many=None if many is None else GuardedMany(build.model, backend, many),
+    )
 
 
 def _resolve_auto(build: _Build, net: Any) -> Decision:
@@ -205,14 +215,4 @@ def build_runtime(
         decision = _resolve_auto(build, net)
         chosen = choose_backend(decision.backend, torch_device)
     runtime = _build(build, net, chosen)
-    if decision is None:
-        return runtime
-    return Runtime(
-        runtime.backend,
-        runtime.device,
-        runtime.forward,
-        runtime.forward_many,
-        runtime.engine,
-        runtime.export_path,
-        decision,
-    )
+    return runtime if decision is None else dataclasses.replace(runtime, decision=decision)

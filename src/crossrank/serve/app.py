@@ -40,6 +40,7 @@ except ImportError as e:
 
 from crossrank._version import __version__
 from crossrank.errors import CrossrankError
+from crossrank.remote import RemoteRequestError, RemoteScorer, RemoteScorerError
 from crossrank.scorer import CrossEncoderScorer
 from crossrank.selection import Hit
 from crossrank.serve.auth import ApiKeys
@@ -91,7 +92,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def create_app(
-    scorer: CrossEncoderScorer | Any,
+    scorer: CrossEncoderScorer | RemoteScorer | Engine | Any,
     *,
     limits: Limits | None = None,
     batching: Batching | None = None,
@@ -103,8 +104,9 @@ def create_app(
 
     Args:
         scorer: The scorer to serve (its settings are the server's: model, backend,
-            activation, long documents...), a composite of :mod:`crossrank.compose`, or a
-            ready :class:`Engine`.
+            activation, long documents...), a :class:`crossrank.RemoteScorer` to forward to
+            its provider, a composite of :mod:`crossrank.compose`, or a ready
+            :class:`Engine`.
         limits: Per-request limits and the queue size (default :class:`Limits`).
         batching: How concurrent requests share forward passes (default
             :class:`Batching`).
@@ -263,6 +265,8 @@ def create_app(
             }
             if result.served_by is not None:
                 answer["crossrank"]["served_by"] = result.served_by
+            if result.usage is not None:
+                answer["crossrank"]["usage"] = result.usage
         return JSONResponse(answer)
 
     @app.get(
@@ -343,7 +347,16 @@ def _refuse_truncated(result: ScoreResult, engine: Engine) -> None:
     if not cut:
         return
     scorer = engine.scorer
-    if getattr(scorer, "long_documents", None) == "chunk":
+    if not isinstance(scorer, CrossEncoderScorer):  # a crossrank server upstream truncated
+        raise LimitExceeded(
+            "max_length",
+            0,
+            len(cut),
+            "texts",
+            message=f"texts {cut[:10]} were not read whole by {scorer.model_name} and truncate "
+            "is false; send truncate: true to score what fits, or shorten them",
+        )
+    if scorer.long_documents == "chunk":
         limit, value = "max_windows", scorer.max_windows
         why = f"more than max_windows={value} windows of max_length={scorer.max_length} tokens"
     else:
@@ -433,6 +446,8 @@ class _Errors:
             )
         if isinstance(error, BatcherClosedError):
             return self.response(503, "unavailable", "the server is shutting down", retry_after=1)
+        if isinstance(error, RemoteScorerError):
+            return self._upstream(error)
         if isinstance(error, (ValueError, TypeError)) and not isinstance(error, CrossrankError):
             return self.response(422, "validation", str(error))
         logger.error("crossrank: scoring failed", exc_info=error)
@@ -441,6 +456,18 @@ class _Errors:
             "internal",
             f"scoring failed ({type(error).__name__}); the server's log has the details",
         )
+
+    def _upstream(self, error: RemoteScorerError) -> JSONResponse:
+        """A provider this server forwards to failed: its refusal of the request is the
+        client's (422), its rate limit a 429, anything else a bad gateway (502)."""
+        message = f"the provider {error.provider or ''} failed: {error}"
+        if isinstance(error, RemoteRequestError):
+            return self.response(422, "validation", message)
+        if error.status in (429, 503):
+            retry = self.engine.limits.retry_after
+            return self.response(429, "overloaded", message, retry_after=retry)
+        logger.error("crossrank: the provider failed: %s", error)
+        return self.response(502, "upstream", message)
 
 
 class _Guard:

@@ -7,6 +7,12 @@ selection, passages and fusion are the core's; the forward passes of concurrent 
 are shared by a :class:`crossrank.serve.batcher.RowBatcher` installed as the scorer's
 ``row_forward`` hook.
 
+The scorer may also be a :class:`crossrank.RemoteScorer` (``crossrank serve --provider``):
+the server then forwards to the provider with one key, its queue and worker threads bound
+what reaches the provider (``threads`` requests at once, retried as ``Retry-After`` asks),
+and each call's usage (search units, tokens) is counted in ``/metrics``. A rerank API takes
+one query per request, so there are no shared forward passes to batch.
+
 Example:
     >>> import asyncio
     >>> from crossrank import CrossEncoderScorer
@@ -34,6 +40,7 @@ from typing import Any
 
 from crossrank._version import __version__
 from crossrank.compose.members import leaves
+from crossrank.remote import RemoteScorer
 from crossrank.scorer import CrossEncoderScorer
 from crossrank.selection import Hit, select
 from crossrank.serve.batcher import RowBatcher
@@ -58,16 +65,16 @@ __all__ = [
 
 logger = logging.getLogger("crossrank")
 
-#: The time left passed on once a request's deadline is spent (it must be > 0): the scorer
-#: then returns every document unscored.
-_SPENT_MS = 1e-6
-
 #: Keyword arguments of the core's ``rerank`` a request may carry once the core has them.
 FUSION_OPTIONS = ("first_stage_scores", "fusion", "fusion_weight", "fusion_normalization")
 
 #: Options that only the core's ``rerank`` takes (``skip_blank=False`` uses
 #: ``score_details``).
 _RERANK_ONLY = ("passages", "contents", "deadline_ms", *FUSION_OPTIONS)
+
+#: The time left passed on once a request's deadline is spent (it must be > 0): the scorer
+#: then returns every document unscored.
+_SPENT_MS = 1e-6
 
 
 class Overloaded(Exception):
@@ -139,6 +146,7 @@ class ScoreResult:
         pairs: (query, window) pairs scored.
         windows: Windows scored per document, by input index (``score_details`` only).
         activation: The activation the scores are in.
+        usage: What the call cost at the provider, by unit (a forwarding server only).
         unscored: Documents returned without a score, after the hits (a deadline's
             leftovers, a cascade's rest).
         deadline_unscored: Documents the deadline left unscored.
@@ -151,6 +159,7 @@ class ScoreResult:
     pairs: int
     windows: list[int] | None
     activation: str
+    usage: dict[str, float] | None = None
     unscored: list[int] = field(default_factory=list)
     deadline_unscored: int = 0
     served_by: str | None = None
@@ -161,11 +170,12 @@ class Engine:
     """One scorer behind a bounded queue, with cross-request batching.
 
     Args:
-        scorer: The scorer to serve: a :class:`crossrank.CrossEncoderScorer`, or a composite
-            of :mod:`crossrank.compose` (or any scorer with ``rerank``). The engine installs
-            its batcher as the ``row_forward`` hook of every ``CrossEncoderScorer`` in it
-            when the models are loaded and removes it on :meth:`close`; serve scorers
-            nothing else uses.
+        scorer: The scorer to serve. The engine installs its batcher as the ``row_forward``
+            hook of the scorer (of every :class:`crossrank.CrossEncoderScorer` in a
+            composite of :mod:`crossrank.compose`) when the models are loaded and removes it
+            on :meth:`close`; serve scorers nothing else uses. A
+            :class:`crossrank.RemoteScorer` is served by forwarding each request to its
+            provider (no batcher).
         batching: How requests share forward passes.
         limits: Per-request limits and the queue size.
         threads: Worker threads running the core for admitted requests (tokenization,
@@ -180,7 +190,7 @@ class Engine:
 
     def __init__(
         self,
-        scorer: Any,
+        scorer: CrossEncoderScorer | RemoteScorer | Any,
         *,
         batching: Batching | None = None,
         limits: Limits | None = None,
@@ -189,11 +199,13 @@ class Engine:
     ) -> None:
         if not callable(getattr(scorer, "rerank", None)):
             raise TypeError(
-                "scorer must be a crossrank.CrossEncoderScorer or a crossrank.compose scorer "
-                f"(anything with rerank), got {type(scorer).__name__}"
+                "scorer must be a crossrank.CrossEncoderScorer, RemoteScorer or a "
+                f"crossrank.compose scorer (anything with rerank), got {type(scorer).__name__}"
             )
         self.scorer = scorer
-        #: The scorers whose forward passes the batcher runs.
+        #: Whether requests are forwarded to a provider (a RemoteScorer) rather than scored.
+        self.forwarding = isinstance(scorer, RemoteScorer)
+        #: The scorers whose forward passes the batcher runs (a composite's local members).
         self.local = [s for s in leaves(scorer) if isinstance(s, CrossEncoderScorer)]
         self.batching = batching or Batching()
         self.limits = limits or Limits()
@@ -256,13 +268,7 @@ class Engine:
     def _load(self, reraise: bool = False) -> None:
         try:
             self.scorer.warm_up()
-            batching = self.batching
-            batcher = RowBatcher(
-                max_batch_rows=batching.max_batch_rows or self._batch_size(),
-                max_batch_tokens=batching.max_batch_tokens,
-                max_wait_ms=batching.max_wait_ms,
-                on_pass=None if self.metrics is None else self.metrics.observe_pass,
-            ).start()
+            batcher = self._new_batcher() if self.local else None
         except Exception as error:
             self.load_error = f"{type(error).__name__}: {error}"
             with self._lock:
@@ -274,25 +280,40 @@ class Engine:
             return
         with self._lock:
             if self._state != "loading":  # closed while loading
-                batcher.close()
+                if batcher is not None:
+                    batcher.close()
                 return
-            self.batcher = batcher
-            for scorer in self.local:
-                scorer.row_forward = self._row_forward
+            if batcher is not None:
+                self.batcher = batcher
+                for scorer in self.local:
+                    scorer.row_forward = self._row_forward
             self._state = "ready"
         if self.metrics is not None:
-            backends = dict.fromkeys(s.active_backend for s in self.local)
             self.metrics.info.info(
-                {
-                    "model": self.scorer.model_name,
-                    "backend": "+".join(backends) or "none",
-                    "version": __version__,
-                }
+                {"model": self.scorer.model_name, "backend": self.backend, "version": __version__}
             )
 
-    def _batch_size(self) -> int:
-        """Rows per pass by default: the (first) local scorer's ``batch_size``."""
-        return self.local[0].batch_size if self.local else 32
+    def _new_batcher(self) -> RowBatcher:
+        return RowBatcher(
+            max_batch_rows=self.batching.max_batch_rows or self.local[0].batch_size,
+            max_batch_tokens=self.batching.max_batch_tokens,
+            max_wait_ms=self.batching.max_wait_ms,
+            on_pass=None if self.metrics is None else self.metrics.observe_pass,
+        ).start()
+
+    @property
+    def backend(self) -> str:
+        """The scorer's backend (``"provider:NAME"`` when forwarding); loads a local model."""
+        scorer = self.scorer
+        if isinstance(scorer, RemoteScorer):
+            return f"provider:{scorer.provider}"
+        if isinstance(scorer, CrossEncoderScorer):
+            return scorer.active_backend
+        kinds = [
+            s.active_backend if isinstance(s, CrossEncoderScorer) else _kind_of(s)
+            for s in leaves(scorer)
+        ]
+        return "+".join(dict.fromkeys(kinds))
 
     def drain(self) -> None:
         """Refuse new requests (``503``) from now on; admitted ones finish."""
@@ -408,6 +429,8 @@ class Engine:
         result = await asyncio.shield(future)
         if self.metrics is not None:
             self.metrics.observe_result(len(call.texts), result)
+            if result.usage and isinstance(self.scorer, RemoteScorer):
+                self.metrics.observe_usage(self.scorer.provider, result.usage)
         return result
 
     def _run(self, call: ScoreCall) -> ScoreResult:
@@ -415,17 +438,12 @@ class Engine:
         scorer = self.scorer
         activation = call.activation or scorer.activation
         if call.rerank or not hasattr(scorer, "score_details"):
-            kwargs = dict(call.options)
-            deadline = kwargs.get("deadline_ms") or getattr(scorer, "deadline_ms", None)
-            if deadline is not None and deadline != float("inf"):
-                waited_ms = (time.monotonic() - call.arrived) * 1000.0
-                kwargs["deadline_ms"] = max(deadline - waited_ms, _SPENT_MS)
             out = scorer.rerank(
                 call.query,
                 call.texts,
                 top_k=call.top_k,
-                activation=call.activation,
-                **kwargs,
+                activation=call.activation,  # type: ignore[arg-type]
+                **self._with_deadline(call),
             )
             return ScoreResult(
                 out.hits,
@@ -433,6 +451,7 @@ class Engine:
                 out.pairs,
                 None,
                 activation,
+                out.usage,
                 unscored=out.unscored,
                 deadline_unscored=out.deadline_unscored,
                 served_by=getattr(out, "served_by", None),
@@ -446,7 +465,7 @@ class Engine:
             options.get("token_budget"), name="token_budget", allow_none=True
         )
         texts = [t if t is not None else "" for t in call.texts]
-        details = scorer.score_details(call.query, texts, activation=call.activation)
+        details = scorer.score_details(call.query, texts, activation=call.activation)  # type: ignore[arg-type]
         kept = select(
             details.scores,
             top_k=top_k,
@@ -457,7 +476,17 @@ class Engine:
         )
         spans = details.spans or [None] * len(texts)
         hits = [Hit(i, details.scores[i], details.truncated[i], spans[i]) for i in kept]
-        return ScoreResult(hits, [], details.pairs, details.windows, activation)
+        return ScoreResult(hits, [], details.pairs, details.windows, activation, details.usage)
+
+    def _with_deadline(self, call: ScoreCall) -> dict[str, Any]:
+        """The call's options, its deadline (the request's, else the scorer's) made what is
+        left of it after the wait in the queue."""
+        options = dict(call.options)
+        deadline = options.get("deadline_ms") or getattr(self.scorer, "deadline_ms", None)
+        if deadline is not None and deadline != float("inf"):
+            waited_ms = (time.monotonic() - call.arrived) * 1000.0
+            options["deadline_ms"] = max(deadline - waited_ms, _SPENT_MS)
+        return options
 
     def _row_forward(self, loaded: Any, features: Mapping[str, Sequence[Sequence[int]]]) -> Any:
         """The scorer's ``row_forward`` hook: count the request's tokens, then batch."""
@@ -475,6 +504,8 @@ class Engine:
         """What ``GET /info`` returns: the model and its settings, limits and batching
         (never a secret)."""
         scorer = self.scorer
+        if isinstance(scorer, RemoteScorer):
+            return self._forwarding_info(scorer)
         if not isinstance(scorer, CrossEncoderScorer):
             return self._composite_info()
         loaded = scorer._loaded
@@ -497,23 +528,24 @@ class Engine:
             "protocols": {"tei": "/rerank", "cohere": "/v1/rerank", "crossrank": "/v1/rerank"},
             "options": sorted(self._rerank_params & {*_RERANK_ONLY, "token_budget"}),
             "deadline_ms": scorer.deadline_ms,
-            **self._shared_info(),
+            **self._batching_info(),
         }
 
-    def _shared_info(self) -> dict[str, Any]:
+    def _batching_info(self) -> dict[str, Any]:
         return {
             "limits": asdict(self.limits),
             "batching": {
                 "max_wait_ms": self.batching.max_wait_ms,
                 "max_batch_tokens": self.batching.max_batch_tokens,
-                "max_batch_rows": self.batching.max_batch_rows or self._batch_size(),
+                "max_batch_rows": self.batching.max_batch_rows
+                or (self.local[0].batch_size if self.local else None),
                 "threads": self.threads,
             },
         }
 
     def _composite_info(self) -> dict[str, Any]:
-        """``GET /info`` for a composite: its config (members' settings; a remote key only
-        as the variable's name), its activation, and the options it takes."""
+        """``GET /info`` of a composite: its config (members' settings; a remote key only
+        as its variable's name), its activation, and the options it takes."""
         from crossrank.compose.config import scorer_to_config
 
         scorer = self.scorer
@@ -524,17 +556,45 @@ class Engine:
         return {
             "model": scorer.model_name,
             "model_id": scorer.model_name,
+            "backend": self.backend,
             "scorer": config,
             "activation": scorer.activation,
+            "max_client_batch_size": self.limits.max_documents,
             "version": __version__,
             "state": self.state,
             "protocols": {"tei": "/rerank", "cohere": "/v1/rerank", "crossrank": "/v1/rerank"},
-            "options": sorted(self._rerank_params & {"passages", "contents", "deadline_ms",
-                                                     "token_budget"}),
+            "options": sorted(self._rerank_params & {*_RERANK_ONLY, "token_budget"}),
             "deadline_ms": getattr(scorer, "deadline_ms", None),
-            "max_client_batch_size": self.limits.max_documents,
-            **self._shared_info(),
+            **self._batching_info(),
         }
+
+    def _forwarding_info(self, scorer: RemoteScorer) -> dict[str, Any]:
+        """``GET /info`` of a server forwarding to a provider."""
+        activation = scorer.activation
+        return {
+            "model": scorer.model_name,
+            "model_id": scorer.model_name,
+            "backend": self.backend,
+            "provider": scorer.provider,
+            "route": scorer.route,
+            "upstream": scorer.url,
+            "activation": activation,
+            "activations": [activation] + (["raw"] if activation != "raw" else []),
+            "max_client_batch_size": self.limits.max_documents,
+            "version": __version__,
+            "state": self.state,
+            "protocols": {"tei": "/rerank", "cohere": "/v1/rerank", "crossrank": "/v1/rerank"},
+            "options": sorted(self._rerank_params & {*_RERANK_ONLY, "token_budget"}),
+            "limits": asdict(self.limits),
+            "batching": {"threads": self.threads},
+        }
+
+
+def _kind_of(scorer: Any) -> str:
+    """A member's backend as ``/metrics`` names it: ``provider:NAME`` for a remote one."""
+    if isinstance(scorer, RemoteScorer):
+        return f"provider:{scorer.provider}"
+    return type(scorer).__name__
 
 
 _UNAVAILABLE = {

@@ -16,11 +16,16 @@ process (tests, a Ray replica) never collide. Every name starts with ``crossrank
 ``crossrank_batcher_waiting_pairs``          pairs queued for the next passes
 ``crossrank_errors_total{kind}``             errors by kind (validation, limit,
                                              overloaded, unavailable, unauthorized,
-                                             internal, not_found)
+                                             internal, not_found, upstream: the provider a
+                                             forwarding server calls failed)
 ``crossrank_unscored_total``                 documents a deadline left unscored
 ``crossrank_deadline_cut_requests_total``    requests whose deadline left some unscored
 ``crossrank_fallback_served_total``          requests a ``Fallback``'s fallback served
 ``crossrank_info{model,backend,version}``    the served model
+``crossrank_provider_usage_total``           forwarding to a provider: what the calls
+``{provider,unit}``                          cost, by unit as the provider reports it
+                                             (``search_units``, ``total_tokens``...) and
+                                             ``requests`` sent to it
 =========================================== ==========================================
 
 Requests per forward pass on average: ``crossrank_pass_requests_sum /
@@ -29,7 +34,7 @@ crossrank_pass_requests_count``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from crossrank._optional import missing_extra
@@ -63,6 +68,7 @@ ERROR_KINDS = (
     "unauthorized",
     "internal",
     "not_found",
+    "upstream",
 )
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -131,6 +137,12 @@ class Metrics:
             registry=r,
         )
         self.info = Info("crossrank", "The served model", registry=r)
+        self.provider_usage = Counter(
+            "crossrank_provider_usage",
+            "What calls forwarded to a provider cost, by unit as it reports it, and requests",
+            ["provider", "unit"],
+            registry=r,
+        )
 
     def observe_pass(self, stats: PassStats) -> None:
         """Record one forward pass (the batcher's ``on_pass``)."""
@@ -138,6 +150,11 @@ class Metrics:
         self.pass_requests.observe(stats.requests)
         self.pass_pairs.observe(stats.rows)
         self.pass_seconds.observe(stats.seconds)
+
+    def observe_usage(self, provider: str, usage: Mapping[str, float]) -> None:
+        """Count one forwarded call's usage (its units and the requests it took)."""
+        for unit, amount in usage.items():
+            self.provider_usage.labels(provider=provider, unit=unit).inc(amount)
 
     def observe_result(self, documents: int, result: Any) -> None:
         """Record one answered scoring request (a :class:`crossrank.serve.ScoreResult`):

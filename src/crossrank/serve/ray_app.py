@@ -41,11 +41,13 @@ from typing import Any
 
 import numpy as np
 
+from crossrank._cli.options import scorer_kwargs
 from crossrank._cli_checks import InputError, require_modules
 from crossrank.batching import plan_batches, run_pass
 from crossrank.errors import CrossrankError
 from crossrank.serve.auth import ApiKeys
 from crossrank.serve.batcher import BatcherClosedError, PassStats, RowBatcher, report_pass
+from crossrank.serve.flags import add_ray_arguments, check_ray_flags, serve_parser
 
 __all__ = [
     "DEPLOYMENT_NAME",
@@ -411,8 +413,6 @@ def app_builder(args: Mapping[str, Any]) -> Any:
     Raises:
         ValueError: An unknown or bad flag (the message is ``crossrank serve``'s).
     """
-    from crossrank.cli import build_parser
-
     argv = ["serve", "--ray"]
     for key, value in args.items():
         flag = "--" + str(key).replace("_", "-")
@@ -427,7 +427,7 @@ def app_builder(args: Mapping[str, Any]) -> Any:
     said = io.StringIO()
     try:
         with contextlib.redirect_stderr(said):
-            parsed = build_parser().parse_args(argv)
+            parsed = serve_parser().parse_args(argv)
     except SystemExit:
         why = said.getvalue().strip().splitlines()
         raise ValueError(
@@ -439,97 +439,8 @@ def app_builder(args: Mapping[str, Any]) -> Any:
 # ---------------------------------------------------------------------- crossrank serve --ray
 
 
-def add_ray_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the ``crossrank serve --ray`` flags to the serve parser and return it."""
-    from crossrank.cli import positive_int
-
-    group = parser.add_argument_group(
-        "Ray Serve", 'serve on Ray Serve, one model per replica (pip install "crossrank[ray]")'
-    )
-    group.add_argument(
-        "--ray",
-        action="store_true",
-        help="deploy on Ray Serve (a local Ray, or --ray-address) instead of one process",
-    )
-    group.add_argument(
-        "--ray-address",
-        metavar="ADDR",
-        help="with --ray: the Ray cluster to join (auto, ray://head:10001; default: a local Ray)",
-    )
-    group.add_argument(
-        "--replicas",
-        type=positive_int,
-        default=None,
-        metavar="N",
-        help="with --ray: replicas, each with its own model (default: 1)",
-    )
-    group.add_argument(
-        "--autoscaling",
-        type=_json_object,
-        default=None,
-        metavar="JSON",
-        help='with --ray: Ray Serve autoscaling_config, e.g. \'{"min_replicas": 1, '
-        '"max_replicas": 4, "target_ongoing_requests": 8}\' (instead of --replicas)',
-    )
-    group.add_argument(
-        "--max-batch-requests",
-        type=positive_int,
-        default=None,
-        metavar="N",
-        help="with --ray: @serve.batch max_batch_size, most requests scored together "
-        "(default: 8); --max-wait-ms is its batch_wait_timeout_s",
-    )
-    group.add_argument(
-        "--cpus-per-replica",
-        type=float,
-        default=None,
-        metavar="N",
-        help="with --ray: CPUs each replica reserves, and its torch threads (default: 1)",
-    )
-    group.add_argument(
-        "--gpus-per-replica",
-        type=float,
-        default=None,
-        metavar="N",
-        help="with --ray: GPUs each replica reserves (use with --device cuda)",
-    )
-    return parser
-
-
-def _json_object(value: str) -> dict[str, Any]:
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError as e:
-        raise argparse.ArgumentTypeError(f"must be a JSON object, got {value!r} ({e.msg})") from e
-    if not isinstance(parsed, dict):
-        raise argparse.ArgumentTypeError(f"must be a JSON object, got {value!r}")
-    return parsed
-
-
-def check_ray_flags(args: argparse.Namespace) -> None:
-    """The Ray flags only with ``--ray``; ``--replicas`` or ``--autoscaling``."""
-    ray_only = ("ray_address", "replicas", "autoscaling", "max_batch_requests",
-                "cpus_per_replica", "gpus_per_replica")  # fmt: skip
-    given = [n for n in ray_only if getattr(args, n, None) is not None]
-    if not args.ray:
-        if given:
-            flags = ", ".join("--" + n.replace("_", "-") for n in given)
-            raise InputError(f"{flags} {'need' if len(given) > 1 else 'needs'} --ray")
-        return
-    if args.replicas is not None and args.autoscaling is not None:
-        raise InputError(
-            "--replicas and --autoscaling are both given; the autoscaling range "
-            "(min_replicas, max_replicas) replaces --replicas"
-        )
-    for name in ("cpus_per_replica", "gpus_per_replica"):
-        value = getattr(args, name)
-        if value is not None and not value >= 0:
-            raise InputError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
-
-
 def _application(args: argparse.Namespace) -> Any:
     """The Ray Serve application ``crossrank serve --ray`` flags describe."""
-    from crossrank.cli import scorer_kwargs
     from crossrank.serve.auth import load_api_keys
     from crossrank.serve.limits import Limits
 

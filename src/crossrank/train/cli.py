@@ -1,7 +1,8 @@
-"""The ``crossrank train`` subcommand: its flags and its runner.
+"""The ``crossrank train`` subcommand: its flags and its runner, which calls
+:func:`crossrank.train.run.train`.
 
-Registered by :mod:`crossrank.cli` like ``eval`` and ``calibrate``; importing this module is
-cheap (the training libraries are imported when the command runs).
+Registered by :mod:`crossrank.cli` (:func:`register`) like ``eval`` and ``calibrate``;
+importing this module is cheap (the training libraries are imported when the command runs).
 """
 
 from __future__ import annotations
@@ -10,11 +11,26 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from crossrank._cli.argtypes import open_fraction, positive_int
+from crossrank._cli.parser import add_subcommand
 from crossrank._cli_checks import InputError, require_modules
-from crossrank.cli import positive_int
-from crossrank.eval.calibrate import _fraction
 
-__all__ = ["add_train_arguments", "format_train_summary", "run_train"]
+__all__ = ["add_train_arguments", "format_train_summary", "register", "run_train"]
+
+
+def register(subparsers: Any) -> None:
+    """Add ``crossrank train`` to the ``crossrank`` parser's subparsers."""
+    p = add_subcommand(
+        subparsers,
+        "train",
+        help="fine-tune a cross-encoder on your data with first-stage hard negatives",
+        description="Fine-tune a cross-encoder (or a plain encoder, with a new head) on a "
+        "BEIR folder's training judgments, with hard negatives mined from the first stage; "
+        "keep the best checkpoint on a dev split; write the model, a calibration and a "
+        "training report.",
+    )
+    add_train_arguments(p)
+    p.set_defaults(func=run_train)
 
 
 def _positive_float(value: str) -> float:
@@ -78,7 +94,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         help="dev candidates reranked per query (default: 20)",
     )  # fmt: skip
     parser.add_argument(
-        "--dev-fraction", type=_fraction, default=0.1, metavar="F",
+        "--dev-fraction", type=open_fraction, default=0.1, metavar="F",
         help="share of the training queries held out as the dev split (default: 0.1)",
     )  # fmt: skip
     parser.add_argument("--epochs", type=positive_int, default=3, help="most epochs (default: 3)")
@@ -119,7 +135,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 
 def format_train_summary(report: dict[str, Any]) -> str:
     """The dev NDCG@10 per epoch, the kept checkpoint and the files written."""
-    from crossrank.eval.harness import align_table
+    from crossrank.eval.report import align_table
 
     dev = report["dev"]
     lines = [["epoch", "step", "dev NDCG@10", "MRR@10", "R@10", ""]]
@@ -144,7 +160,7 @@ def format_train_summary(report: dict[str, Any]) -> str:
 
 def run_train(args: argparse.Namespace) -> int:
     """Run ``crossrank train``; print the dev table and the files written."""
-    from crossrank.eval.harness import hf_progress_bars
+    from crossrank.eval.progress import hf_progress_bars
     from crossrank.train.run import REPORT_FILE, REPORT_PLOT, train
 
     require_modules(["datasets", "accelerate"], "crossrank train", "train")

@@ -35,10 +35,10 @@ def first_stage_candidates(
         ``(label, candidates, scores)``: the first stage's name, each query's ranked ids,
         and each query's ``{doc_id: first-stage score}``.
     """
-    from crossrank.eval.harness import _first_stage
+    from crossrank.eval.first_stage import first_stage_run
     from crossrank.eval.metrics import ranked_ids
 
-    label, scores = _first_stage(
+    label, scores = first_stage_run(
         dataset, list(query_ids), first_stage=first_stage, run_path=None, depth=depth
     )
     return label, {q: ranked_ids(scores[q]) for q in query_ids}, scores

@@ -451,7 +451,7 @@ def train(
     )
     history = _history(state.log_history, str(args.metric_for_best_model))
     best_epoch = next((h["epoch"] for h in history if h["step"] == best_step), None)
-    from crossrank.eval.harness import machine_info
+    from crossrank.eval.report import machine_info
 
     report: dict[str, Any] = {
         "model": str(out),
@@ -495,7 +495,7 @@ def train(
         },
         "machine": machine_info(device),
     }
-    from crossrank.eval.harness import write_json
+    from crossrank.eval.report import write_json
     from crossrank.train.report import plot_training
 
     plot_training(report, out / REPORT_PLOT)

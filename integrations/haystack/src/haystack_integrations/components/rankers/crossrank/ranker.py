@@ -182,8 +182,9 @@ class CrossEncoderRanker:
                 When that part lies wholly in a prefix, suffix or embedded meta field, the
                 content is kept whole and no key is added.
             scorer: A ready scorer to use instead of building one: a
-                :class:`crossrank.RemoteScorer` (a shared ``crossrank serve``, or a TEI or
-                Cohere-style server) or a :class:`crossrank.CrossEncoderScorer` to share one
+                :class:`crossrank.RemoteScorer` (a shared ``crossrank serve``, or a hosted or
+                self-hosted reranker: ``RemoteScorer(provider="cohere")``, docs/providers.md)
+                or a :class:`crossrank.CrossEncoderScorer` to share one
                 loaded model. With it, leave ``model``, ``device``, ``token`` and the scorer
                 settings unset (set them on the scorer). :meth:`to_dict` saves a
                 ``RemoteScorer`` as its config, the key as an environment-variable

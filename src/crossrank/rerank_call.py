@@ -1,7 +1,8 @@
 """One ``rerank`` call's options, checked once, and the order every composite returns.
 
-A composite (and the deadline loop) scores candidates through other scorers with no
-selection, then orders and selects here, in the core's order (:func:`crossrank.select`):
+A composite of :mod:`crossrank.compose` (and the deadline loop, :mod:`crossrank.deadline`)
+scores candidates through other scorers with no selection, then orders and selects here,
+in the core's order (:func:`crossrank.select`):
 the scored candidates best first, cut by ``score_threshold`` and ``min_relative_score``;
 then the unscored ones below them, in the order given (a score cut cannot judge them, so
 it keeps them); then ``top_k`` and ``token_budget`` over that whole list.
@@ -10,7 +11,7 @@ it keeps them); then ``top_k`` and ``token_budget`` over that whole list.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from crossrank.results import Reranked
@@ -47,6 +48,8 @@ class CallOptions:
         contents: With ``passages``: what each candidate's passage is cut from (one per
             text, or None: the texts).
         activation: This call's activation (None: each scorer's own).
+        passed_on: Options this call does not read, passed on to every scorer it calls
+            (an ``instruction``); None values are left out.
     """
 
     query: str
@@ -60,6 +63,7 @@ class CallOptions:
     passages: bool = False
     contents: Sequence[str | None] | None = None
     activation: str | None = None
+    passed_on: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def checked(
@@ -76,6 +80,7 @@ class CallOptions:
         passages: Any = False,
         contents: Any = None,
         activation: Any = None,
+        **passed_on: Any,
     ) -> CallOptions:
         """Check one call's arguments, as :meth:`crossrank.CrossEncoderScorer.rerank` does.
 
@@ -84,6 +89,7 @@ class CallOptions:
                 relative cut).
             fusion: The call's :class:`crossrank.fusion.Fusion` (it decides instead of
                 ``scale`` whether a relative cut is allowed).
+            **passed_on: Further options, for the scorers called (see ``passed_on``).
 
         Raises:
             TypeError / ValueError: A bad query, texts, contents or selection value.
@@ -113,6 +119,7 @@ class CallOptions:
             query, list(texts), scorable, skipped, top_k, score_threshold,
             min_relative_score, token_budget, passages,
             None if contents is None else list(contents), activation,
+            {k: v for k, v in passed_on.items() if v is not None},
         )  # fmt: skip
 
     def texts_of(self, indices: Sequence[int]) -> list[str]:
@@ -129,7 +136,7 @@ class CallOptions:
         }
         if self.activation is not None:
             kwargs["activation"] = self.activation
-        return kwargs
+        return kwargs | dict(self.passed_on)
 
     def handed_on(self, index: int, passage: tuple[int, int] | None) -> str:
         """What is handed on for a candidate: its best passage of its content with

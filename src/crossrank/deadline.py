@@ -22,7 +22,8 @@ the scorer's public ``rerank``:
    ``crossrank`` log warning; never an exception.
 
 ``CrossEncoderScorer(deadline_ms=...)`` and ``rerank(..., deadline_ms=...)`` use it, as do
-the composites (:mod:`crossrank.compose`) for members without a deadline of their own.
+the composites (:mod:`crossrank.compose`, which exports it) for members without a deadline
+of their own. It sits below the scorer and the composites, so neither imports the other.
 
 Example:
     >>> from crossrank import CrossEncoderScorer
@@ -46,8 +47,8 @@ from typing import Any
 import numpy as np
 
 from crossrank.calibration import activate
-from crossrank.compose.ordering import CallOptions, finish, token_counter
-from crossrank.fusion import checked_first_stage, resolve_fusion
+from crossrank.fusion import first_stage_of, resolve_fusion
+from crossrank.rerank_call import CallOptions, finish, token_counter
 from crossrank.results import Reranked, add_usage
 from crossrank.selection import Hit
 from crossrank.validation import check_deadline_ms
@@ -129,13 +130,13 @@ class _Loop:
         self.scale: str = scale
         self.counter = token_counter(self.call, scorer)
         needed = self.call.scorable
-        first = checked_first_stage(self.fusion, first_stage, len(self.call.texts), needed)
+        first = first_stage_of(self.fusion, first_stage, len(self.call.texts), needed)
         self.first = {} if first is None else dict(zip(needed, first, strict=True))
         self.batch = batch
         self.todo = list(self.call.scorable)
         self.scored: dict[int, Hit] = {}
         self.pairs = 0
-        self.usage: dict[str, float] = {}
+        self.usage: dict[str, float] | None = None
         self.slowest = 0.0  # seconds per candidate of the slowest batch so far
 
     def prepare(self) -> None:
