@@ -4,6 +4,7 @@ the fake hosted providers (tests/provider_kit.py), whose reported usage gives th
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +43,12 @@ def test_every_provider_of_the_issue_is_known_by_name() -> None:
     }  # fmt: skip
     for name in ISSUE_PROVIDERS:
         assert parse_provider(f"{name}:some-model") == (name, "some-model")
+    assert parse_provider("cohere") == ("cohere", None)  # the provider's default model
 
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [("cohere", "NAME:MODEL"), (":m", "NAME:MODEL"), ("acme:m", "unknown provider 'acme'")],
+    [(":m", r"NAME\[:MODEL\]"), ("acme:m", "unknown provider 'acme'")],
 )
 def test_a_bad_provider_is_named(value: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -223,3 +225,123 @@ def test_the_best_system_within_the_latency_budget_is_marked() -> None:
     assert "K=50: no system reranks within p95 <= 100 ms" in summary
     with pytest.raises(ValueError, match="latency budget"):
         mark_within_budget(rows, 0)
+
+
+# ---------------------------------------------------------------------- the command
+
+
+@pytest.fixture(scope="module")
+def tiny_beir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from test_eval_harness import write_tiny_beir
+
+    return write_tiny_beir(tmp_path_factory.mktemp("tiny-beir-systems"))
+
+
+def test_eval_compares_two_local_models_and_a_fake_provider_in_one_table(
+    tiny_beir: Path,
+    tiny_model_dir: Path,
+    tiny_two_logit_dir: Path,
+    fakes: FakeProviders,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from crossrank.cli import main as cli_main
+
+    fakes.reset()
+    monkeypatch.setenv("COHERE_API_KEY", KEY)
+    out, plot = tmp_path / "report.json", tmp_path / "tradeoff.png"
+    code = cli_main(
+        [
+            "eval", "--data", str(tiny_beir), "--candidates", "8,3", "--latency-queries", "2",
+            "--batch-size", "4", "--device", "cpu", "--backend", "torch",
+            "--model", str(tiny_model_dir), "--model", str(tiny_two_logit_dir),
+            "--provider", "cohere:rerank-v3.5", "--provider-url", f"cohere={fakes.url('cohere')}",
+            "--price", "cohere:search_units=0.002", "--deadline-ms", "60000",
+            "--latency-budget-ms", "60000", "--yes", "--quiet", "--out", str(out),
+            "--plot", str(plot),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr()
+    assert "11 paid request(s)" in printed.err and KEY not in printed.err + printed.out
+    assert len(fakes.sent("cohere")) == 5 * 2 + 1  # 5 judged queries x 2 K + a warm-up
+    header = printed.out.splitlines()[0]
+    assert "$/1k q" in header and "p95<=60000" in header
+    report = json.loads(out.read_text())
+    rows = {(r["system"], r["k"]): r for r in report["rows"]}
+    names = {system for system, _ in rows}
+    for model in (tiny_model_dir.name, tiny_two_logit_dir.name):
+        assert model in names and f"{model} @60000ms" in names
+    assert "cohere:rerank-v3.5 @60000ms" not in names  # paid: no deadline rows
+    provider = rows[("cohere:rerank-v3.5", 8)]
+    assert provider["cost_per_1000_queries"] == pytest.approx(2.0)  # 1 search unit a query
+    assert provider["usage"]["search_units"] == 5.0
+    assert sum(bool(r.get("best_within_budget")) for r in report["rows"]) == 2  # one per K
+    assert report["settings"]["prices"] == {"cohere": ["search_units", 0.002]}
+    assert "cpu_count" in report["machine"] and plot.stat().st_size > 0
+    late = rows[(f"{tiny_model_dir.name} @60000ms", 8)]
+    assert late["unscored_fraction"] == 0.0 and late["batch_p99_ms"] > 0
+
+
+def test_eval_asks_before_paid_calls_and_sends_nothing_unconfirmed(
+    tiny_beir: Path,
+    tiny_model_dir: Path,
+    fakes: FakeProviders,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from crossrank.cli import main as cli_main
+
+    fakes.reset()
+    monkeypatch.setenv("COHERE_API_KEY", KEY)
+    argv = ["eval", "--data", str(tiny_beir), "--candidates", "3", "--device", "cpu",
+            "--provider", "cohere", "--provider-url", f"cohere={fakes.url('cohere')}",
+            "--quiet"]  # fmt: skip
+    assert cli_main(argv) == 2  # stdin is not a terminal here: --yes is needed
+    err = capsys.readouterr().err
+    assert "crossrank eval will send 6 paid request(s)" in err
+    assert "pass --yes to send the requests above" in err and "Traceback" not in err
+    assert fakes.sent("cohere") == []
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda _: "n")
+    assert cli_main(argv) == 2 and fakes.sent("cohere") == []
+    assert "not confirmed" in capsys.readouterr().err
+
+
+def test_eval_ensemble_cascade_and_tuned_weight_rows(
+    tiny_beir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    tiny_bi_encoder_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from crossrank.cli import main as cli_main
+
+    first, second = spread_model(tmp_path_factory), spread_model(tmp_path_factory, seed=11)
+    out = tmp_path / "report.json"
+    code = cli_main(
+        [
+            "eval", "--data", str(tiny_beir), "--candidates", "8", "--device", "cpu",
+            "--backend", "torch", "--model", str(first), "--model", str(second),
+            "--ensemble", f"{first},{second}", "--tune-ensemble", "--folds", "2",
+            "--cascade", f"dense:{tiny_bi_encoder_dir}:{first}@3", "--quiet", "--out", str(out),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    ensemble = f"ensemble({first.name}+{second.name})"
+    assert ensemble in printed and f"{ensemble} cv" in printed
+    assert f"cascade(dense:{tiny_bi_encoder_dir.name}>{first.name}@3)" in printed
+    report = json.loads(out.read_text())
+    cv = next(r for r in report["rows"] if r["stage"] == "ensemble-cv")
+    assert len(cv["ensemble"]["fold_weights"]) == 2
+    assert "held-out figure" in printed
+    for bad, message in (
+        (["--ensemble", str(first)], "--ensemble: must name two or more members"),
+        (["--cascade", "a:b"], "--cascade: must be CHEAP:EXPENSIVE@M"),
+        (["--provider", "acme:x"], "--provider: unknown provider 'acme'"),
+        (["--price", "cohere=1"], "--price: must be NAME:UNIT=USD"),
+    ):
+        assert cli_main(["eval", "--data", str(tiny_beir), *bad]) == 2
+        assert message in capsys.readouterr().err

@@ -16,10 +16,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from crossrank.eval import tuning
-from crossrank.eval.system_rows import CUTOFF, metrics_row
+from crossrank.eval.metrics import CUTOFF, row_metrics
 from crossrank.fusion import Fusion
 
-__all__ = ["ensemble_cv_row"]
+__all__ = ["ensemble_cv_row", "ensemble_cv_rows"]
 
 
 def ensemble_cv_row(
@@ -73,7 +73,7 @@ def ensemble_cv_row(
         "model": None,
         "backend": None,
         "k": k,
-        **metrics_row(run, qrels, k),
+        **row_metrics(run, qrels, k),
         **latency,
         "truncated_fraction": None,
         "pairs_per_document": None,
@@ -84,3 +84,55 @@ def ensemble_cv_row(
             "cutoff": CUTOFF,
         },
     }
+
+
+def ensemble_cv_rows(
+    systems: Sequence[Any],
+    model_scores: Mapping[str, Mapping[str, Sequence[float]]],
+    *,
+    candidates: Mapping[str, Sequence[str]],
+    qrels: Mapping[str, Mapping[str, int]],
+    ks: Sequence[int],
+    timed: Mapping[int, Sequence[Mapping[str, Any]]],
+    folds: int = tuning.DEFAULT_FOLDS,
+) -> tuple[dict[int, list[dict[str, Any]]], list[str]]:
+    """The cross-validated row of every two-member ensemble whose members were evaluated as
+    models (their logits are cached in ``model_scores``, by model), per K; and a note for
+    each ensemble that could not get one.
+
+    Args:
+        systems: The evaluated systems (:class:`crossrank.eval.systems.System`).
+        model_scores: Each evaluated model's logits of each query's candidates.
+        candidates: Each query's candidates, first-stage order.
+        qrels: The evaluated queries' judgments.
+        ks: Candidate counts.
+        timed: The systems' rows by K (an ensemble's own row gives the latency).
+        folds: Folds of the cross-validation.
+    """
+    rows: dict[int, list[dict[str, Any]]] = {k: [] for k in ks}
+    notes: list[str] = []
+    for system in systems:
+        if system.kind != "ensemble" or system.deadline_ms is not None:
+            continue
+        members = system.members
+        if len(members) != 2 or not all(m in model_scores for m in members):
+            notes.append(
+                f"{system.label}: no cross-validated weight (it needs exactly two members, "
+                "each also evaluated with --model)"
+            )
+            continue
+        for k in ks:
+            own = next((r for r in timed.get(k, ()) if r["system"] == system.label), None)
+            rows[k].append(
+                ensemble_cv_row(
+                    system.label,
+                    candidates=candidates,
+                    first=model_scores[members[0]],
+                    second=model_scores[members[1]],
+                    qrels=qrels,
+                    k=k,
+                    folds=folds,
+                    timed=own,
+                )
+            )
+    return rows, notes

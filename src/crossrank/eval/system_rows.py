@@ -31,17 +31,14 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from crossrank.deadline import deadline_batch, takes_deadline
-from crossrank.eval.harness import latency_stats
-from crossrank.eval.metrics import evaluate
+from crossrank.eval.latency import latency_stats, percentile_ms
+from crossrank.eval.metrics import row_metrics
+from crossrank.eval.progress import progress_bar, quiet_truncation_warnings
 from crossrank.eval.systems import System
 from crossrank.results import add_usage
 
-__all__ = ["CUTOFF", "cost_per_1000", "metrics_row", "system_rows"]
-
-CUTOFF = 10
+__all__ = ["cost_per_1000", "run_systems", "system_rows"]
 
 
 def cost_per_1000(
@@ -52,10 +49,6 @@ def cost_per_1000(
         return None
     unit, usd = price
     return usage[unit] / queries * 1000.0 * usd
-
-
-def _p99_ms(seconds: Sequence[float]) -> float | None:
-    return float(np.percentile(seconds, 99)) * 1000.0 if seconds else None
 
 
 def _batch_p99(
@@ -74,21 +67,7 @@ def _batch_p99(
         t = time.perf_counter()
         scorer.rerank(queries[q], batch, **no_deadline)
         seconds.append(time.perf_counter() - t)
-    return _p99_ms(seconds)
-
-
-def metrics_row(
-    run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]], k: int
-) -> dict[str, float]:
-    """nDCG, MRR and Recall at :data:`CUTOFF`, and Recall at the row's ``k``."""
-    names = [f"ndcg@{CUTOFF}", f"mrr@{CUTOFF}", f"recall@{CUTOFF}", f"recall@{k}"]
-    values = evaluate(run, qrels, list(dict.fromkeys(names)))
-    return {
-        f"ndcg@{CUTOFF}": values[names[0]],
-        f"mrr@{CUTOFF}": values[names[1]],
-        f"recall@{CUTOFF}": values[names[2]],
-        "recall@k": values[names[3]],
-    }
+    return percentile_ms(seconds, 99)
 
 
 def system_rows(
@@ -152,7 +131,7 @@ def system_rows(
                 "model": system.model,
                 "backend": getattr(scorer, "active_backend", None) if system.model else None,
                 "k": k,
-                **metrics_row(run, qrels, k),
+                **row_metrics(run, qrels, k),
                 **latency_stats(seconds, pairs),
                 "latency_queries": len(seconds),
                 "truncated_fraction": None,
@@ -161,7 +140,7 @@ def system_rows(
                 **(
                     {}
                     if batch_p99 is None
-                    else {"latency_p99_ms": _p99_ms(seconds), "batch_p99_ms": batch_p99}
+                    else {"latency_p99_ms": percentile_ms(seconds, 99), "batch_p99_ms": batch_p99}
                 ),
                 "unscored_fraction": unscored / offered if offered else None,
                 "provider": system.provider,
@@ -172,4 +151,41 @@ def system_rows(
         )
     del scorer
     gc.collect()
+    return rows, load_seconds
+
+
+def run_systems(
+    systems: Sequence[System],
+    *,
+    queries: Mapping[str, str],
+    query_ids: Sequence[str],
+    candidates: Mapping[str, Sequence[str]],
+    texts: Mapping[str, Sequence[str]],
+    qrels: Mapping[str, Mapping[str, int]],
+    ks: Sequence[int],
+    prices: Mapping[str, tuple[str, float]] | None = None,
+    progress: bool = True,
+) -> tuple[dict[int, list[dict[str, Any]]], dict[str, float]]:
+    """:func:`system_rows` for every system, one after another (each loaded, run and
+    dropped before the next): the rows by K, in the systems' order, and each one's load
+    time."""
+    rows: dict[int, list[dict[str, Any]]] = {k: [] for k in ks}
+    load_seconds: dict[str, float] = {}
+    calls = sum(1 for q in query_ids if texts[q]) * len(ks)
+    for system in systems:
+        bar = progress_bar(calls, f"rerank {system.label}", enabled=progress)
+        with quiet_truncation_warnings(), bar:
+            found, load_seconds[system.label] = system_rows(
+                system,
+                queries=queries,
+                query_ids=query_ids,
+                candidates=candidates,
+                texts=texts,
+                qrels=qrels,
+                ks=ks,
+                price=(prices or {}).get(system.provider or ""),
+                progress=bar,
+            )
+        for row in found:
+            rows[row["k"]].append(row)
     return rows, load_seconds

@@ -53,13 +53,13 @@ def is_hosted(name: str) -> bool:
     return PROVIDER_CLASSES[name].endpoint is not None
 
 
-def provider_scorer(name: str, model: str, *, url: str | None = None) -> Any:
+def provider_scorer(name: str, model: str | None, *, url: str | None = None) -> Any:
     """The scorer for ``--provider NAME:MODEL``: a :class:`crossrank.RemoteScorer` with
     ``provider=name`` (its key from the provider's usual variable, ``COHERE_API_KEY``...).
 
     Args:
         name: One of :data:`crossrank.remote.PROVIDERS`.
-        model: The provider's model name (sent with each request).
+        model: The provider's model name (None: its default one).
         url: Its address (default: the public endpoint; required for a self-hosted one).
 
     Raises:
@@ -71,18 +71,18 @@ def provider_scorer(name: str, model: str, *, url: str | None = None) -> Any:
     return RemoteScorer(url, provider=name, model=model)
 
 
-def parse_provider(value: str) -> tuple[str, str]:
-    """``"NAME:MODEL"`` as ``(name, model)``.
+def parse_provider(value: str) -> tuple[str, str | None]:
+    """``"NAME[:MODEL]"`` as ``(name, model)`` (None: the provider's default model).
 
     Raises:
-        ValueError: No colon, an empty part, or an unknown provider.
+        ValueError: No name, or an unknown provider.
     """
     name, _, model = value.partition(":")
-    if not name or not model:
-        raise ValueError(f"must be NAME:MODEL (e.g. cohere:rerank-v3.5), got {value!r}")
+    if not name:
+        raise ValueError(f"must be NAME[:MODEL] (e.g. cohere:rerank-v3.5), got {value!r}")
     if name not in PROVIDERS:
         raise ValueError(f"unknown provider {name!r} in {value!r}; known: {list(PROVIDERS)}")
-    return name, model
+    return name, model or None
 
 
 def parse_provider_urls(values: Sequence[str] | None) -> dict[str, str]:
