@@ -39,7 +39,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
-from crossrank.deadline import arerank_within, rerank_within, takes_deadline
+from crossrank.deadline import arerank_with_deadline, rerank_with_deadline
 from crossrank.fusion import Fusion, check_first_stage_scores, resolve_fusion
 from crossrank.selection import Hit, is_blank
 from crossrank.settings import SCORER_OPTIONS, SECRET_OPTIONS, scorer_settings
@@ -524,25 +524,6 @@ def _collect(items: Sequence[T], reranked: Reranked) -> RankedItems[T]:
     )
 
 
-def _scored(
-    scorer: RerankScorer, query: str, texts: list[str | None], options: dict[str, Any]
-) -> Reranked:
-    """``scorer.rerank``, within ``options["deadline_ms"]`` when given (a scorer that does
-    not keep deadlines itself goes through :func:`crossrank.compose.rerank_within`)."""
-    if options.get("deadline_ms") is not None and not takes_deadline(scorer):
-        return rerank_within(scorer, query, texts, **options)
-    return scorer.rerank(query, texts, **options)
-
-
-async def _ascored(
-    scorer: RerankScorer, query: str, texts: list[str | None], options: dict[str, Any]
-) -> Reranked:
-    """:func:`_scored` without blocking the event loop."""
-    if options.get("deadline_ms") is not None and not takes_deadline(scorer):
-        return await arerank_within(scorer, query, texts, **options)
-    return await scorer.arerank(query, texts, **options)
-
-
 def _ranked(items: Sequence[T], hit: Hit) -> Ranked[T]:
     own = None if hit.model_score is None else float(hit.model_score)
     return Ranked(
@@ -635,7 +616,7 @@ def rerank_items(
     )  # fmt: skip
     if deadline_ms is not None:
         options["deadline_ms"] = deadline_ms
-    return _collect(items, _scored(scorer, query, texts, options))
+    return _collect(items, rerank_with_deadline(scorer, query, texts, **options))
 
 
 async def arerank_items(
@@ -662,7 +643,7 @@ async def arerank_items(
     )  # fmt: skip
     if deadline_ms is not None:
         options["deadline_ms"] = deadline_ms
-    return _collect(items, await _ascored(scorer, query, texts, options))
+    return _collect(items, await arerank_with_deadline(scorer, query, texts, **options))
 
 
 def cut_passage(content: str, passage: tuple[int, int] | None) -> tuple[str, list[int] | None]:

@@ -55,8 +55,10 @@ from crossrank.validation import check_deadline_ms
 
 __all__ = [
     "DEFAULT_BATCH",
+    "arerank_with_deadline",
     "arerank_within",
     "deadline_batch",
+    "rerank_with_deadline",
     "rerank_within",
     "takes_deadline",
 ]
@@ -283,3 +285,37 @@ async def arerank_within(
         out = await scorer.arerank(call.query, call.texts_of(chunk), **loop.kwargs(chunk))
         loop.record(chunk, out, began)
     return loop.result()
+
+
+def rerank_with_deadline(
+    scorer: Any,
+    query: str,
+    texts: Sequence[str | None],
+    *,
+    deadline_ms: float | None = None,
+    **options: Any,
+) -> Reranked:
+    """``scorer.rerank(query, texts, **options)``, within ``deadline_ms`` when given: passed
+    to a scorer that keeps deadlines itself, else kept by :func:`rerank_within`. None: the
+    scorer's own setting, if it has one."""
+    if deadline_ms is None:
+        return scorer.rerank(query, texts, **options)  # type: ignore[no-any-return]
+    if takes_deadline(scorer):
+        return scorer.rerank(query, texts, deadline_ms=deadline_ms, **options)  # type: ignore[no-any-return]
+    return rerank_within(scorer, query, texts, deadline_ms=deadline_ms, **options)
+
+
+async def arerank_with_deadline(
+    scorer: Any,
+    query: str,
+    texts: Sequence[str | None],
+    *,
+    deadline_ms: float | None = None,
+    **options: Any,
+) -> Reranked:
+    """:func:`rerank_with_deadline` with the scorer's ``arerank``."""
+    if deadline_ms is None:
+        return await scorer.arerank(query, texts, **options)  # type: ignore[no-any-return]
+    if takes_deadline(scorer):
+        return await scorer.arerank(query, texts, deadline_ms=deadline_ms, **options)  # type: ignore[no-any-return]
+    return await arerank_within(scorer, query, texts, deadline_ms=deadline_ms, **options)
