@@ -13,19 +13,18 @@ from typing import Any
 import pytest
 from haystack import Document as HaystackDocument
 from haystack import Pipeline
-from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
-from haystack.document_stores.in_memory import InMemoryDocumentStore
 from langchain_classic.retrievers import ContextualCompressionRetriever
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
-from langchain_core.documents import Document as LangChainDocument
-from langchain_core.retrievers import BaseRetriever as LangChainRetriever
 from llama_index.core.llms import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
-from llama_index.core.retrievers import BaseRetriever as LlamaRetriever
-from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+from pipeline_kit import (
+    CORPUS,
+    LangChainBM25,
+    LlamaBM25,
+    corpus_bm25,
+    haystack_pipeline,
+)
 from provider_kit import KEY, Failure, FakeProviders
-from pydantic import ConfigDict
-from serve_kit import QUERIES, TEXTS, request_texts, spread_model
+from serve_kit import QUERIES, spread_model
 
 from crossrank import CrossEncoderScorer, RemoteScorer
 from crossrank.adapters import UNSCORED_KEY
@@ -38,7 +37,6 @@ from llama_index.postprocessor.crossrank_rerank import CrossEncoderRerank as Lla
 pytestmark = pytest.mark.timeout(180)
 
 ENV = "CROSSRANK_COMPOSE_PIPELINE_KEY"
-CORPUS = {f"d{i}": text for i, text in enumerate([*TEXTS, *request_texts(5, 6)])}
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +58,7 @@ def second(tmp_path_factory: pytest.TempPathFactory) -> CrossEncoderScorer:
 
 @pytest.fixture(scope="module")
 def bm25() -> BM25Retriever:
-    return BM25Retriever({i: {"title": "", "text": t} for i, t in CORPUS.items()})
+    return corpus_bm25()
 
 
 def _expected(scorer: Any, bm25: BM25Retriever, query: str, **options: Any) -> list[str]:
@@ -71,16 +69,6 @@ def _expected(scorer: Any, bm25: BM25Retriever, query: str, **options: Any) -> l
 
 
 # ---------------------------------------------------------------------- Haystack
-
-
-def _haystack_pipeline(ranker: CrossEncoderRanker) -> Pipeline:
-    store = InMemoryDocumentStore()
-    store.write_documents([HaystackDocument(id=i, content=t) for i, t in CORPUS.items()])
-    pipeline = Pipeline()
-    pipeline.add_component("retriever", InMemoryBM25Retriever(document_store=store, top_k=10))
-    pipeline.add_component("ranker", ranker)
-    pipeline.connect("retriever.documents", "ranker.documents")
-    return pipeline
 
 
 def _haystack_docs(pipeline: Pipeline, query: str, **ranker: Any) -> list[HaystackDocument]:
@@ -97,8 +85,8 @@ def test_a_fallback_serves_in_a_haystack_pipeline_and_is_saved_with_it(
         fakes.url("cohere"), provider="cohere", model="rerank-v3.5", api_key_env=ENV, retries=0
     )
     ranker = CrossEncoderRanker(scorer=Fallback(primary, first, timeout_s=5), top_k=4)
-    plain = _haystack_pipeline(CrossEncoderRanker(scorer=first, top_k=4))
-    pipeline = _haystack_pipeline(ranker)
+    plain = haystack_pipeline(CrossEncoderRanker(scorer=first, top_k=4))
+    pipeline = haystack_pipeline(ranker)
     for query in QUERIES[:3]:
         got = _haystack_docs(pipeline, query)
         want = _haystack_docs(plain, query)
@@ -121,7 +109,7 @@ def test_a_fallback_serves_in_a_haystack_pipeline_and_is_saved_with_it(
 def test_a_per_call_deadline_in_a_haystack_pipeline_marks_the_unscored_documents(
     first: CrossEncoderScorer,
 ) -> None:
-    pipeline = _haystack_pipeline(CrossEncoderRanker(scorer=first, top_k=None))
+    pipeline = haystack_pipeline(CrossEncoderRanker(scorer=first, top_k=None))
     query = QUERIES[1]
     retrieved = pipeline.run(
         {"retriever": {"query": query}, "ranker": {"query": query}},
@@ -141,19 +129,6 @@ def test_a_per_call_deadline_in_a_haystack_pipeline_marks_the_unscored_documents
 # ---------------------------------------------------------------------- LangChain
 
 
-class _LangChainBM25(LangChainRetriever):
-    bm25: Any
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
-    ) -> list[LangChainDocument]:
-        return [
-            LangChainDocument(page_content=CORPUS[i], metadata={"id": i, "score": s})
-            for i, s in self.bm25.search(query, k=10)
-        ]
-
-
 def test_an_ensemble_ranks_in_a_langchain_retriever_and_survives_model_dump(
     first: CrossEncoderScorer, second: CrossEncoderScorer, bm25: BM25Retriever
 ) -> None:
@@ -167,7 +142,7 @@ def test_an_ensemble_ranks_in_a_langchain_retriever_and_survives_model_dump(
         want = _expected(ensemble, bm25, query, top_k=5)
         for compressor in (reranker, again):
             pipeline = ContextualCompressionRetriever(
-                base_compressor=compressor, base_retriever=_LangChainBM25(bm25=bm25)
+                base_compressor=compressor, base_retriever=LangChainBM25(bm25=bm25)
             )
             docs = pipeline.invoke(query)
             assert [d.metadata["id"] for d in docs] == want
@@ -175,18 +150,6 @@ def test_an_ensemble_ranks_in_a_langchain_retriever_and_survives_model_dump(
 
 
 # ---------------------------------------------------------------------- LlamaIndex
-
-
-class _LlamaBM25(LlamaRetriever):
-    def __init__(self, bm25: BM25Retriever) -> None:
-        super().__init__()
-        self._bm25 = bm25
-
-    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
-        return [
-            NodeWithScore(node=TextNode(id_=i, text=CORPUS[i]), score=s)
-            for i, s in self._bm25.search(query_bundle.query_str, k=10)
-        ]
 
 
 def test_a_cascade_in_a_llama_index_query_engine_returns_the_rest_unscored(
@@ -202,7 +165,7 @@ def test_a_cascade_in_a_llama_index_query_engine_returns_the_rest_unscored(
         want = _expected(cascade, bm25, query, top_k=6)
         for postprocessor in (rerank, copy):
             engine = RetrieverQueryEngine.from_args(
-                _LlamaBM25(bm25), llm=MockLLM(max_tokens=4), node_postprocessors=[postprocessor]
+                LlamaBM25(bm25), llm=MockLLM(max_tokens=4), node_postprocessors=[postprocessor]
             )
             nodes = engine.query(query).source_nodes
             assert [n.node.node_id for n in nodes] == want
