@@ -19,7 +19,7 @@ pool), a remote one is cancelled with :meth:`Fallback.arerank` or runs to its ow
 Example:
     >>> from crossrank import CrossEncoderScorer, RemoteScorer
     >>> from crossrank.compose import Fallback
-    >>> scorer = Fallback(RemoteScorer(provider_url, protocol="cohere", model="rerank-v3.5"),
+    >>> scorer = Fallback(RemoteScorer(provider="cohere", model="rerank-v3.5"),
     ...                   CrossEncoderScorer(), timeout_s=2.0)
     >>> out = scorer.rerank("capital of France", ["Berlin.", "Paris."])
     >>> out.served_by, out.reason
