@@ -13,7 +13,8 @@ provider's route), so one uvicorn server on a free port serves them all. A fake:
   client's results can be compared with the core's; probabilities are the core's sigmoid,
   logits where the provider returns them on request;
 - records each request (path, headers, body) for golden bodies, and fails on demand
-  (:meth:`FakeProviders.fail`: 400/401/413/422/429/503 with ``Retry-After``).
+  (:meth:`FakeProviders.fail`: 400/401/413/422/429/503 with ``Retry-After``, or a hang:
+  the answer held for ``hang_s`` seconds or until :meth:`FakeProviders.release`).
 
 The fakes themselves, one class per provider with its source, are in
 tests/provider_fakes.py; /work/shared/RERANKERS.md sections 3 and 4 collect the sources.
@@ -21,6 +22,7 @@ tests/provider_fakes.py; /work/shared/RERANKERS.md sections 3 and 4 collect the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -60,6 +62,7 @@ class Failure:
     retry_after: str | None = None
     message: str = "planned failure"
     body: Any = None
+    hang_s: float = 0.0
 
 
 # ---------------------------------------------------------------------- the server
@@ -75,6 +78,7 @@ class FakeProviders:
     failures: dict[str, list[Failure]] = field(default_factory=dict)
     limits: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    released: threading.Event = field(default_factory=threading.Event)
 
     def url(self, name: str) -> str:
         return f"{self.base}/{name}"
@@ -89,11 +93,27 @@ class FakeProviders:
         with self.lock:
             return [r for r in self.requests if r.provider == name]
 
+    def release(self) -> None:
+        """Let every held (hanging) request answer now."""
+        self.released.set()
+
     def reset(self) -> None:
         with self.lock:
             self.requests.clear()
             self.failures.clear()
             self.limits.clear()
+        self.released.set()
+        self.released = threading.Event()
+
+    async def _hold(self, name: str) -> None:
+        """Wait out the hang of the provider's next planned failure, if it has one (at
+        most its ``hang_s``; :meth:`release` ends it)."""
+        with self.lock:
+            queue = self.failures.get(name) or []
+            hang = queue[0].hang_s if queue else 0.0
+        released, until = self.released, time.monotonic() + hang
+        while hang and not released.is_set() and time.monotonic() < until:
+            await asyncio.sleep(0.02)
 
     def _planned(self, name: str) -> Failure | None:
         with self.lock:
@@ -175,6 +195,7 @@ class FakeProviders:
             except ValueError:
                 return JSONResponse(fake.error(400, "invalid JSON"), status_code=400)
             headers = {k.lower(): v for k, v in request.headers.items()}
+            await self._hold(fake.name)
             return self.handle(fake, route, headers, body)
 
         return endpoint
@@ -218,4 +239,7 @@ def fake_providers(scorer: CrossEncoderScorer) -> Iterator[FakeProviders]:
     fakes = FakeProviders(scorer)
     with serving(fakes.app()) as base:
         fakes.base = base
-        yield fakes
+        try:
+            yield fakes
+        finally:
+            fakes.release()

@@ -39,21 +39,22 @@ WORDS = (
 ).split()
 
 
-def spread_model(tmp_path_factory: Any) -> Path:
-    """:func:`build_spread_model`, built once per test session."""
-    folder = tmp_path_factory.getbasetemp() / "serve-spread-model"
+def spread_model(tmp_path_factory: Any, seed: int = 3) -> Path:
+    """:func:`build_spread_model`, built once per test session (and seed)."""
+    name = "serve-spread-model" if seed == 3 else f"serve-spread-model-{seed}"
+    folder = tmp_path_factory.getbasetemp() / name
     if not (folder / "config.json").is_file():
-        build_spread_model(folder)
+        build_spread_model(folder, seed=seed)
     return Path(folder)
 
 
-def build_spread_model(folder: Path) -> Path:
+def build_spread_model(folder: Path, seed: int = 3) -> Path:
     """The tiny random BERT cross-encoder with its head scaled, so that scores of different
     (query, text) pairs differ by 1e-3 or more while batching noise stays near 1e-6."""
     import torch
     from transformers import BertForSequenceClassification
 
-    build_tiny_model(folder, seed=3)
+    build_tiny_model(folder, seed=seed)
     model = BertForSequenceClassification.from_pretrained(folder)
     with torch.no_grad():
         model.classifier.weight.mul_(1000.0)

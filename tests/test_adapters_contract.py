@@ -567,6 +567,7 @@ _NON_DEFAULTS: dict[str, Any] = {
     "device": "cpu",
     "batch_size": 7,
     "max_tokens_per_batch": 512,
+    "deadline_ms": 250.0,
     "max_length": 64,
     "family": "qwen3-reranker",
     "instruction": "Given a claim, find the evidence",

@@ -55,6 +55,7 @@ def test_all_is_pinned() -> None:
             "SCORER_OPTIONS",
             "SECRET_OPTIONS",
             "SPAN_KEY",
+            "UNSCORED_KEY",
             "FirstStage",
             "Ranked",
             "RankedItems",

@@ -34,16 +34,16 @@ Example:
 from __future__ import annotations
 
 import inspect
-import logging
-import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
+from crossrank.deadline import arerank_with_deadline, rerank_with_deadline
 from crossrank.families.prompts import check_instruction
 from crossrank.fusion import Fusion, check_first_stage_scores, resolve_fusion
 from crossrank.selection import Hit, is_blank
+from crossrank.settings import SCORER_OPTIONS, SECRET_OPTIONS, scorer_settings
 from crossrank.validation import (
     check_positive_int,
     check_relative_cut,
@@ -60,6 +60,7 @@ __all__ = [
     "SCORER_OPTIONS",
     "SECRET_OPTIONS",
     "SPAN_KEY",
+    "UNSCORED_KEY",
     "FirstStage",
     "Ranked",
     "RankedItems",
@@ -79,37 +80,18 @@ __all__ = [
 
 T = TypeVar("T")
 
-logger = logging.getLogger("crossrank")
-
 #: Metadata key of a passage's ``[start, end]`` character offsets in the original content,
 #: set by every adapter on a result whose content was cut to its best passage.
 SPAN_KEY = "crossrank_span"
 
+#: Metadata key set to ``True`` by every adapter on an item returned without a score: one a
+#: deadline left unscored, or one below a cascade's rescored top (it follows the scored
+#: items, in the order it came in; its framework score is None).
+UNSCORED_KEY = "crossrank_unscored"
+
 #: Metadata key of the cross-encoder's own score, set by every adapter when fusion is on
 #: (the framework's score field then holds the fused score that ordered the results).
 MODEL_SCORE_KEY = "crossrank_model_score"
-
-#: Scorer options that hold a secret: never serialized in plain text. Each framework stores
-#: them its own way (a Haystack ``Secret``, an environment variable name).
-SECRET_OPTIONS: tuple[str, ...] = ("token",)
-
-
-def _scorer_options() -> dict[str, Any]:
-    from crossrank.scorer import CrossEncoderScorer
-
-    params = inspect.signature(CrossEncoderScorer.__init__).parameters
-    return {
-        name: (None if p.default is inspect.Parameter.empty else p.default)
-        for name, p in params.items()
-        if name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-    }
-
-
-#: Every setting of :class:`crossrank.CrossEncoderScorer` with its default, in signature
-#: order (``model`` first). Adapters declare the same names with these defaults, build the
-#: scorer from them, and serialize them; a test pins that each adapter covers them all.
-SCORER_OPTIONS: Mapping[str, Any] = _scorer_options()
-
 
 def option_docs() -> dict[str, str]:
     """The first sentence of each setting's entry in ``CrossEncoderScorer``'s docstring.
@@ -288,47 +270,6 @@ class RerankScorer(Protocol):
     ) -> Reranked: ...
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)  # torch.device, torch.dtype, ...
-
-
-def scorer_settings(scorer: Any, *, secrets: bool = False) -> dict[str, Any]:
-    """A scorer's settings as a JSON-safe dict, one entry per :data:`SCORER_OPTIONS` name.
-
-    Paths become strings, a device its string (``"cpu"``, ``"cuda:0"``), a calibration the
-    file it was read from (None for one built in code), ``max_length`` the value that was
-    asked for (not the model's resolved limit, so a saved pipeline still follows the model).
-
-    Args:
-        scorer: A :class:`crossrank.CrossEncoderScorer`; for another :class:`RerankScorer`,
-            the settings it does not have take their defaults.
-        secrets: Include the options in :data:`SECRET_OPTIONS` (off: they are left out).
-    """
-    settings: dict[str, Any] = {}
-    for name in SCORER_OPTIONS:
-        if name in SECRET_OPTIONS and not secrets:
-            continue
-        if name == "model":
-            value: Any = scorer.model_name
-        elif name == "max_length":
-            value = getattr(scorer, "requested_max_length", None)
-        elif name == "calibration":
-            calibration = getattr(scorer, "calibration", None)
-            value = getattr(calibration, "source", calibration)
-        else:
-            value = getattr(scorer, name, SCORER_OPTIONS[name])
-        settings[name] = _json_safe(value)
-    return settings
-
-
 def scorer_config(scorer: Any) -> dict[str, Any] | None:
     """What an adapter saves for a ``scorer=`` it was given.
 
@@ -338,7 +279,9 @@ def scorer_config(scorer: Any) -> dict[str, Any] | None:
     Returns:
         For a :class:`crossrank.RemoteScorer`, its :meth:`~crossrank.RemoteScorer.to_config`
         (url, provider, route, model, timeouts, truncation, split and fusion settings and
-        ``api_key_env``, the name of the variable holding the key; never the key).
+        ``api_key_env``, the name of the variable holding the key; never the key). For a
+        composite of :mod:`crossrank.compose` (or a :class:`crossrank.compose.BiEncoderScorer`),
+        its ``to_config()``: a dict with a ``"type"``, each member saved the same way.
         ``None`` for any other scorer: a :class:`crossrank.CrossEncoderScorer` is saved as
         its settings (:func:`scorer_settings`) and loads as a new scorer with the same
         settings.
@@ -347,30 +290,30 @@ def scorer_config(scorer: Any) -> dict[str, Any] | None:
     no key, and a ``crossrank`` log warning says so. Pass ``api_key_env=`` for a key that
     survives saving.
     """
+    from crossrank.compose.config import remote_config, saves_itself
     from crossrank.remote import RemoteScorer
 
+    if saves_itself(scorer):
+        return scorer.to_config()  # type: ignore[no-any-return]
     if not isinstance(scorer, RemoteScorer):
         return None
-    if not scorer.key_saved:
-        logger.warning(
-            "crossrank: the RemoteScorer for %s has a key given as api_key=, which is never "
-            "saved; the saved pipeline has no key. Use api_key_env='VAR' to save the "
-            "variable's name instead",
-            scorer.url,
-        )
-    return scorer.to_config()
+    return remote_config(scorer)
 
 
 def scorer_from_config(config: Mapping[str, Any]) -> Any:
     """The scorer a :func:`scorer_config` dict describes: a :class:`crossrank.RemoteScorer`
-    (its key read now from the variable ``api_key_env`` names).
+    (its key read now from the variable ``api_key_env`` names), or, for a dict with a
+    ``"type"``, the scorer :func:`crossrank.compose.scorer_from_config` builds.
 
     Raises:
         TypeError: ``config`` is not a dict.
         ValueError: An unknown key, no ``url``, or a bad value (the scorer's own checks).
     """
+    from crossrank.compose.config import scorer_from_config as typed_scorer
     from crossrank.remote import RemoteScorer
 
+    if isinstance(config, Mapping) and "type" in config:
+        return typed_scorer(config)
     return RemoteScorer.from_config(config)
 
 
@@ -522,15 +465,21 @@ class RankedItems(Generic[T]):
     """What :func:`rerank_items` returns.
 
     Attributes:
-        hits: The kept items, best first.
+        hits: The kept items that were scored, best first.
         skipped: Items with no text (None, empty or whitespace): not scored, not returned
             in ``hits``, reported here (and in a ``crossrank`` log warning).
         pairs: (query, window) pairs the model scored.
+        unscored: Kept items returned without a score, after ``hits`` (a deadline's
+            leftovers in the order they came in; a cascade's rest in its cheap order).
+            Adapters return them after the hits, marked with :data:`UNSCORED_KEY`.
+        deadline_unscored: How many items with text the deadline left unscored.
     """
 
     hits: list[Ranked[T]]
     skipped: list[T]
     pairs: int
+    unscored: list[T] = field(default_factory=list)
+    deadline_unscored: int = 0
 
 
 def _texts_and_contents(
@@ -575,7 +524,11 @@ def _rerank_call(
 def _collect(items: Sequence[T], reranked: Reranked) -> RankedItems[T]:
     hits = [_ranked(items, hit) for hit in reranked.hits]
     return RankedItems(
-        hits=hits, skipped=[items[i] for i in reranked.skipped], pairs=reranked.pairs
+        hits=hits,
+        skipped=[items[i] for i in reranked.skipped],
+        pairs=reranked.pairs,
+        unscored=[items[i] for i in reranked.unscored],
+        deadline_unscored=reranked.deadline_unscored,
     )
 
 
@@ -632,6 +585,7 @@ def rerank_items(
     fusion_weight: float | None = None,
     fusion_normalization: str | None = None,
     instruction: str | None = None,
+    deadline_ms: float | None = None,
 ) -> RankedItems[T]:
     """Score the caller's items against ``query`` and return the kept ones, best first.
 
@@ -656,6 +610,11 @@ def rerank_items(
         fusion_normalization: This call's normalization (``None``: the scorer's).
         instruction: This call's instruction (``None``: the scorer's; ``""``: none), as
             :meth:`crossrank.CrossEncoderScorer.score` takes it.
+        deadline_ms: This call's time budget in milliseconds (``None``: the scorer's own
+            ``deadline_ms``, if it has one); a scorer without deadlines of its own (a
+            :class:`crossrank.RemoteScorer`) is run through
+            :func:`crossrank.compose.rerank_within`. Items left unscored come back in
+            ``unscored``.
 
     Returns:
         A :class:`RankedItems`; with fusion each hit's ``score`` is the fused score and
@@ -666,7 +625,9 @@ def rerank_items(
         {"fusion": fusion, "fusion_weight": fusion_weight,
          "fusion_normalization": fusion_normalization}, instruction,
     )  # fmt: skip
-    return _collect(items, scorer.rerank(query, texts, **options))
+    if deadline_ms is not None:
+        options["deadline_ms"] = deadline_ms
+    return _collect(items, rerank_with_deadline(scorer, query, texts, **options))
 
 
 async def arerank_items(
@@ -684,6 +645,7 @@ async def arerank_items(
     fusion_weight: float | None = None,
     fusion_normalization: str | None = None,
     instruction: str | None = None,
+    deadline_ms: float | None = None,
 ) -> RankedItems[T]:
     """:func:`rerank_items` with the scoring off the event loop (same arguments)."""
     texts, options = _rerank_call(
@@ -691,7 +653,9 @@ async def arerank_items(
         {"fusion": fusion, "fusion_weight": fusion_weight,
          "fusion_normalization": fusion_normalization}, instruction,
     )  # fmt: skip
-    return _collect(items, await scorer.arerank(query, texts, **options))
+    if deadline_ms is not None:
+        options["deadline_ms"] = deadline_ms
+    return _collect(items, await arerank_with_deadline(scorer, query, texts, **options))
 
 
 def cut_passage(content: str, passage: tuple[int, int] | None) -> tuple[str, list[int] | None]:

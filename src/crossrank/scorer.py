@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 import os
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -25,6 +25,7 @@ import numpy as np
 from crossrank.batching import pad_batch, plan_batches, run_batches
 from crossrank.calibration import ACTIVATIONS, Calibration, activate, resolve_calibration
 from crossrank.calibration import Activation as Activation
+from crossrank.deadline import rerank_within
 from crossrank.families import FamilyOptions, check_family
 from crossrank.families.prompts import check_instruction
 from crossrank.families.templates import check_format_template
@@ -36,10 +37,12 @@ from crossrank.fusion import (
     resolve_fusion,
 )
 from crossrank.loading import LoadedModel, load_model, reserved_load_kwargs
+from crossrank.results import Reranked, ScoreDetails
 from crossrank.runtimes.backends import Backend, check_backend
 from crossrank.runtimes.devices import check_device
 from crossrank.selection import Hit, passage_span, select, split_blank
 from crossrank.validation import (
+    check_deadline_ms,
     check_load_kwargs,
     check_positive_int,
     check_query,
@@ -73,58 +76,6 @@ LongDocuments = Literal["truncate", "chunk"]
 _GROUP_SIZE = 1024
 
 
-@dataclass(frozen=True, slots=True)
-class ScoreDetails:
-    """Scores plus what happened on the way.
-
-    Attributes:
-        scores: One Python float per text, in input order.
-        truncated: For each text, whether part of it was not read: in ``truncate`` mode,
-            it was longer than ``max_length`` and its end was cut; in ``chunk`` mode, it
-            had more windows than ``max_windows``.
-        pairs: Number of (query, window) pairs the model scored (one per text in
-            ``truncate`` mode).
-        spans: For each text, the ``(start, end)`` character span the score comes from:
-            the part read in ``truncate`` mode, the best window in ``chunk`` mode (None
-            for a text with no tokens).
-        windows: For each text, how many windows were scored (1 in ``truncate`` mode).
-        usage: What the call cost at a hosted provider, by unit, as it reports it
-            (``search_units``, ``total_tokens``, ``rerank_units``...) plus ``requests``, the
-            HTTP requests sent (:class:`crossrank.RemoteScorer`); None for a local scorer.
-    """
-
-    scores: list[float]
-    truncated: list[bool]
-    pairs: int
-    spans: list[tuple[int, int] | None] | None = None
-    windows: list[int] | None = None
-    usage: dict[str, float] | None = None
-
-    @property
-    def num_truncated(self) -> int:
-        """How many texts were truncated."""
-        return sum(self.truncated)
-
-
-@dataclass(frozen=True, slots=True)
-class Reranked:
-    """What :meth:`CrossEncoderScorer.rerank` returns.
-
-    Attributes:
-        hits: The kept candidates, best first.
-        skipped: Indices of candidates with no text (None, empty or whitespace), which were
-            not scored and are not in ``hits``.
-        pairs: Number of (query, text) pairs the model scored.
-        usage: What the call cost at a hosted provider (see :attr:`ScoreDetails.usage`);
-            None for a local scorer.
-    """
-
-    hits: list[Hit]
-    skipped: list[int]
-    pairs: int
-    usage: dict[str, float] | None = None
-
-
 class CrossEncoderScorer:
     """Score (query, text) pairs with a cross-encoder.
 
@@ -150,6 +101,15 @@ class CrossEncoderScorer:
             pair``), default 8192: batches are sorted by length and cut by both limits,
             so 32 short pairs share a pass but 512-token pairs go 16 at a time, which
             bounds activation memory whatever the documents' length. ``None``: no cap.
+        deadline_ms: A time budget for each :meth:`rerank` call, in milliseconds from the
+            call's start (loading the model counts): candidates are scored in the order
+            given (the first stage's), one forward pass at a time, until it is spent; the
+            scored ones are ranked above the unscored ones, which keep their order and are
+            listed in :attr:`Reranked.unscored` (counted in ``deadline_unscored``). A call
+            ends at most one pass past it, and a deadline spent before anything was scored
+            returns every candidate unscored with a log warning, never an error. ``None``
+            (default): no deadline. See :func:`crossrank.compose.rerank_within` and
+            docs/compose.md.
         max_length: Tokens per pair the model reads (query + document + special
             tokens). Default: the model's own limit. Longer pairs are truncated on the
             document side, and this is reported (:meth:`score_details`, a log warning).
@@ -261,6 +221,7 @@ class CrossEncoderScorer:
         device: str | torch.device | None = None,
         batch_size: int = 32,
         max_tokens_per_batch: int | None = 8192,
+        deadline_ms: float | None = None,
         max_length: int | None = None,
         family: str = "auto",
         instruction: str | None = None,
@@ -304,6 +265,7 @@ class CrossEncoderScorer:
         self.max_tokens_per_batch = check_positive_int(
             max_tokens_per_batch, name="max_tokens_per_batch", allow_none=True
         )
+        self.deadline_ms = check_deadline_ms(deadline_ms)
         self._requested_max_length = check_positive_int(
             max_length, name="max_length", allow_none=True
         )
@@ -649,6 +611,7 @@ class CrossEncoderScorer:
         fusion: FusionMethod | Literal["none"] | None = None,
         fusion_weight: float | None = None,
         fusion_normalization: Normalization | None = None,
+        deadline_ms: float | None = None,
         instruction: str | None = None,
     ) -> Reranked:
         """The adapters' entry point: like :meth:`rank`, but candidates may lack text.
@@ -676,6 +639,9 @@ class CrossEncoderScorer:
                 the scorer's fusion off for this call.
             fusion_weight: This call's cross-encoder share, ``None``: the scorer's.
             fusion_normalization: This call's normalization, ``None``: the scorer's.
+            deadline_ms: This call's time budget in milliseconds, ``None``: the scorer's
+                ``deadline_ms``; ``math.inf``: none for this call. Candidates the deadline
+                leaves unscored are returned below the hits in :attr:`Reranked.unscored`.
             instruction: This call's instruction (see :meth:`score`).
 
         Raises:
@@ -684,6 +650,16 @@ class CrossEncoderScorer:
                 with fusion off; or ``min_relative_score`` is set where (fused) scores can
                 be negative.
         """
+        deadline = self.deadline_ms if deadline_ms is None else check_deadline_ms(deadline_ms)
+        if deadline is not None and deadline != math.inf:
+            return rerank_within(
+                self, query, texts, deadline_ms=deadline, top_k=top_k,
+                score_threshold=score_threshold, min_relative_score=min_relative_score,
+                token_budget=token_budget, passages=passages, contents=contents,
+                activation=activation, first_stage_scores=first_stage_scores, fusion=fusion,
+                fusion_weight=fusion_weight, fusion_normalization=fusion_normalization,
+                instruction=instruction,
+            )  # fmt: skip
         act = self._activation(activation)
         fused = resolve_fusion(
             self,
@@ -770,6 +746,7 @@ class CrossEncoderScorer:
         fusion: FusionMethod | Literal["none"] | None = None,
         fusion_weight: float | None = None,
         fusion_normalization: Normalization | None = None,
+        deadline_ms: float | None = None,
         instruction: str | None = None,
     ) -> Reranked:
         """:meth:`rerank` in a worker thread, so the event loop keeps running."""
@@ -788,6 +765,7 @@ class CrossEncoderScorer:
             fusion=fusion,
             fusion_weight=fusion_weight,
             fusion_normalization=fusion_normalization,
+            deadline_ms=deadline_ms,
             instruction=instruction,
         )
 

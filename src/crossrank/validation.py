@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
+    "check_deadline_ms",
     "check_fraction",
     "check_load_kwargs",
     "check_positive_int",
@@ -87,6 +88,22 @@ def check_positive_int(value: Any, *, name: str, allow_none: bool = False) -> in
     if value < 1:
         raise ValueError(f"{name} must be >= 1, got {value}")
     return value
+
+
+def check_deadline_ms(value: Any, *, name: str = "deadline_ms") -> float | None:
+    """Return ``value`` as a float if it is None or a number of milliseconds > 0 (``inf``:
+    no deadline); raise otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"{name} must be a number of milliseconds > 0 or None, got {_describe(value)}"
+        )
+    if math.isnan(value) or value <= 0:
+        raise ValueError(
+            f"{name} must be a number of milliseconds > 0 (None or inf: no deadline), got {value}"
+        )
+    return float(value)
 
 
 def check_fraction(value: Any, *, name: str) -> float | None:

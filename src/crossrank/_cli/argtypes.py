@@ -9,7 +9,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["calibration_file", "fraction", "json_object", "open_fraction", "positive_int"]
+__all__ = [
+    "calibration_file",
+    "fraction",
+    "json_object",
+    "open_fraction",
+    "positive_int",
+    "positive_ms",
+]
 
 
 def positive_int(value: str) -> int:
@@ -20,6 +27,17 @@ def positive_int(value: str) -> int:
         number = 0
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value!r}")
+    return number
+
+
+def positive_ms(value: str) -> float:
+    """argparse type: a number of milliseconds > 0 (finite)."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not 0.0 < number < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of milliseconds > 0, got {value!r}")
     return number
 
 

@@ -10,7 +10,13 @@ import argparse
 import inspect
 from typing import Any
 
-from crossrank._cli.argtypes import calibration_file, fraction, json_object, positive_int
+from crossrank._cli.argtypes import (
+    calibration_file,
+    fraction,
+    json_object,
+    positive_int,
+    positive_ms,
+)
 from crossrank.runtimes.backends import BACKENDS
 
 __all__ = ["SCORER_FLAGS", "add_scorer_options", "scorer_defaults", "scorer_kwargs"]
@@ -23,6 +29,7 @@ SCORER_FLAGS: tuple[str, ...] = (
     "device",
     "batch_size",
     "max_tokens_per_batch",
+    "deadline_ms",
     "max_length",
     "family",
     "instruction",
@@ -75,8 +82,8 @@ def add_scorer_options(
 
     Args:
         parser: The (sub)parser of a command that builds a scorer.
-        compare: ``--model`` and ``--backend`` may be repeated, to compare several (their
-            values are then lists, or None when not given).
+        compare: ``--model``, ``--backend`` and ``--deadline-ms`` may be repeated, to
+            compare several (their values are then lists, or None when not given).
         activation: Declare ``--activation`` and ``--calibration`` (a command that reads
             raw logits or only ranks, such as ``eval`` and ``calibrate``, leaves them out).
         fusion: Declare ``--fusion``, ``--fusion-weight`` and ``--fusion-normalization``
@@ -104,6 +111,15 @@ def add_scorer_options(
         help=f"inference backend{', repeat to compare' if compare else ''} "
         f"({', '.join(BACKENDS)}; default: {defaults['backend']})",
         **({"action": "append"} if compare else {"default": defaults["backend"]}),
+    )
+    group.add_argument(
+        "--deadline-ms",
+        type=positive_ms,
+        metavar="MS",
+        help="time budget of each rerank call: candidates are scored in the order given "
+        "until it is spent, the rest follow unscored"
+        + ("; repeat to compare several (a row each)" if compare else " (default: none)"),
+        **({"action": "append"} if compare else {"default": defaults["deadline_ms"]}),
     )
     for name, help_text, kwargs in _option_specs(activation, fusion):
         kwargs.setdefault("default", defaults[name])

@@ -14,6 +14,8 @@ from crossrank._cli.options import add_scorer_options, scorer_defaults, scorer_k
 from crossrank._cli.parser import add_subcommand
 from crossrank._cli_checks import InputError
 from crossrank._quiet import drop_log_records
+from crossrank.compose.flags import add_scorer_config_option, saved_scorer
+from crossrank.deadline import rerank_with_deadline
 from crossrank.remote.flags import add_provider_options, remote_scorer
 
 __all__ = ["register", "run_rerank"]
@@ -82,6 +84,7 @@ def register(subparsers: Any) -> None:
     )
     add_scorer_options(p)
     add_provider_options(p)  # --provider NAME[:MODEL], --url: a RemoteScorer instead
+    add_scorer_config_option(p)  # --scorer-config FILE: a saved scorer (an Ensemble...)
     p.set_defaults(func=run_rerank)
 
 
@@ -107,11 +110,18 @@ def run_rerank(args: argparse.Namespace) -> int:
         for r, c in zip(records, contents, strict=True)
     ]
     options = scorer_kwargs(args)
-    scorer = remote_scorer(args, options) or CrossEncoderScorer(**options)
+    deadline = options.pop("deadline_ms", None)  # given to the call: any scorer keeps it
+    scorer = (
+        saved_scorer(args, options)
+        or remote_scorer(args, options)
+        or CrossEncoderScorer(**options)
+    )
     with drop_log_records("have no text"):  # reported once, below, with lines or ids
-        outcome = scorer.rerank(
+        outcome = rerank_with_deadline(
+            scorer,
             args.query,
             texts,
+            deadline_ms=deadline,
             top_k=args.top_k,
             score_threshold=args.score_threshold,
             min_relative_score=args.min_relative_score,
@@ -146,6 +156,11 @@ def run_rerank(args: argparse.Namespace) -> int:
             record["span"] = [start, end]
             record["passage"] = text[start:end]
         rows.append(record)
+    for rank, index in enumerate(outcome.unscored, start=len(rows) + 1):
+        # Not scored (a deadline ran out, below a cascade's top): kept in their order.
+        rows.append({**records[index], "score": None, "unscored": True, "rank": rank})
+    if outcome.deadline_unscored:
+        _note(args, f"the deadline left {outcome.deadline_unscored} candidate(s) unscored")
     write_jsonl(rows, args.out)
     return 0
 

@@ -25,19 +25,22 @@ import gc
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from crossrank.eval import tuning
+from crossrank.eval.choice import mark_within_budget
 from crossrank.eval.data import Dataset, load_beir
+from crossrank.eval.ensemble_rows import ensemble_cv_rows
 from crossrank.eval.first_stage import dense_model, first_stage_run
 from crossrank.eval.fused_rows import FusionPlan, tune_set
+from crossrank.eval.latency import latency_stats
 from crossrank.eval.metrics import CUTOFF, ranked_ids, row_metrics
 from crossrank.eval.progress import progress_bar, quiet_truncation_warnings
 from crossrank.eval.report import machine_info
+from crossrank.eval.system_rows import run_systems
+from crossrank.eval.systems import System, paid_calls_notice
 from crossrank.runtimes.cpu import cpu_flags, cpu_summary
 
 __all__ = [
@@ -77,19 +80,6 @@ def parse_ks(value: str | Sequence[int]) -> list[int]:
     return sorted(ks)
 
 
-def latency_stats(seconds: Sequence[float], pairs: int) -> dict[str, Any]:
-    """p50 and p95 (linear interpolation) in milliseconds, and pairs per second."""
-    if not seconds:
-        return {"latency_p50_ms": None, "latency_p95_ms": None, "pairs_per_second": None}
-    arr = np.asarray(seconds, dtype=np.float64)
-    total = float(arr.sum())
-    return {
-        "latency_p50_ms": float(np.percentile(arr, 50)) * 1000.0,
-        "latency_p95_ms": float(np.percentile(arr, 95)) * 1000.0,
-        "pairs_per_second": pairs / total if total > 0 else None,
-    }
-
-
 def model_labels(models: Sequence[str]) -> list[str]:
     """Short display names: a local folder's name, else the id; full strings if that clashes."""
     short = [Path(m).name if Path(m).expanduser().exists() else m for m in models]
@@ -124,6 +114,12 @@ def evaluate_models(
     folds: int = tuning.DEFAULT_FOLDS,
     engine: str = "local",
     engine_options: Mapping[str, Any] | None = None,
+    systems: Sequence[System] = (),
+    deadlines: Sequence[float] = (),
+    prices: Mapping[str, tuple[str, float]] | None = None,
+    latency_budget_ms: float | None = None,
+    tune_ensemble: bool = False,
+    confirm: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Evaluate a first stage and each model reranking its top K, for every K.
 
@@ -179,6 +175,18 @@ def evaluate_models(
             ``pairs_per_second`` is over the whole run.
         engine_options: With ``engine="ray"``: :func:`crossrank.scale.score_runs`'s
             ``concurrency``, ``num_cpus``, ``num_gpus``.
+        systems: Further systems to compare on the same candidates (providers, ensembles,
+            cascades, saved configs: :mod:`crossrank.eval.systems`), each run per K
+            (:mod:`crossrank.eval.system_rows`). Local engine only.
+        deadlines: Deadlines in ms: each model (its first backend) and each system but a
+            hosted provider gets one more row per deadline.
+        prices: A provider's ``(unit, usd)``: its rows' cost per 1,000 queries.
+        latency_budget_ms: Mark the best system within this p95 latency, per K
+            (:mod:`crossrank.eval.choice`).
+        tune_ensemble: Also give each two-member ensemble of evaluated models a row with
+            its weight cross-validated over ``folds`` (:mod:`crossrank.eval.ensemble_rows`).
+        confirm: Called with what will be sent to hosted providers, before any request
+            (when a system is one); it raises to stop.
 
     Returns:
         The report: ``settings``, ``machine``, ``timings`` and ``rows`` (one per first stage
@@ -211,7 +219,11 @@ def evaluate_models(
         raise ValueError(f"latency_queries must be >= 1, got {latency_queries}")
     if run is None:
         dense_model(first_stage)  # fail before loading any data
-    model_list = list(models) if models else [os.environ.get("CROSSRANK_MODEL") or DEFAULT_MODEL]
+    model_list = list(models or [])
+    if not model_list and not systems:
+        model_list = [os.environ.get("CROSSRANK_MODEL") or DEFAULT_MODEL]
+    if engine != "local" and (systems or deadlines):
+        raise ValueError("systems and deadlines are run with engine='local' only")
 
     dataset = load_beir(Path(data), split, qrels_path=None if qrels is None else Path(qrels))
     query_ids = [q for q in sorted(dataset.qrels) if any(r > 0 for r in dataset.qrels[q].values())]
@@ -237,6 +249,11 @@ def evaluate_models(
             "the run file?); nothing to choose a fusion weight on"
         )
 
+    # Asked before any model loads: the answer may be no.
+    notice = paid_calls_notice(systems, len([q for q in query_ids if texts[q]]), k_list)
+    if notice is not None and confirm is not None:
+        confirm(notice)
+
     fs_rows: dict[int, dict[str, Any]] = {}
     for k in k_list:
         run_k = {q: {d: fs_scores[q][d] for d in candidates[q][:k]} for q in query_ids}
@@ -255,7 +272,7 @@ def evaluate_models(
             "pairs_per_document": None,
         }
 
-    systems = [
+    models_run = [
         (model, label if len(backend_list) == 1 else f"{label} [{backend}]", backend)
         for model, label in zip(model_list, model_labels(model_list), strict=True)
         for backend in backend_list
@@ -263,12 +280,14 @@ def evaluate_models(
     model_rows: dict[tuple[int, int], dict[str, Any]] = {}
     fused_rows: dict[tuple[int, int], dict[str, Any]] = {}
     load_seconds: dict[str, float] = {}
+    model_scores: dict[str, dict[str, list[float]]] = {}  # first backend's logits, by model
+    timed_models: list[System] = []  # each model again under each deadline
     scored = [q for q in query_ids if texts[q]]
     tune_scored = [q for q in tune_qrels if texts[q]]
     sample = scored[:latency_queries]
     if engine not in ("local", "ray"):
         raise ValueError(f"engine must be 'local' or 'ray', got {engine!r}")
-    for m, (model, label, backend) in enumerate(systems):
+    for m, (model, label, backend) in enumerate(models_run):
         options: dict[str, Any] = {
             "device": device,
             "batch_size": batch_size,
@@ -280,6 +299,11 @@ def evaluate_models(
             **extra,
         }
         scorer = CrossEncoderScorer(model, **options)
+        if backend == backend_list[0]:
+            timed_models += [
+                System(label, "model", _builder(model, options), model=model).with_deadline(d)
+                for d in deadlines
+            ]
         t0 = time.perf_counter()
         on_ray: dict[str, Any] = {}
         if engine == "ray":  # every query in one Ray Data run; the actors load the model
@@ -366,16 +390,31 @@ def evaluate_models(
                     model_rows[(k, m)], fs_label, candidates, scores, fs_scores, k,
                     qrels_used, tune_qrels,
                 )
+        model_scores.setdefault(model, scores)
         del scorer
         gc.collect()
 
+    late = [s.with_deadline(d) for s in systems if not s.paid for d in deadlines]
+    all_systems = [*systems, *timed_models, *late]
+    system_rows, system_load = run_systems(
+        all_systems, queries=dataset.queries, query_ids=query_ids, candidates=candidates,
+        texts=texts, qrels=qrels_used, ks=k_list, prices=prices, progress=progress,
+    )  # fmt: skip
+    load_seconds.update(system_load)
+    cv_rows, notes = ensemble_cv_rows(
+        systems if tune_ensemble else [], model_scores, candidates=candidates,
+        qrels=qrels_used, ks=k_list, timed=system_rows, folds=folds,
+    )  # fmt: skip
     rows: list[dict[str, Any]] = []
     for k in k_list:
         rows.append(fs_rows[k])
-        for m in range(len(systems)):
+        for m in range(len(models_run)):
             rows.append(model_rows[(k, m)])
             if (k, m) in fused_rows:
                 rows.append(fused_rows[(k, m)])
+        rows += system_rows[k] + cv_rows[k]
+    if latency_budget_ms is not None:
+        mark_within_budget(rows, latency_budget_ms)
     return {
         "command": "eval",
         "settings": {
@@ -402,6 +441,11 @@ def evaluate_models(
             "engine_options": dict(engine_options or {}),
             "document_text": _DOCUMENT_TEXT,
             "fusion": None if fusion_plan is None else fusion_plan.settings(),
+            "systems": [s.label for s in systems],
+            "deadlines_ms": list(deadlines),
+            "prices": {name: list(price) for name, price in (prices or {}).items()},
+            "latency_budget_ms": latency_budget_ms,
+            "notes": notes,
         },
         "machine": {**machine_info(device), "cpu": cpu_summary(), "cpu_flags": cpu_flags()},
         "timings": {
@@ -421,6 +465,11 @@ def _family(scorer: Any, engine: str) -> dict[str, str]:
 
     family, found = model_family(scorer)
     return {"family": family, "family_detail": found}
+def _builder(model: str, options: Mapping[str, Any]) -> Callable[[], Any]:
+    """Builds the scorer of ``model`` with ``options`` (a deadline system's)."""
+    from crossrank.scorer import CrossEncoderScorer
+
+    return lambda: CrossEncoderScorer(model, **options)
 
 
 def check_scorer_options(

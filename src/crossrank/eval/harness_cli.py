@@ -13,10 +13,22 @@ from crossrank._cli.options import add_scorer_options, scorer_kwargs
 from crossrank._cli.parser import add_subcommand
 from crossrank._cli_checks import InputError, renamed, require_modules
 from crossrank.eval import tuning
-from crossrank.eval.harness import DEFAULT_KS, DEFAULT_LATENCY_QUERIES, evaluate_models, parse_ks
+from crossrank.eval.harness import (
+    DEFAULT_KS,
+    DEFAULT_LATENCY_QUERIES,
+    evaluate_models,
+    model_labels,
+    parse_ks,
+)
 from crossrank.eval.harness_report import format_eval_table
 from crossrank.eval.progress import hf_progress_bars
 from crossrank.eval.report import write_json
+from crossrank.eval.systems_cli import (
+    add_system_arguments,
+    confirm_paid_calls,
+    prices_of,
+    systems_of,
+)
 
 __all__ = ["add_eval_arguments", "register", "run_eval"]
 
@@ -154,12 +166,15 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
         metavar="N",
         help="with --engine ray: CPUs each actor reserves, and its torch threads (default: 1)",
     )
+    add_system_arguments(parser)
     # Ranking metrics do not depend on the activation: no --activation/--calibration.
     return add_scorer_options(parser, compare=True, activation=False)
 
 
 def run_eval(args: argparse.Namespace) -> int:
     """Run ``crossrank eval`` from parsed arguments; print the table; return an exit code."""
+    from crossrank.scorer import CrossEncoderScorer
+
     if args.run is None and (args.first_stage or "bm25") == "bm25":
         require_modules(["bm25s"], "crossrank eval's BM25 first stage", "eval")
     if args.plot:
@@ -176,12 +191,21 @@ def run_eval(args: argparse.Namespace) -> int:
     options = scorer_kwargs(args, changed_only=True)
     for name in ("fusion", "fusion_weight", "fusion_normalization"):
         options.pop(name, None)  # eval's own, read from args (an explicit 0.5 counts)
-    own = {
+    deadlines = options.pop("deadline_ms", None) or []
+    own: dict[str, Any] = {
         name: options.pop(name)
         for name in ("device", "batch_size", "max_length", "long_documents", "aggregation",
                      "max_windows")
         if name in options
     }
+    backends = options.pop("backend", None)
+    members: dict[str, Any] = dict(options)
+    members.update(own)
+    members |= {"activation": "raw", "backend": (backends or ["torch"])[0]}
+    members.pop("model", None)
+    systems = systems_of(
+        args, lambda spec: CrossEncoderScorer(spec, **members), lambda m: model_labels([m])[0]
+    )
     with hf_progress_bars(not args.quiet):
         report = evaluate_models(
             args.data,
@@ -192,7 +216,7 @@ def run_eval(args: argparse.Namespace) -> int:
             qrels=args.qrels,
             run=args.run,
             limit_queries=args.limit_queries,
-            backends=options.pop("backend", None),
+            backends=backends,
             latency_queries=args.latency_queries,
             progress=not args.quiet,
             scorer_options=options,
@@ -204,6 +228,12 @@ def run_eval(args: argparse.Namespace) -> int:
             folds=args.folds,
             engine=args.engine,
             engine_options=engine_options,
+            systems=systems,
+            deadlines=deadlines,
+            prices=prices_of(args),
+            latency_budget_ms=args.latency_budget_ms,
+            tune_ensemble=args.tune_ensemble,
+            confirm=confirm_paid_calls(args),
             **own,
         )
     print(format_eval_table(report))

@@ -1,8 +1,11 @@
 """The ``crossrank eval --plot`` figure: NDCG@10 against p95 rerank latency.
 
-One point per model x K, joined per model in order of K; a dashed line marks the first
-stage's own NDCG@10 at the largest K. Up and to the left is better. Drawn with
-matplotlib's Agg canvas directly, so the caller's pyplot backend is left alone.
+One point per system x K (models, providers, ensembles, cascades, deadlines: every row
+that was timed), joined per system in order of K; a dashed line marks the first stage's
+own NDCG@10 at the largest K, and a dotted vertical line the latency budget
+(``--latency-budget-ms``), the best system within it ringed. Up and to the left is
+better. Drawn with matplotlib's Agg canvas directly, so the caller's pyplot backend is left
+alone.
 """
 
 from __future__ import annotations
@@ -45,12 +48,13 @@ def plot_tradeoff(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Pa
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     markers = "osD^v<>ph*"
-    systems = list(dict.fromkeys(r["system"] for r in rows if r["stage"] == "reranked"))
+    timed = [
+        r for r in rows if r["stage"] not in ("first_stage", "fused") and r["latency_p95_ms"]
+    ]
+    systems = list(dict.fromkeys(r["system"] for r in timed))
     for i, system in enumerate(systems):
         points = sorted(
-            (r["k"], r["latency_p95_ms"], r["ndcg@10"])
-            for r in rows
-            if r["stage"] == "reranked" and r["system"] == system and r["latency_p95_ms"]
+            (r["k"], r["latency_p95_ms"], r["ndcg@10"]) for r in timed if r["system"] == system
         )
         if not points:
             continue
@@ -75,6 +79,14 @@ def plot_tradeoff(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Pa
             color="grey",
             label=f"{top['system']} alone (no rerank)",
         )
+    budget = settings.get("latency_budget_ms")
+    if budget is not None:
+        ax.axvline(budget, linestyle=":", color="black", label=f"budget: p95 {budget:g} ms")
+        for row in (r for r in timed if r.get("best_within_budget")):
+            ax.scatter(
+                [row["latency_p95_ms"]], [row["ndcg@10"]], s=220, facecolors="none",
+                edgecolors="black", zorder=3,
+            )  # fmt: skip
     ax.set_xscale("log")
     plain = FuncFormatter(lambda value, _pos: f"{value:g}")
     ax.xaxis.set_major_formatter(plain)

@@ -92,6 +92,14 @@ def rerank_plan(
 
     def finish(replies: list[Reply]) -> Reranked:
         hits, skipped, pairs = provider.hits(replies[0].body)
-        return Reranked(hits=hits, skipped=skipped, pairs=pairs, usage=_usage(replies))
+        unscored, late = provider.unscored(replies[0].body)
+        return Reranked(
+            hits=hits,
+            skipped=skipped,
+            pairs=pairs,
+            usage=_usage(replies),
+            unscored=unscored,
+            deadline_unscored=late,
+        )
 
     return Plan([body], finish)

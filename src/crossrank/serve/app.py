@@ -94,7 +94,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def create_app(
-    scorer: CrossEncoderScorer | RemoteScorer | Engine,
+    scorer: CrossEncoderScorer | RemoteScorer | Engine | Any,
     *,
     limits: Limits | None = None,
     batching: Batching | None = None,
@@ -107,7 +107,8 @@ def create_app(
     Args:
         scorer: The scorer to serve (its settings are the server's: model, backend,
             activation, long documents...), a :class:`crossrank.RemoteScorer` to forward to
-            its provider, or a ready :class:`Engine`.
+            its provider, a composite of :mod:`crossrank.compose`, or a ready
+            :class:`Engine`.
         limits: Per-request limits and the queue size (default :class:`Limits`).
         batching: How concurrent requests share forward passes (default
             :class:`Batching`).
@@ -209,6 +210,10 @@ def create_app(
             if extra is not None:
                 item.update(_details(hit, result))
             out.append(item)
+        for item in _unscored(result, "score", extra is not None):
+            if body.return_text:
+                item["text"] = body.texts[item["index"]]
+            out.append(item)
         return JSONResponse(out)
 
     @app.post(
@@ -241,6 +246,11 @@ def create_app(
             if extra is not None:
                 item.update(_details(hit, result))
             results.append(item)
+        for item in _unscored(result, "relevance_score", extra is not None):
+            if body.return_documents:
+                doc = body.documents[item["index"]]
+                item["document"] = {"text": doc} if isinstance(doc, str) else doc.model_dump()
+            results.append(item)
         answer: dict[str, Any] = {
             "id": str(uuid.uuid4()),
             "model": engine.scorer.model_name,
@@ -252,7 +262,11 @@ def create_app(
                 "skipped": result.skipped,
                 "pairs": result.pairs,
                 "activation": result.activation,
+                "unscored": result.unscored,
+                "deadline_unscored": result.deadline_unscored,
             }
+            if result.served_by is not None:
+                answer["crossrank"]["served_by"] = result.served_by
             if result.usage is not None:
                 answer["crossrank"]["usage"] = result.usage
         return JSONResponse(answer)
@@ -302,7 +316,21 @@ def _details(hit: Hit, result: ScoreResult) -> dict[str, Any]:
         details["windows"] = result.windows[hit.index]
     if hit.model_score is not None:
         details["model_score"] = _number(hit.model_score)
+    if result.member_scores and hit.index in result.member_scores:
+        details["member_scores"] = [_number(x) for x in result.member_scores[hit.index]]
     return details
+
+
+def _unscored(result: ScoreResult, score_key: str, extra: bool) -> list[dict[str, Any]]:
+    """The results of the documents returned without a score, after the hits: a null score
+    (and, with a ``crossrank`` field, ``"unscored": true``)."""
+    items: list[dict[str, Any]] = []
+    for index in result.unscored:
+        item: dict[str, Any] = {"index": index, score_key: None}
+        if extra:
+            item["unscored"] = True
+        items.append(item)
+    return items
 
 
 def _tei_activation(raw_scores: bool, extra: CrossrankOptions | None) -> str | None:

@@ -17,8 +17,10 @@ from typing import Any
 
 from crossrank._cli.options import scorer_kwargs
 from crossrank._cli_checks import EXIT_FAILURE, InputError, require_modules
+from crossrank.compose.flags import saved_scorer, with_deadline
 from crossrank.remote import RemoteScorer
 from crossrank.remote.flags import remote_scorer
+from crossrank.scorer import CrossEncoderScorer
 from crossrank.serve import ray_app
 from crossrank.serve.flags import add_serve_arguments, add_serve_command, check_ray_flags
 
@@ -35,10 +37,11 @@ def register(subparsers: Any) -> None:
 def _serve(args: argparse.Namespace) -> int:
     """``crossrank serve``: one process, or Ray Serve with ``--ray``."""
     if args.ray:
-        if args.provider or args.url:
+        given = [f for f in ("provider", "url", "scorer_config") if getattr(args, f, None)]
+        if given:
             raise InputError(
-                f"--ray serves local models; {'--provider' if args.provider else '--url'} is "
-                "served by one process: leave out --ray"
+                f"--ray serves local models; --{given[0].replace('_', '-')} is served by one "
+                "process: leave out --ray"
             )
         return ray_app.run_ray_serve(args)
     check_ray_flags(args)  # a Ray flag without --ray is a usage error
@@ -58,6 +61,8 @@ def _describe(scorer: Any) -> str:
     """What the server serves, for its first line."""
     if isinstance(scorer, RemoteScorer):
         return f"{scorer.model_name} (forwarding to {scorer.provider} at {scorer.url})"
+    if not isinstance(scorer, CrossEncoderScorer):
+        return f"{scorer.model_name} (a {type(scorer).__name__} from --scorer-config)"
     return (
         f"{scorer.model_name} ({scorer.active_family}, {scorer.active_backend}, max_length "
         f"{scorer.max_length})"
@@ -69,7 +74,6 @@ def run_serve(args: argparse.Namespace) -> int:
     require_modules(("fastapi", "uvicorn", "prometheus_client"), "crossrank serve", "serve")
     import uvicorn
 
-    from crossrank.scorer import CrossEncoderScorer
     from crossrank.serve.app import create_app
     from crossrank.serve.auth import load_api_keys
     from crossrank.serve.engine import Batching
@@ -91,7 +95,10 @@ def run_serve(args: argparse.Namespace) -> int:
         max_batch_rows=args.max_batch_pairs,
     )
     options = scorer_kwargs(args)
-    scorer = remote_scorer(args, options) or CrossEncoderScorer(**options)
+    scorer = saved_scorer(args, options)
+    if scorer is not None and options.get("deadline_ms") is not None:
+        scorer = with_deadline(scorer, options["deadline_ms"])
+    scorer = scorer or remote_scorer(args, options) or CrossEncoderScorer(**options)
     try:
         sock = bind(args.host, args.port)
     except OSError as e:

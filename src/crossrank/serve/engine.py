@@ -32,12 +32,14 @@ import contextvars
 import inspect
 import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from crossrank._version import __version__
+from crossrank.compose.members import leaves
 from crossrank.remote import RemoteScorer
 from crossrank.scorer import CrossEncoderScorer
 from crossrank.selection import Hit, select
@@ -68,7 +70,11 @@ FUSION_OPTIONS = ("first_stage_scores", "fusion", "fusion_weight", "fusion_norma
 
 #: Options that only the core's ``rerank`` takes (``skip_blank=False`` uses
 #: ``score_details``).
-_RERANK_ONLY = ("passages", "contents", *FUSION_OPTIONS)
+_RERANK_ONLY = ("passages", "contents", "deadline_ms", *FUSION_OPTIONS)
+
+#: The time left passed on once a request's deadline is spent (it must be > 0): the scorer
+#: then returns every document unscored.
+_SPENT_MS = 1e-6
 
 #: The request options ``GET /info`` lists when the scorer takes them.
 _OPTIONS = frozenset({*_RERANK_ONLY, "token_budget", "instruction"})
@@ -119,7 +125,9 @@ class ScoreCall:
             selection, every document scored as it is.
         options: Further keyword arguments of the core's ``rerank``
             (``score_threshold``, ``min_relative_score``, ``token_budget``, ``passages``,
-            ``contents``, fusion ones, ``instruction``).
+            ``contents``, fusion ones, ``instruction``, ``deadline_ms``).
+        arrived: When the request arrived (``time.monotonic()``): a deadline counts from
+            here, so the wait in the queue is part of it.
     """
 
     query: str
@@ -128,6 +136,7 @@ class ScoreCall:
     activation: str | None = None
     rerank: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
+    arrived: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True)
@@ -141,6 +150,11 @@ class ScoreResult:
         windows: Windows scored per document, by input index (``score_details`` only).
         activation: The activation the scores are in.
         usage: What the call cost at the provider, by unit (a forwarding server only).
+        unscored: Documents returned without a score, after the hits (a deadline's
+            leftovers, a cascade's rest).
+        deadline_unscored: Documents the deadline left unscored.
+        served_by: A :class:`crossrank.compose.Fallback`'s ``"primary"`` or ``"fallback"``.
+        member_scores: An :class:`crossrank.compose.Ensemble`'s member scores, by index.
     """
 
     hits: list[Hit]
@@ -149,16 +163,22 @@ class ScoreResult:
     windows: list[int] | None
     activation: str
     usage: dict[str, float] | None = None
+    unscored: list[int] = field(default_factory=list)
+    deadline_unscored: int = 0
+    served_by: str | None = None
+    member_scores: Mapping[int, tuple[float, ...]] | None = None
 
 
 class Engine:
     """One scorer behind a bounded queue, with cross-request batching.
 
     Args:
-        scorer: The scorer to serve. The engine installs its batcher as the scorer's
-            ``row_forward`` hook when the model is loaded and removes it on :meth:`close`;
-            serve a scorer nothing else uses. A :class:`crossrank.RemoteScorer` is served by
-            forwarding each request to its provider (no batcher).
+        scorer: The scorer to serve. The engine installs its batcher as the ``row_forward``
+            hook of the scorer (of every :class:`crossrank.CrossEncoderScorer` in a
+            composite of :mod:`crossrank.compose`) when the models are loaded and removes it
+            on :meth:`close`; serve scorers nothing else uses. A
+            :class:`crossrank.RemoteScorer` is served by forwarding each request to its
+            provider (no batcher).
         batching: How requests share forward passes.
         limits: Per-request limits and the queue size.
         threads: Worker threads running the core for admitted requests (tokenization,
@@ -173,21 +193,23 @@ class Engine:
 
     def __init__(
         self,
-        scorer: CrossEncoderScorer | RemoteScorer,
+        scorer: CrossEncoderScorer | RemoteScorer | Any,
         *,
         batching: Batching | None = None,
         limits: Limits | None = None,
         threads: int = 32,
         metrics: Any = None,
     ) -> None:
-        if not isinstance(scorer, (CrossEncoderScorer, RemoteScorer)):
+        if not callable(getattr(scorer, "rerank", None)):
             raise TypeError(
-                "scorer must be a crossrank.CrossEncoderScorer or RemoteScorer, got "
-                f"{type(scorer).__name__}"
+                "scorer must be a crossrank.CrossEncoderScorer, RemoteScorer or a "
+                f"crossrank.compose scorer (anything with rerank), got {type(scorer).__name__}"
             )
         self.scorer = scorer
         #: Whether requests are forwarded to a provider (a RemoteScorer) rather than scored.
         self.forwarding = isinstance(scorer, RemoteScorer)
+        #: The scorers whose forward passes the batcher runs (a composite's local members).
+        self.local = [s for s in leaves(scorer) if isinstance(s, CrossEncoderScorer)]
         self.batching = batching or Batching()
         self.limits = limits or Limits()
         self.threads: int = check_positive_int(threads, name="threads")  # type: ignore[assignment]
@@ -249,7 +271,7 @@ class Engine:
     def _load(self, reraise: bool = False) -> None:
         try:
             self.scorer.warm_up()
-            batcher = None if self.forwarding else self._new_batcher()
+            batcher = self._new_batcher() if self.local else None
         except Exception as error:
             self.load_error = f"{type(error).__name__}: {error}"
             with self._lock:
@@ -264,9 +286,10 @@ class Engine:
                 if batcher is not None:
                     batcher.close()
                 return
-            if batcher is not None and isinstance(self.scorer, CrossEncoderScorer):
+            if batcher is not None:
                 self.batcher = batcher
-                self.scorer.row_forward = self._row_forward
+                for scorer in self.local:
+                    scorer.row_forward = self._row_forward
             self._state = "ready"
         if self.metrics is not None:
             self.metrics.info.info(
@@ -274,10 +297,8 @@ class Engine:
             )
 
     def _new_batcher(self) -> RowBatcher:
-        scorer = self.scorer
-        assert isinstance(scorer, CrossEncoderScorer)
         return RowBatcher(
-            max_batch_rows=self.batching.max_batch_rows or scorer.batch_size,
+            max_batch_rows=self.batching.max_batch_rows or self.local[0].batch_size,
             max_batch_tokens=self.batching.max_batch_tokens,
             max_wait_ms=self.batching.max_wait_ms,
             on_pass=None if self.metrics is None else self.metrics.observe_pass,
@@ -289,7 +310,13 @@ class Engine:
         scorer = self.scorer
         if isinstance(scorer, RemoteScorer):
             return f"provider:{scorer.provider}"
-        return scorer.active_backend
+        if isinstance(scorer, CrossEncoderScorer):
+            return scorer.active_backend
+        kinds = [
+            s.active_backend if isinstance(s, CrossEncoderScorer) else _kind_of(s)
+            for s in leaves(scorer)
+        ]
+        return "+".join(dict.fromkeys(kinds))
 
     def drain(self) -> None:
         """Refuse new requests (``503``) from now on; admitted ones finish."""
@@ -309,9 +336,9 @@ class Engine:
             self._state = "closed"
             batcher, self.batcher = self.batcher, None
             executor, self._executor = self._executor, None
-            scorer = self.scorer
-            if isinstance(scorer, CrossEncoderScorer) and scorer.row_forward == self._row_forward:
-                scorer.row_forward = None
+            for scorer in self.local:
+                if scorer.row_forward == self._row_forward:
+                    scorer.row_forward = None
         if batcher is not None:
             batcher.close()
         if executor is not None:
@@ -404,8 +431,7 @@ class Engine:
         future.add_done_callback(self._leave)
         result = await asyncio.shield(future)
         if self.metrics is not None:
-            self.metrics.documents.inc(len(call.texts))
-            self.metrics.pairs.inc(result.pairs)
+            self.metrics.observe_result(len(call.texts), result)
             if result.usage and isinstance(self.scorer, RemoteScorer):
                 self.metrics.observe_usage(self.scorer.provider, result.usage)
         return result
@@ -414,15 +440,26 @@ class Engine:
         """The core's work for one request (in a worker thread)."""
         scorer = self.scorer
         activation = call.activation or scorer.activation
-        if call.rerank:
+        if call.rerank or not hasattr(scorer, "score_details"):
             out = scorer.rerank(
                 call.query,
                 call.texts,
                 top_k=call.top_k,
                 activation=call.activation,  # type: ignore[arg-type]
-                **call.options,
+                **self._with_deadline(call),
             )
-            return ScoreResult(out.hits, out.skipped, out.pairs, None, activation, out.usage)
+            return ScoreResult(
+                out.hits,
+                out.skipped,
+                out.pairs,
+                None,
+                activation,
+                out.usage,
+                unscored=out.unscored,
+                deadline_unscored=out.deadline_unscored,
+                served_by=getattr(out, "served_by", None),
+                member_scores=getattr(out, "member_scores", None),
+            )
         options = call.options
         top_k = check_top_k(call.top_k)
         threshold = check_score_threshold(options.get("score_threshold"))
@@ -449,6 +486,16 @@ class Engine:
         hits = [Hit(i, details.scores[i], details.truncated[i], spans[i]) for i in kept]
         return ScoreResult(hits, [], details.pairs, details.windows, activation, details.usage)
 
+    def _with_deadline(self, call: ScoreCall) -> dict[str, Any]:
+        """The call's options, its deadline (the request's, else the scorer's) made what is
+        left of it after the wait in the queue."""
+        options = dict(call.options)
+        deadline = options.get("deadline_ms") or getattr(self.scorer, "deadline_ms", None)
+        if deadline is not None and deadline != float("inf"):
+            waited_ms = (time.monotonic() - call.arrived) * 1000.0
+            options["deadline_ms"] = max(deadline - waited_ms, _SPENT_MS)
+        return options
+
     def _row_forward(self, loaded: Any, features: Mapping[str, Sequence[Sequence[int]]]) -> Any:
         """The scorer's ``row_forward`` hook: count the request's tokens, then batch."""
         allowance = token_allowance.get()
@@ -467,6 +514,8 @@ class Engine:
         scorer = self.scorer
         if isinstance(scorer, RemoteScorer):
             return self._forwarding_info(scorer)
+        if not isinstance(scorer, CrossEncoderScorer):
+            return self._composite_info()
         loaded = scorer._loaded
         max_length = loaded.max_length if loaded is not None else scorer.requested_max_length
         calibration = scorer.calibration
@@ -488,13 +537,47 @@ class Engine:
             "state": self.state,
             "protocols": {"tei": "/rerank", "cohere": "/v1/rerank", "crossrank": "/v1/rerank"},
             "options": sorted(self._rerank_params & _OPTIONS),
+            "deadline_ms": scorer.deadline_ms,
+            **self._batching_info(),
+        }
+
+    def _batching_info(self) -> dict[str, Any]:
+        return {
             "limits": asdict(self.limits),
             "batching": {
                 "max_wait_ms": self.batching.max_wait_ms,
                 "max_batch_tokens": self.batching.max_batch_tokens,
-                "max_batch_rows": self.batching.max_batch_rows or scorer.batch_size,
+                "max_batch_rows": self.batching.max_batch_rows
+                or (self.local[0].batch_size if self.local else None),
                 "threads": self.threads,
             },
+        }
+
+    def _composite_info(self) -> dict[str, Any]:
+        """``GET /info`` of a composite: its config (members' settings; a remote key only
+        as its variable's name), its activation, and the options it takes."""
+        from crossrank.compose.config import scorer_to_config
+
+        scorer = self.scorer
+        try:
+            config: dict[str, Any] | None = scorer_to_config(scorer)
+        except TypeError:  # a member of the caller's own kind: no saved form to show
+            config = None
+        return {
+            "model": scorer.model_name,
+            "model_id": scorer.model_name,
+            "family": None,  # a composite: each member's own family is in its /info
+            "family_detail": None,
+            "backend": self.backend,
+            "scorer": config,
+            "activation": scorer.activation,
+            "max_client_batch_size": self.limits.max_documents,
+            "version": __version__,
+            "state": self.state,
+            "protocols": {"tei": "/rerank", "cohere": "/v1/rerank", "crossrank": "/v1/rerank"},
+            "options": sorted(self._rerank_params & _OPTIONS),
+            "deadline_ms": getattr(scorer, "deadline_ms", None),
+            **self._batching_info(),
         }
 
     def _forwarding_info(self, scorer: RemoteScorer) -> dict[str, Any]:
@@ -519,6 +602,13 @@ class Engine:
             "limits": asdict(self.limits),
             "batching": {"threads": self.threads},
         }
+
+
+def _kind_of(scorer: Any) -> str:
+    """A member's backend as ``/metrics`` names it: ``provider:NAME`` for a remote one."""
+    if isinstance(scorer, RemoteScorer):
+        return f"provider:{scorer.provider}"
+    return type(scorer).__name__
 
 
 _UNAVAILABLE = {

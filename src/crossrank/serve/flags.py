@@ -18,6 +18,7 @@ from crossrank._cli.argtypes import json_object, positive_int
 from crossrank._cli.options import add_scorer_options
 from crossrank._cli.parser import add_subcommand, command_parser
 from crossrank._cli_checks import InputError
+from crossrank.compose.flags import add_scorer_config_option
 from crossrank.remote.flags import add_provider_options
 
 __all__ = [
@@ -161,6 +162,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     )
     add_scorer_options(p)
     add_provider_options(p)  # --provider NAME[:MODEL]: forward to a provider instead
+    add_scorer_config_option(p)  # --scorer-config FILE: serve a saved scorer (an Ensemble...)
     return p
 
 

@@ -18,6 +18,9 @@ process (tests, a Ray replica) never collide. Every name starts with ``crossrank
                                              overloaded, unavailable, unauthorized,
                                              internal, not_found, upstream: the provider a
                                              forwarding server calls failed)
+``crossrank_unscored_total``                 documents a deadline left unscored
+``crossrank_deadline_cut_requests_total``    requests whose deadline left some unscored
+``crossrank_fallback_served_total``          requests a ``Fallback``'s fallback served
 ``crossrank_info{model,backend,version}``    the served model
 ``crossrank_provider_usage_total``           forwarding to a provider: what the calls
 ``{provider,unit}``                          cost, by unit as the provider reports it
@@ -32,6 +35,7 @@ crossrank_pass_requests_count``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from crossrank._optional import missing_extra
 
@@ -119,6 +123,19 @@ class Metrics:
         self.errors = Counter("crossrank_errors", "Errors by kind", ["kind"], registry=r)
         for kind in ERROR_KINDS:
             self.errors.labels(kind=kind)  # every kind is listed, at 0, from the start
+        self.unscored = Counter(
+            "crossrank_unscored", "Documents a deadline left unscored", registry=r
+        )
+        self.deadline_cut = Counter(
+            "crossrank_deadline_cut_requests",
+            "Requests whose deadline left some documents unscored",
+            registry=r,
+        )
+        self.fallback_served = Counter(
+            "crossrank_fallback_served",
+            "Requests a Fallback's fallback scorer answered (the primary failed or was late)",
+            registry=r,
+        )
         self.info = Info("crossrank", "The served model", registry=r)
         self.provider_usage = Counter(
             "crossrank_provider_usage",
@@ -138,6 +155,17 @@ class Metrics:
         """Count one forwarded call's usage (its units and the requests it took)."""
         for unit, amount in usage.items():
             self.provider_usage.labels(provider=provider, unit=unit).inc(amount)
+
+    def observe_result(self, documents: int, result: Any) -> None:
+        """Record one answered scoring request (a :class:`crossrank.serve.ScoreResult`):
+        its documents, pairs, and what a deadline or a fallback did."""
+        self.documents.inc(documents)
+        self.pairs.inc(result.pairs)
+        if result.deadline_unscored:
+            self.unscored.inc(result.deadline_unscored)
+            self.deadline_cut.inc()
+        if result.served_by == "fallback":
+            self.fallback_served.inc()
 
     def track_waiting(self, waiting: Callable[[], float]) -> None:
         """Read ``crossrank_batcher_waiting_pairs`` from ``waiting()`` at each scrape."""

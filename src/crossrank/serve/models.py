@@ -87,6 +87,13 @@ class CrossrankOptions(BaseModel):
         None, description="how scores are normalized before fusion"
     )
     instruction: str | None = Field(None, description=_INSTRUCTION)
+    deadline_ms: float | None = Field(
+        None,
+        gt=0,
+        description="this request's time budget in milliseconds from its arrival (the wait "
+        "in the queue counts; null: the server's): documents are scored in the order sent "
+        "until it is spent, and the rest follow unscored (null score, unscored: true)",
+    )
 
     def rerank_options(self) -> dict[str, Any]:
         """The options as keyword arguments of the core's ``rerank`` (fusion ones only when
@@ -100,7 +107,7 @@ class CrossrankOptions(BaseModel):
             options["passages"] = self.passages
             options["contents"] = self.contents
         names = ("first_stage_scores", "fusion", "fusion_weight", "fusion_normalization",
-                 "instruction")  # fmt: skip
+                 "instruction", "deadline_ms")  # fmt: skip
         for name in names:
             value = getattr(self, name)
             if value is not None:
@@ -166,6 +173,14 @@ class CrossrankResultFields(BaseModel):
         description="with fusion: the cross-encoder's own score (the score field holds the "
         "fused one that ordered the results)",
     )
+    unscored: bool | None = Field(
+        None,
+        description="true: returned without a score (a deadline ran out, or below a cascade's "
+        "rescored top); such results follow the scored ones, in the order sent",
+    )
+    member_scores: list[float | None] | None = Field(
+        None, description="an ensemble's: each member's own score, in the members' order"
+    )
 
 
 class TEIResult(CrossrankResultFields):
@@ -226,7 +241,9 @@ class CohereResponse(BaseModel):
     results: list[CohereResult]
     meta: dict[str, Any]
     crossrank: dict[str, Any] | None = Field(
-        None, description="with a crossrank request field: skipped (indices), pairs, activation"
+        None,
+        description="with a crossrank request field: skipped (indices), pairs, activation, "
+        "unscored (indices), deadline_unscored and, from a Fallback, served_by",
     )
 
 

@@ -18,6 +18,7 @@ from crossrank.adapters import (
     MODEL_SCORE_KEY,
     SCORER_OPTIONS,
     SPAN_KEY,
+    UNSCORED_KEY,
     FirstStage,
     Ranked,
     RerankScorer,
@@ -165,11 +166,13 @@ class CrossEncoderRerank(ScorerSettings, BaseDocumentCompressor):
         documents: Sequence[Document],
         query: str,
         callbacks: Callbacks | None = None,
+        *,
+        deadline_ms: float | None = None,
     ) -> Sequence[Document]:
         """Rerank ``documents`` against ``query`` and return the best, best first.
 
-        ``acompress_documents`` (LangChain's) runs this in a worker thread, so the event
-        loop keeps running.
+        :meth:`acompress_documents` runs this in a worker thread, so the event loop keeps
+        running.
 
         Args:
             documents: The retrieved Documents. Not changed.
@@ -177,12 +180,16 @@ class CrossEncoderRerank(ScorerSettings, BaseDocumentCompressor):
             callbacks: The run's callback manager (LangChain passes it): the compressor
                 emits no events of its own, and reads this call's instruction from its
                 metadata, key ``"crossrank_instruction"`` (a string; ``""``: none).
+            deadline_ms: This call's time budget in milliseconds (``None``: the scorer's
+                ``deadline_ms``); Documents left unscored follow the scored ones.
 
         Returns:
             Copies of the kept Documents, with ``metadata["relevance_score"]`` (a Python
             float); with ``passage_only``, ``page_content`` is the best passage and
-            ``metadata["crossrank_span"]`` its ``[start, end]``. ``[]`` for no Documents
-            (the model is not loaded).
+            ``metadata["crossrank_span"]`` its ``[start, end]``. Then any Documents left
+            unscored (a deadline, a cascade's rest), in the order they came in, with
+            ``relevance_score`` None and ``metadata["crossrank_unscored"]`` True. ``[]``
+            for no Documents (the model is not loaded).
         """
         ranked = rerank_items(
             cast(RerankScorer, self.scorer),
@@ -194,8 +201,28 @@ class CrossEncoderRerank(ScorerSettings, BaseDocumentCompressor):
             passages=self.passage_only,
             first_stage=self._first_stage(),
             instruction=_call_instruction(callbacks),
+            deadline_ms=deadline_ms,
         )
-        return [self._copy(hit) for hit in ranked.hits]
+        unscored = [
+            doc.model_copy(
+                update={"metadata": {**doc.metadata, "relevance_score": None, UNSCORED_KEY: True}}
+            )
+            for doc in ranked.unscored
+        ]
+        return [self._copy(hit) for hit in ranked.hits] + unscored
+
+    async def acompress_documents(
+        self,
+        documents: Sequence[Document],
+        query: str,
+        callbacks: Callbacks | None = None,
+        *,
+        deadline_ms: float | None = None,
+    ) -> Sequence[Document]:
+        """:meth:`compress_documents` in a worker thread (same arguments and result)."""
+        return await asyncio.to_thread(
+            self.compress_documents, documents, query, callbacks, deadline_ms=deadline_ms
+        )
 
     def _first_stage(self) -> FirstStage[Document]:
         key = self.first_stage_key

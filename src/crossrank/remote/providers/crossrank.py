@@ -74,8 +74,9 @@ class CrossrankProvider(Provider):
     # ---------------------------------------------------------------- crossrank's answers
 
     def hits(self, answer: Any) -> tuple[list[Hit], list[int], int]:
-        """The hits (in the server's order), skipped indices and pairs of an answer."""
-        hits = [_hit(r) for r in results_of(answer, "results")]
+        """The hits (in the server's order), skipped indices and pairs of an answer (results
+        marked ``unscored`` are not hits: :meth:`unscored` reads them)."""
+        hits = [_hit(r) for r in results_of(answer, "results") if not r.get("unscored")]
         extra = answer.get("crossrank") if isinstance(answer, dict) else None
         if not isinstance(extra, dict):
             raise WireError(
@@ -84,6 +85,14 @@ class CrossrankProvider(Provider):
             )
         skipped = [int(i) for i in extra.get("skipped", [])]
         return hits, skipped, int(extra.get("pairs", len(hits)))
+
+    def unscored(self, answer: Any) -> tuple[list[int], int]:
+        """The indices of the results returned without a score (a deadline, a cascade's
+        rest), in the server's order, and how many the deadline left unscored."""
+        indices = [int(r["index"]) for r in results_of(answer, "results") if r.get("unscored")]
+        extra = answer.get("crossrank") if isinstance(answer, dict) else None
+        late = extra.get("deadline_unscored", 0) if isinstance(extra, dict) else 0
+        return indices, int(late)
 
     def details(self, answer: Any, count: int) -> ScoreDetails:
         """ScoreDetails of an answer holding every document's result."""

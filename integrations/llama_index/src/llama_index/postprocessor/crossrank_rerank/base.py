@@ -31,6 +31,7 @@ from crossrank.adapters import (
     SCORER_OPTIONS,
     SECRET_OPTIONS,
     SPAN_KEY,
+    UNSCORED_KEY,
     FirstStage,
     Ranked,
     RerankScorer,
@@ -323,7 +324,9 @@ class CrossEncoderRerank(_ScorerFields):
                 first_stage=_FIRST_STAGE,
                 instruction=instruction_of(query_bundle),
             )
-            return self._end(ranked.hits, event, passage_only=passage_only)
+            return self._end(
+                ranked.hits, event, passage_only=passage_only, unscored=ranked.unscored
+            )
 
     def _start(self, nodes: Sequence[NodeWithScore], query_bundle: QueryBundle | None) -> str:
         """Check the nodes and the bundle, emit ``ReRankStartEvent``, return the query."""
@@ -376,8 +379,10 @@ class CrossEncoderRerank(_ScorerFields):
         event: EventContext | None,
         *,
         passage_only: bool,
+        unscored: Sequence[NodeWithScore] = (),
     ) -> list[NodeWithScore]:
-        """New NodeWithScore objects for the kept hits (the inputs stay as they were);
+        """New NodeWithScore objects for the kept hits, then the ``unscored`` ones (score
+        None, ``metadata["crossrank_unscored"]`` True; the inputs stay as they were);
         close the callback event and emit ``ReRankEndEvent``."""
         out: list[NodeWithScore] = []
         for hit in hits:
@@ -392,6 +397,11 @@ class CrossEncoderRerank(_ScorerFields):
             if passage_only:
                 _keep_passage(node, hit.passage)
             out.append(NodeWithScore(node=node, score=hit.score))
+        for item in unscored:
+            node = item.node.model_copy(deep=True)
+            node.metadata[UNSCORED_KEY] = True
+            _hide(node, UNSCORED_KEY)
+            out.append(NodeWithScore(node=node, score=None))
         if event is not None:
             event.on_end(payload={EventPayload.NODES: out})
         dispatcher.event(ReRankEndEvent(nodes=out))

@@ -22,6 +22,7 @@ from crossrank.adapters import (
     MODEL_SCORE_KEY,
     SCORER_OPTIONS,
     SPAN_KEY,
+    UNSCORED_KEY,
     FirstStage,
     RankedItems,
     RerankScorer,
@@ -188,7 +189,8 @@ class CrossEncoderRanker:
                 settings unset (set them on the scorer). :meth:`to_dict` saves a
                 ``RemoteScorer`` as its config, the key as an environment-variable
                 ``Secret``; a ``CrossEncoderScorer`` as its settings (loading builds a new
-                scorer with them).
+                scorer with them). A composite of :mod:`crossrank.compose` (``Ensemble``,
+                ``Fallback``, ``Cascade``) works too and is saved as its ``to_config()``.
             **scorer_options: Every other setting of :class:`crossrank.CrossEncoderScorer`,
                 by the same name and with the same default (see docs/core.md): for instance
                 ``batch_size``, ``max_length``, ``activation``, ``calibration``, ``backend``,
@@ -325,8 +327,9 @@ class CrossEncoderRanker:
         config = scorer_config(self._scorer)
         settings: dict[str, Any]
         if config is not None:
-            env = config.pop("api_key_env")
-            config["api_key"] = None if env is None else Secret.from_env_var(env).to_dict()
+            if "type" not in config:  # a RemoteScorer: its key as a Haystack Secret
+                env = config.pop("api_key_env")
+                config["api_key"] = None if env is None else Secret.from_env_var(env).to_dict()
             settings = {"scorer": config}
         elif isinstance(self._scorer, CrossEncoderScorer):
             settings = {**scorer_settings(self._scorer), "token": self.token}
@@ -392,6 +395,7 @@ class CrossEncoderRanker:
         token_budget: int | None = None,
         scale_score: bool | None = None,
         instruction: str | None = None,
+        deadline_ms: float | None = None,
     ) -> dict[str, list[Document]]:
         """Rank ``documents`` by relevance to ``query``, best first.
 
@@ -413,17 +417,23 @@ class CrossEncoderRanker:
                 text before the query), in place of the ``instruction`` init setting;
                 ``""``: none; ``None``: the init setting (else the model's default). See
                 docs/haystack.md.
+            deadline_ms: This call's time budget in milliseconds (``None``: the scorer's
+                ``deadline_ms``): Documents are scored in the order they came in until it
+                is spent; those left unscored follow the scored ones, in that order, with
+                ``score`` None and ``meta["crossrank_unscored"]`` True.
 
         Returns:
             ``{"documents": [...]}``: copies of the kept Documents, best first, each with
             ``score`` set (a Python float; with fusion the fused score, and the
             cross-encoder's own in ``meta["crossrank_model_score"]``), and with
-            ``passage_only`` its best passage as ``content``. ``[]`` for no Documents,
+            ``passage_only`` its best passage as ``content``; then any Documents left
+            unscored (a deadline, a cascade's rest), marked. ``[]`` for no Documents,
             without loading the model.
         """
         call = self._call(
             query, documents, top_k, score_threshold, min_relative_score, token_budget, scale_score
         )
+        call["deadline_ms"] = deadline_ms
         return self._output(rerank_items(**call, instruction=instruction))
 
     @component.output_types(documents=list[Document])
@@ -437,6 +447,7 @@ class CrossEncoderRanker:
         token_budget: int | None = None,
         scale_score: bool | None = None,
         instruction: str | None = None,
+        deadline_ms: float | None = None,
     ) -> dict[str, list[Document]]:
         """:meth:`run`, scoring in a worker thread so the event loop keeps running.
 
@@ -446,6 +457,7 @@ class CrossEncoderRanker:
         call = self._call(
             query, documents, top_k, score_threshold, min_relative_score, token_budget, scale_score
         )
+        call["deadline_ms"] = deadline_ms
         return self._output(await arerank_items(**call, instruction=instruction))
 
     # ------------------------------------------------------------------ conversion
@@ -509,7 +521,8 @@ class CrossEncoderRanker:
 
     @staticmethod
     def _output(ranked: RankedItems[Document]) -> dict[str, list[Document]]:
-        """Copies of the kept Documents, best first, with their scores (and passages)."""
+        """Copies of the kept Documents, best first, with their scores (and passages);
+        then the unscored ones, marked."""
         out: list[Document] = []
         for hit in ranked.hits:
             doc = hit.item
@@ -524,6 +537,9 @@ class CrossEncoderRanker:
             if meta != doc.meta:
                 update["meta"] = meta
             out.append(dataclasses.replace(doc, **update))
+        for doc in ranked.unscored:
+            meta = {**doc.meta, UNSCORED_KEY: True}
+            out.append(dataclasses.replace(doc, score=None, meta=meta))
         return {"documents": out}
 
 
