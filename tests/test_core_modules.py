@@ -134,7 +134,8 @@ def test_resolve_source(tiny_model_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("module", "names"),
     [
-        ("crossrank.batching", ["pad_batch", "plan_batches", "run_batches", "run_pass"]),
+        ("crossrank.batching", ["WIDTH_STEP", "pad_batch", "pad_rows", "padded_width",
+                                "plan_batches", "run_batches", "run_pass"]),
         ("crossrank.windows", ["AGGREGATIONS", "Aggregation", "WindowRows", "aggregate",
                                "pick_rows", "resolve_stride"]),
         ("crossrank.loading", ["HUB_OPTIONS", "LoadedModel", "ModelSource", "load_model",

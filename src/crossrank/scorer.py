@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from crossrank.batching import pad_batch, plan_batches, run_batches
+from crossrank.batching import run_pass
 from crossrank.calibration import ACTIVATIONS, Calibration, activate, resolve_calibration
 from crossrank.calibration import Activation as Activation
 from crossrank.fusion import (
@@ -753,23 +753,9 @@ class CrossEncoderScorer:
         order, batch by batch."""
         if self.row_forward is not None:
             return np.asarray(self.row_forward(loaded, feats), dtype=np.float64)
-        keys = list(feats)
-        lengths = [len(ids) for ids in feats["input_ids"]]
-        raw = np.empty(len(lengths), dtype=np.float64)
-        batches = plan_batches(
-            lengths, self.batch_size, self.max_tokens_per_batch, min_batches=loaded.parallel
+        raw, _ = run_pass(
+            loaded, feats, batch_size=self.batch_size, max_tokens=self.max_tokens_per_batch
         )
-
-        def arrays(batch: list[int]) -> dict[str, np.ndarray]:
-            return pad_batch(
-                {k: [feats[k][i] for i in batch] for k in keys},
-                loaded.pad_token_id,
-                left=loaded.padding_side == "left",
-            )
-
-        outs = run_batches(loaded.forward, batches, arrays, forward_many=loaded.forward_many)
-        for batch, out in zip(batches, outs, strict=True):
-            raw[batch] = out
         return raw
 
     def _stride(self, loaded: LoadedModel, query_tokens: int) -> int:

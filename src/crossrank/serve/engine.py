@@ -86,7 +86,7 @@ class Batching:
 
     Attributes:
         max_wait_ms: Longest wait for more rows before a pass that is not full.
-        max_batch_tokens: Most padded tokens (rows x longest row) per pass.
+        max_batch_tokens: Most padded tokens (rows x padded width) per pass.
         max_batch_rows: Most rows per pass (None: the scorer's ``batch_size``).
     """
 

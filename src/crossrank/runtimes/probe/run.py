@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from crossrank.batching import pad_batch, plan_batches, run_batches
+from crossrank.batching import pad_rows, plan_batches, run_batches
 from crossrank.runtimes.cpu import cpu_summary
 from crossrank.runtimes.inputs import Inputs
 from crossrank.runtimes.probe.agreement import agreement
@@ -138,21 +138,19 @@ def planned_batches(
     batch_size: int = 32,
     parallel: int = 1,
 ) -> list[Planned]:
-    """(query, text) pairs planned and padded as the scorer plans them (longest first, at
-    least ``parallel`` batches), each batch with the input positions it holds."""
+    """(query, text) pairs planned and padded as the scorer plans them (longest first, one
+    padded width per batch, at least ``parallel`` batches), each batch with the input
+    positions it holds."""
     rows = inputs.rows(query, texts)
     left = inputs.padding_side == "left"
+    cap = inputs.max_length
     lengths = [len(r) for r in rows["input_ids"]]
     return [
         Planned(
             batch,
-            pad_batch(
-                {k: [v[i] for i in batch] for k, v in rows.items()},
-                inputs.pad_token_id,
-                left=left,
-            ),
+            pad_rows(rows, batch, pad_token_id=inputs.pad_token_id, left=left, cap=cap),
         )
-        for batch in plan_batches(lengths, batch_size, min_batches=parallel)
+        for batch in plan_batches(lengths, batch_size, min_batches=parallel, cap=cap)
     ]
 
 
