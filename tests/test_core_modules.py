@@ -136,6 +136,7 @@ def test_resolve_source(tiny_model_dir: Path) -> None:
     [
         ("crossrank.batching", ["WIDTH_STEP", "pad_batch", "pad_rows", "padded_width",
                                 "plan_batches", "run_batches", "run_pass"]),
+        ("crossrank.truncation", ["TruncationLog"]),
         ("crossrank.windows", ["AGGREGATIONS", "Aggregation", "WindowRows", "aggregate",
                                "pick_rows", "resolve_stride"]),
         ("crossrank.loading", ["HUB_OPTIONS", "LoadedModel", "ModelSource", "load_model",

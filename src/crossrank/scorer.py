@@ -36,6 +36,7 @@ from crossrank.loading import LoadedModel, load_model, reserved_load_kwargs
 from crossrank.runtimes.backends import Backend, check_backend
 from crossrank.runtimes.devices import check_device
 from crossrank.selection import Hit, passage_span, select, split_blank
+from crossrank.truncation import TruncationLog
 from crossrank.validation import (
     check_load_kwargs,
     check_positive_int,
@@ -108,11 +109,14 @@ class Reranked:
         skipped: Indices of candidates with no text (None, empty or whitespace), which were
             not scored and are not in ``hits``.
         pairs: Number of (query, text) pairs the model scored.
+        truncated: How many scored candidates were not read in full (cut at ``max_length``,
+            or past ``max_windows`` windows), kept or not.
     """
 
     hits: list[Hit]
     skipped: list[int]
     pairs: int
+    truncated: int = 0
 
 
 class CrossEncoderScorer:
@@ -142,7 +146,9 @@ class CrossEncoderScorer:
             bounds activation memory whatever the documents' length. ``None``: no cap.
         max_length: Tokens per pair the model reads (query + document + special
             tokens). Default: the model's own limit. Longer pairs are truncated on the
-            document side, and this is reported (:meth:`score_details`, a log warning).
+            document side, and this is reported: per text in :meth:`score_details`, per
+            call in :attr:`Reranked.truncated`, in all by :attr:`truncated_texts`, and by a
+            log warning the first time only (:mod:`crossrank.truncation`).
         activation: ``"sigmoid"`` (default) gives scores in (0, 1); ``"raw"`` gives the
             logit. Two-logit models score the positive class: ``raw`` is its log-odds,
             ``sigmoid`` its softmax probability. ``"calibrated"`` gives probabilities of
@@ -308,6 +314,7 @@ class CrossEncoderScorer:
         )
         self._loaded: LoadedModel | None = None
         self._load_lock = threading.Lock()
+        self._truncations = TruncationLog()
 
     def __repr__(self) -> str:
         state = f"loaded, {self._loaded.backend}" if self._loaded else "not loaded"
@@ -416,26 +423,25 @@ class CrossEncoderScorer:
         return details
 
     def _warn_truncated(self, details: ScoreDetails, loaded: LoadedModel) -> None:
-        """Log one warning when some texts were not read in full."""
-        n_cut = details.num_truncated
-        n_texts = len(details.scores)
-        if n_cut and self.long_documents == "chunk":
-            logger.warning(
-                "crossrank: %d of %d texts had more than max_windows=%d windows; only their "
-                "first %d windows were read",
-                n_cut,
-                n_texts,
-                self.max_windows,
-                self.max_windows,
+        """Count the texts not read in full; log the first such call (:mod:`crossrank.
+        truncation`)."""
+        if self.long_documents == "chunk":
+            what = (
+                f"had more than max_windows={self.max_windows} windows; only their first "
+                f"{self.max_windows} windows were read"
             )
-        elif n_cut:
-            logger.warning(
-                "crossrank: %d of %d texts were longer than max_length=%d tokens and were "
-                "truncated (document side); the model did not read their ends",
-                n_cut,
-                n_texts,
-                loaded.max_length,
+        else:
+            what = (
+                f"were longer than max_length={loaded.max_length} tokens and were truncated "
+                "(document side); the model did not read their ends"
             )
+        self._truncations.record(details.num_truncated, len(details.scores), what)
+
+    @property
+    def truncated_texts(self) -> int:
+        """Texts this scorer has truncated so far (read in part: cut at ``max_length``, or
+        past ``max_windows`` windows), over every call."""
+        return self._truncations.count
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens of each text with the model's tokenizer (no special tokens)."""
@@ -609,7 +615,9 @@ class CrossEncoderScorer:
         hits = [
             _hit(j, details, index=scorable[j], passage=cuts[j], model_scores=own) for j in kept
         ]
-        return Reranked(hits=hits, skipped=skipped, pairs=details.pairs)
+        return Reranked(
+            hits=hits, skipped=skipped, pairs=details.pairs, truncated=details.num_truncated
+        )
 
     # ------------------------------------------------------------------ async
 

@@ -130,6 +130,7 @@ class ScoreResult:
         pairs: (query, window) pairs scored.
         windows: Windows scored per document, by input index (``score_details`` only).
         activation: The activation the scores are in.
+        truncated: Documents not read in full (kept or not).
     """
 
     hits: list[Hit]
@@ -137,6 +138,7 @@ class ScoreResult:
     pairs: int
     windows: list[int] | None
     activation: str
+    truncated: int = 0
 
 
 class Engine:
@@ -379,6 +381,7 @@ class Engine:
         if self.metrics is not None:
             self.metrics.documents.inc(len(call.texts))
             self.metrics.pairs.inc(result.pairs)
+            self.metrics.truncated.inc(result.truncated)
         return result
 
     def _run(self, call: ScoreCall) -> ScoreResult:
@@ -393,7 +396,9 @@ class Engine:
                 activation=call.activation,  # type: ignore[arg-type]
                 **call.options,
             )
-            return ScoreResult(out.hits, out.skipped, out.pairs, None, activation)
+            return ScoreResult(
+                out.hits, out.skipped, out.pairs, None, activation, out.truncated
+            )
         options = call.options
         top_k = check_top_k(call.top_k)
         threshold = check_score_threshold(options.get("score_threshold"))
@@ -413,7 +418,9 @@ class Engine:
         )
         spans = details.spans or [None] * len(texts)
         hits = [Hit(i, details.scores[i], details.truncated[i], spans[i]) for i in kept]
-        return ScoreResult(hits, [], details.pairs, details.windows, activation)
+        return ScoreResult(
+            hits, [], details.pairs, details.windows, activation, details.num_truncated
+        )
 
     def _row_forward(self, loaded: Any, features: Mapping[str, Sequence[Sequence[int]]]) -> Any:
         """The scorer's ``row_forward`` hook: count the request's tokens, then batch."""
