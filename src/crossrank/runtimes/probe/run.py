@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from crossrank.batching import pad_rows, plan_batches, run_batches
-from crossrank.runtimes.cpu import cpu_summary
+from crossrank.runtimes.cpu import cpu_class, cpu_summary
 from crossrank.runtimes.inputs import Inputs
+from crossrank.runtimes.int8 import int8_recipe
 from crossrank.runtimes.probe.agreement import agreement
 from crossrank.runtimes.probe.texts import probe_cases, timing_case
 
@@ -84,6 +85,10 @@ class Decision:
         probe_seconds: The whole probe's wall time (building included).
         cpu: :func:`cpu_summary` of the machine that probed.
         source: ``"probe"`` (measured now), ``"cache"`` (read from disk) or ``"env"``.
+        cpu_class: The CPU class (:func:`crossrank.runtimes.cpu.cpu_class`), which decides
+            the int8 recipe.
+        int8_recipe: The recipe ``openvino-int8`` was built with here
+            (:func:`crossrank.runtimes.int8.int8_recipe`).
     """
 
     backend: str
@@ -92,6 +97,8 @@ class Decision:
     probe_seconds: float = 0.0
     cpu: str = ""
     source: str = "probe"
+    cpu_class: str = ""
+    int8_recipe: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The decision as JSON-ready data."""
@@ -110,11 +117,15 @@ class Decision:
             probe_seconds=float(data.get("probe_seconds", 0.0)),
             cpu=str(data.get("cpu", "")),
             source=source,
+            cpu_class=str(data.get("cpu_class", "")),
+            int8_recipe=str(data.get("int8_recipe", "")),
         )
 
     def summary(self) -> str:
         """One line per backend: time, agreement, verdict."""
         lines = [f"auto -> {self.backend} ({self.source}; {self.cpu})"]
+        if self.cpu_class:
+            lines.append(f"  cpu class {self.cpu_class}; int8 recipe {self.int8_recipe}")
         for t in self.trials:
             a = t.agreement
             timing = "-" if t.seconds is None else f"{t.seconds * 1000:.0f} ms"
@@ -323,6 +334,8 @@ def run_probe(
         trials=tuple(trials),
         probe_seconds=time.perf_counter() - started,
         cpu=cpu_summary(),
+        cpu_class=cpu_class(),
+        int8_recipe=int8_recipe().name,
     )
 
 
