@@ -124,16 +124,37 @@ def test_plan_batches_for_streams_gives_each_stream_equal_batches() -> None:
     assert [len(b) for b in plan_batches([10] * 100, batch_size=32)] == [32, 32, 32, 4]
 
 
-def test_truncation_is_reported_not_silent(tiny_scorer: CrossEncoderScorer,
-                                           caplog: pytest.LogCaptureFixture) -> None:
+def test_truncation_is_warned_once_per_scorer_and_counted_every_time(
+    tiny_model_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     long_text = "paris " * 400
-    with caplog.at_level(logging.WARNING, logger="crossrank"):
-        details = tiny_scorer.score_details(QUERY, ["paris", long_text, "berlin"])
-    assert details.truncated == [False, True, False]
-    assert details.num_truncated == 1
-    assert "1 of 3 texts were longer than max_length=128" in caplog.text
-    hits = tiny_scorer.rank(QUERY, ["paris", long_text])
+    scorer = CrossEncoderScorer(tiny_model_dir, device="cpu")
+    with caplog.at_level(logging.DEBUG, logger="crossrank"):
+        details = scorer.score_details(QUERY, ["paris", long_text, "berlin"])
+        assert details.truncated == [False, True, False]
+        assert details.num_truncated == 1
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1
+        message = warnings[0].getMessage()
+        assert "1 of 3 texts were longer than max_length=128" in message
+        assert "(1 so far by this scorer)" in message and "logged once" in message
+        caplog.clear()
+        reranked = scorer.rerank(QUERY, [long_text, "paris", long_text], top_k=1)
+        hits = scorer.rank(QUERY, ["paris", long_text])
+    assert reranked.truncated == 2  # kept or not
     assert {h.index: h.truncated for h in hits} == {0: False, 1: True}
+    assert scorer.truncated_texts == 4
+    # Later truncations are DEBUG records, with the count so far.
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "(4 so far by this scorer)" in caplog.records[-1].getMessage()
+    # Each scorer warns on its own first truncation.
+    other = CrossEncoderScorer(tiny_model_dir, device="cpu", long_documents="chunk",
+                               max_windows=1)
+    with caplog.at_level(logging.WARNING, logger="crossrank"):
+        caplog.clear()
+        other.score(QUERY, [long_text])
+    assert "1 of 1 texts had more than max_windows=1 windows" in caplog.text
+    assert other.truncated_texts == 1 and scorer.truncated_texts == 4
 
 
 def test_truncation_cuts_the_document_only(tiny_model_dir: Path,

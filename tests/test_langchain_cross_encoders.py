@@ -135,6 +135,66 @@ def test_settings_reach_the_scorer_and_round_trip(tiny_model_dir: Path) -> None:
     assert again.score([(QUERY, TEXTS[0])]) == encoder.score([(QUERY, TEXTS[0])])
 
 
+def test_huggingface_cross_encoders_arguments_give_its_scores(
+    community: Any, tiny_model_dir: Path
+) -> None:
+    """``HuggingFaceCrossEncoder(model_name=..., model_kwargs=...)`` code runs unchanged with
+    the class renamed, and scores as the peer does (side by side)."""
+    arguments = {
+        "model_name": str(tiny_model_dir),
+        "model_kwargs": {"device": "cpu", "max_length": 16, "backend": "torch"},
+    }
+    peer = community.HuggingFaceCrossEncoder(**arguments)
+    ours = CrossrankCrossEncoder(**arguments)
+    assert ours.model_name == peer.model_name == str(tiny_model_dir)
+    assert (ours.device, ours.max_length, ours.backend, ours.model_kwargs) == (
+        "cpu", 16, "torch", None
+    )  # fmt: skip
+    pairs = [(QUERY, text * 3) for text in TEXTS]  # some longer than 16 tokens
+    assert ours.score(pairs) == pytest.approx(list(peer.score(pairs)), abs=1e-5)
+    assert ours.scorer.truncated_texts > 0  # max_length reached the scorer
+    # The nested model_kwargs go to from_pretrained; activation_fn sets the activation.
+    import torch
+
+    raw = CrossrankCrossEncoder(
+        model_name=str(tiny_model_dir),
+        model_kwargs={
+            "device": "cpu",
+            "activation_fn": torch.nn.Identity(),
+            "model_kwargs": {"attn_implementation": "eager"},
+        },
+    )
+    assert raw.activation == "raw"
+    assert raw.scorer.model_kwargs == {"attn_implementation": "eager"}
+    raw_peer = community.HuggingFaceCrossEncoder(
+        model_name=str(tiny_model_dir),
+        model_kwargs={"device": "cpu", "activation_fn": torch.nn.Identity()},
+    )
+    assert raw.score(pairs[:2]) == pytest.approx(list(raw_peer.score(pairs[:2])), abs=1e-5)
+    # Saved and loaded back: the same settings, in crossrank's own fields.
+    again = CrossrankCrossEncoder.model_validate_json(raw.model_dump_json())
+    assert scorer_settings(again.scorer) == scorer_settings(raw.scorer)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"model_kwargs": {"prompts": {"q": "query: "}}},
+         r"model_kwargs\['prompts'\] is a sentence-transformers CrossEncoder argument"),
+        ({"device": "cpu", "model_kwargs": {"device": "cuda"}},
+         r"model_kwargs\['device'\]='cuda' and device='cpu' disagree"),
+        ({"model": "a", "model_name": "b"}, "model_name='b' and model='a' name two models"),
+        ({"model_kwargs": {"activation_fn": "softmax"}},
+         r"activation_fn'\] must be torch.nn.Sigmoid\(\), torch.nn.Identity\(\) or None"),
+    ],
+)  # fmt: skip
+def test_huggingface_cross_encoder_arguments_that_cannot_hold_are_refused(
+    arguments: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        CrossrankCrossEncoder(**arguments)
+
+
 def test_a_given_scorer_is_shared(tiny_scorer: CrossEncoderScorer) -> None:
     encoder = CrossrankCrossEncoder(scorer=tiny_scorer)
     assert encoder.scorer is tiny_scorer

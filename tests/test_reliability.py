@@ -139,14 +139,19 @@ def test_nan_and_inf_scores_from_a_broken_model(tiny_model_dir: Path) -> None:
     assert loaded is not None
     broken = np.array([np.nan, np.inf, 1.0, -np.inf, np.nan])
 
+    given: list[int] = []  # the broken scores handed out so far, in the order of the rows
+
     def forward(arrays: dict[str, np.ndarray]) -> np.ndarray:
-        return broken[: len(arrays["input_ids"])]
+        start = len(given)
+        given.extend(range(start, start + len(arrays["input_ids"])))
+        return broken[start : len(given)]
 
     object.__setattr__(loaded, "forward", forward)
-    texts = ["a", "bb", "ccc", "dddd", "eeeee"]  # distinct lengths: one batch, known order
+    texts = ["a", "bb", "ccc", "dddd", "eeeee"]  # distinct lengths: a known order
     order = sorted(range(5), key=lambda i: -len(texts[i]))  # batches are longest first
     raw = {order[j]: broken[j] for j in range(5)}
     hits = scorer.rank(QUERY, texts)
+    given.clear()
     assert len(hits) == 5  # nothing lost
     finite_or_inf = [h.index for h in hits if not math.isnan(h.score)]
     assert finite_or_inf == sorted(

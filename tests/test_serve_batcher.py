@@ -12,6 +12,7 @@ import pytest
 from serve_kit import QUERIES, TEXTS, request_texts, spread_model, wait_for
 
 from crossrank import CrossEncoderScorer, ScoringError
+from crossrank.batching import padded_width
 from crossrank.serve.batcher import BatcherClosedError, PassStats, RowBatcher
 
 pytestmark = pytest.mark.timeout(120)
@@ -27,6 +28,22 @@ def scorer(spread_dir: Path) -> CrossEncoderScorer:
     scorer = CrossEncoderScorer(spread_dir, device="cpu")
     scorer.warm_up()
     return scorer
+
+
+def _rows(scorer: CrossEncoderScorer, query: str, texts: list[str]) -> list[list[int]]:
+    """The token rows ``scorer`` runs for ``texts`` (every window it reads, in chunk mode)."""
+    seen: list[list[int]] = []
+
+    def record(loaded: object, features: dict[str, list[list[int]]]) -> list[float]:
+        seen.extend(features["input_ids"])
+        return [0.0] * len(features["input_ids"])
+
+    scorer.row_forward = record
+    try:
+        scorer.score(query, texts)
+    finally:
+        scorer.row_forward = None
+    return seen
 
 
 def test_without_a_hook_the_scorer_batches_itself(scorer: CrossEncoderScorer) -> None:
@@ -57,11 +74,17 @@ def test_concurrent_callers_share_passes_and_each_gets_its_own_rows(
     queries = [f"{QUERIES[i]} {i}" for i in range(callers)]
     texts = [[*request_texts(i, 4), TEXTS[3] * 3] for i in range(callers)]
     expected = [reference.score(q, t) for q, t in zip(queries, texts, strict=True)]
-    # The caller's rows: the pass fires only once it holds every caller's rows.
+    # Every caller's rows, and their padded widths: a pass holds rows of one width, and
+    # waits (3 s here) for every caller's rows of that width.
+    loaded = reference._model()
+    widths = [
+        {padded_width(len(r), loaded.max_length) for r in _rows(reference, q, t)}
+        for q, t in zip(queries, texts, strict=True)
+    ]
     rows = [reference.score_details(q, t).pairs for q, t in zip(queries, texts, strict=True)]
     passes: list[PassStats] = []
     batcher = RowBatcher(
-        max_batch_rows=sum(rows), max_batch_tokens=None, max_wait_ms=30_000, on_pass=passes.append
+        max_batch_rows=sum(rows), max_batch_tokens=None, max_wait_ms=3000, on_pass=passes.append
     ).start()
     served.warm_up()
     served.row_forward = batcher.forward_rows
@@ -78,8 +101,14 @@ def test_concurrent_callers_share_passes_and_each_gets_its_own_rows(
     for t in threads:
         t.join(60)
     batcher.close()
-    assert [p.requests for p in passes] == [callers]  # one pass, every caller in it
-    assert passes[0].rows == sum(rows)
+    # One pass per padded width, with every caller that has rows of that width.
+    all_widths = set().union(*widths)
+    assert len(passes) == len(all_widths)
+    assert sorted(p.requests for p in passes) == sorted(
+        sum(w in caller for caller in widths) for w in all_widths
+    )
+    assert max(p.requests for p in passes) > 1  # callers do share passes
+    assert sum(p.rows for p in passes) == sum(rows)
     for got, want in zip(results, expected, strict=True):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)  # type: ignore[arg-type]
     # The check could fail: each caller's scores differ from every other caller's.

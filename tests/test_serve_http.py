@@ -209,6 +209,19 @@ def test_health_info_and_metrics(client: httpx.Client, reference: CrossEncoderSc
     assert grew == 6
 
 
+def test_metrics_count_the_documents_not_read_in_full(client: httpx.Client) -> None:
+    from crossrank.eval.serve_bench import metrics_snapshot
+
+    def truncated() -> float:
+        return metrics_snapshot(client.get("/metrics").text)["crossrank_truncated_texts_total"]
+
+    before = truncated()
+    body = {"query": "q", "documents": [LONG, "a", LONG], "top_n": 1}
+    assert client.post(COHERE, json=body).status_code == 200
+    assert client.post(TEI, json={"query": "q", "texts": [LONG, "a"]}).status_code == 200
+    assert truncated() - before == 3  # kept or not
+
+
 # ---------------------------------------------------------------------- bad input
 
 

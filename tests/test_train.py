@@ -107,6 +107,28 @@ def test_a_tiny_run_writes_a_model_crossrank_loads_a_calibration_and_a_report(
     assert report["dev"]["best"] == {k: logged[k] for k in ("ndcg@10", "mrr@10", "recall@10")}
 
 
+def test_quiet_cli_run_prints_only_the_table_with_the_starting_models_dev_figure(
+    beir_dir: Path, tiny_model_dir: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """No --device: on a machine without an accelerator the trainer would pin memory and
+    torch would warn (an error under this suite's warning filter); --quiet leaves stderr
+    empty. The dev table starts with the starting model's own figure."""
+    out = tmp_path / "model"
+    code = main(["train", "--data", str(beir_dir), "--model", str(tiny_model_dir),
+                 "--output", str(out), "--epochs", "1", "--negatives", "2", "--batch-size", "8",
+                 "--dev-fraction", "0.25", "--quiet"])  # fmt: skip
+    printed = capfd.readouterr()
+    assert code == 0
+    assert printed.err == ""
+    report = json.loads((out / "training_report.json").read_text())
+    start = report["dev"]["base_model"]
+    assert set(start) == {"ndcg@10", "mrr@10", "recall@10"}
+    row = next(line for line in printed.out.splitlines() if "the starting model" in line)
+    assert row.split()[:3] == ["0", "0", f"{start['ndcg@10']:.4f}"]
+    lines = printed.out.splitlines()
+    assert lines.index(row) < next(i for i, x in enumerate(lines) if x.startswith("1 "))
+
+
 def test_resume_continues_from_the_checkpoint(
     trained: tuple[Path, dict[str, Any]], tmp_path: Path, beir_dir: Path, tiny_bi_encoder_dir: Path
 ) -> None:

@@ -225,5 +225,5 @@ def finish(
         unscored=list(unscored[: max(kept - len(ranked), 0)]),
         deadline_unscored=deadline_unscored,
         usage=dict(usage or {}),
-        **extra,
+        **({"truncated": sum(1 for hit in scored if hit.truncated)} | extra),
     )

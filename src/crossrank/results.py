@@ -71,6 +71,8 @@ class Reranked:
         deadline_unscored: How many candidates with text the deadline left unscored, kept
             or cut by the selection (``top_k``, ``token_budget``). 0 without a deadline, or
             when it was met.
+        truncated: How many scored candidates were not read in full (cut at ``max_length``,
+            or past ``max_windows`` windows), kept or not (a local scorer's count).
     """
 
     hits: list[Hit]
@@ -79,6 +81,7 @@ class Reranked:
     usage: dict[str, float] | None = None
     unscored: list[int] = field(default_factory=list)
     deadline_unscored: int = 0
+    truncated: int = 0
 
 
 def add_usage(*usages: Mapping[str, float] | None) -> dict[str, float] | None:

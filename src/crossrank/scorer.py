@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from crossrank.batching import pad_batch, plan_batches, run_batches
+from crossrank.batching import run_pass
 from crossrank.calibration import ACTIVATIONS, Calibration, activate, resolve_calibration
 from crossrank.calibration import Activation as Activation
 from crossrank.deadline import rerank_within
@@ -41,6 +41,7 @@ from crossrank.results import Reranked, ScoreDetails
 from crossrank.runtimes.backends import Backend, check_backend
 from crossrank.runtimes.devices import check_device
 from crossrank.selection import Hit, passage_span, select, split_blank
+from crossrank.truncation import TruncationLog
 from crossrank.validation import (
     check_deadline_ms,
     check_load_kwargs,
@@ -112,7 +113,9 @@ class CrossEncoderScorer:
             docs/compose.md.
         max_length: Tokens per pair the model reads (query + document + special
             tokens). Default: the model's own limit. Longer pairs are truncated on the
-            document side, and this is reported (:meth:`score_details`, a log warning).
+            document side, and this is reported: per text in :meth:`score_details`, per
+            call in :attr:`Reranked.truncated`, in all by :attr:`truncated_texts`, and by a
+            log warning the first time only (:mod:`crossrank.truncation`).
         family: How the checkpoint is read: ``"auto"`` (default: detected from its files,
             sentence-transformers' first, then its config; :attr:`family_detail` says what
             was found), ``"sequence-classification"``, ``"causal-lm"`` (a decoder scored by
@@ -325,6 +328,7 @@ class CrossEncoderScorer:
         )
         self._loaded: LoadedModel | None = None
         self._load_lock = threading.Lock()
+        self._truncations = TruncationLog()
 
     def __repr__(self) -> str:
         loaded = self._loaded
@@ -473,26 +477,25 @@ class CrossEncoderScorer:
         return details
 
     def _warn_truncated(self, details: ScoreDetails, loaded: LoadedModel) -> None:
-        """Log one warning when some texts were not read in full."""
-        n_cut = details.num_truncated
-        n_texts = len(details.scores)
-        if n_cut and self.long_documents == "chunk":
-            logger.warning(
-                "crossrank: %d of %d texts had more than max_windows=%d windows; only their "
-                "first %d windows were read",
-                n_cut,
-                n_texts,
-                self.max_windows,
-                self.max_windows,
+        """Count the texts not read in full; log the first such call (:mod:`crossrank.
+        truncation`)."""
+        if self.long_documents == "chunk":
+            what = (
+                f"had more than max_windows={self.max_windows} windows; only their first "
+                f"{self.max_windows} windows were read"
             )
-        elif n_cut:
-            logger.warning(
-                "crossrank: %d of %d texts were longer than max_length=%d tokens and were "
-                "truncated (document side); the model did not read their ends",
-                n_cut,
-                n_texts,
-                loaded.max_length,
+        else:
+            what = (
+                f"were longer than max_length={loaded.max_length} tokens and were truncated "
+                "(document side); the model did not read their ends"
             )
+        self._truncations.record(details.num_truncated, len(details.scores), what)
+
+    @property
+    def truncated_texts(self) -> int:
+        """Texts this scorer has truncated so far (read in part: cut at ``max_length``, or
+        past ``max_windows`` windows), over every call."""
+        return self._truncations.count
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens of each text with the model's tokenizer (no special tokens)."""
@@ -689,7 +692,9 @@ class CrossEncoderScorer:
         hits = [
             _hit(j, details, index=scorable[j], passage=cuts[j], model_scores=own) for j in kept
         ]
-        return Reranked(hits=hits, skipped=skipped, pairs=details.pairs)
+        return Reranked(
+            hits=hits, skipped=skipped, pairs=details.pairs, truncated=details.num_truncated
+        )
 
     # ------------------------------------------------------------------ async
 
@@ -842,23 +847,9 @@ class CrossEncoderScorer:
         order, batch by batch."""
         if self.row_forward is not None:
             return np.asarray(self.row_forward(loaded, feats), dtype=np.float64)
-        keys = list(feats)
-        lengths = [len(ids) for ids in feats["input_ids"]]
-        raw = np.empty(len(lengths), dtype=np.float64)
-        batches = plan_batches(
-            lengths, self.batch_size, self.max_tokens_per_batch, min_batches=loaded.parallel
+        raw, _ = run_pass(
+            loaded, feats, batch_size=self.batch_size, max_tokens=self.max_tokens_per_batch
         )
-
-        def arrays(batch: list[int]) -> dict[str, np.ndarray]:
-            return pad_batch(
-                {k: [feats[k][i] for i in batch] for k in keys},
-                loaded.pad_token_id,
-                left=loaded.padding_side == "left",
-            )
-
-        outs = run_batches(loaded.forward, batches, arrays, forward_many=loaded.forward_many)
-        for batch, out in zip(batches, outs, strict=True):
-            raw[batch] = out
         return raw
 
 

@@ -14,7 +14,9 @@ import platform
 from functools import lru_cache
 
 __all__ = [
+    "CPU_CLASSES",
     "RELEVANT_FLAGS",
+    "cpu_class",
     "cpu_flags",
     "cpu_has_native_bf16",
     "cpu_has_vnni",
@@ -79,6 +81,21 @@ def cpu_has_vnni() -> bool:
     the ones that make int8 matrix products faster than fp32."""
     _, flags = _cpuinfo()
     return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
+#: The CPU classes the backends' choices depend on, fastest int8/bf16 hardware first.
+CPU_CLASSES: tuple[str, ...] = ("native-bf16", "vnni", "avx2", "other")
+
+
+def cpu_class() -> str:
+    """This CPU's class: ``"native-bf16"`` (AVX512-BF16 or AMX: bf16 and int8 are both
+    fast), ``"vnni"`` (int8 dot products, AVX512-VNNI or AVX-VNNI, without native bf16: int8
+    is the only fast path), ``"avx2"`` (neither), or ``"other"``."""
+    if cpu_has_native_bf16():
+        return "native-bf16"
+    if cpu_has_vnni():
+        return "vnni"
+    return "avx2" if cpu_flags()["avx2"] else "other"
 
 
 def usable_cores() -> int:

@@ -20,6 +20,7 @@ class Inputs(Protocol):
     """A family's encoder, as the runtimes see it."""
 
     input_names: tuple[str, ...]
+    max_length: int
     pad_token_id: int
     padding_side: str
 

@@ -146,13 +146,22 @@ def export_onnx(
 
 
 def make_onnx_forward(
-    path: Path, threads: int | None = None
+    path: Path, threads: int | None = None, *, per_row: bool = False
 ) -> tuple[Callable[[dict[str, np.ndarray]], np.ndarray], Any]:
     """An onnxruntime session on ``path`` and a forward function: padded arrays in, one
     float64 relevance per row out.
 
     The session is fed only the inputs its graph declares. ``InferenceSession.run`` is safe
     to call from several threads at once.
+
+    Args:
+        path: The ONNX file.
+        threads: Intra-op threads (default: the cores this process may use).
+        per_row: Run each row alone, cut to its real tokens (its attention mask), as
+            ``onnx-int8`` needs: dynamic quantization computes one activation scale per
+            call over every row and padding position in it, so in a batch a row's score
+            would move with its neighbours (0.035 in raw logits on the shared model).
+            Alone, the scales are the row's own, and its score is the same in any batch.
     """
     import onnxruntime as ort
 
@@ -166,8 +175,19 @@ def make_onnx_forward(
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
 
+    def run(feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(session.run(["scores"], feeds)[0], dtype=np.float64).reshape(-1)
+
     def forward(arrays: dict[str, np.ndarray]) -> np.ndarray:
         feeds = {name: arrays[name] for name in names}
-        return np.asarray(session.run(["scores"], feeds)[0], dtype=np.float64).reshape(-1)
+        if not per_row:
+            return run(feeds)
+        mask = arrays["attention_mask"]
+        out = np.empty(mask.shape[0], dtype=np.float64)
+        for i, row in enumerate(mask):
+            real = np.flatnonzero(row)
+            lo, hi = (int(real[0]), int(real[-1]) + 1) if real.size else (0, row.shape[0])
+            out[i] = run({name: value[i : i + 1, lo:hi] for name, value in feeds.items()})[0]
+        return out
 
     return forward, session

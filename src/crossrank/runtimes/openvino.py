@@ -11,13 +11,9 @@ Three backends run on it (``pip install "crossrank[openvino]"``):
 - ``openvino-int8``: static post-training quantization with NNCF (``nncf.quantize``,
   ``model_type=TRANSFORMER``): int8 weights and activations with scales calibrated once on a
   sample of (query, text) pairs, the user's own (``calibration``) or a built-in sample
-  (:func:`crossrank.runtimes.probe.calibration_pairs`). Besides the layers NNCF's transformer preset
-  keeps in float (softmax, layer norms, GELU, additions), two kinds of layer stay fp32
-  (:data:`INT8_FLOAT_LAYERS`): the relevance head, and each encoder layer's feed-forward
-  output projection, whose input (after GELU) has the widest activation range. Measured on
-  the shared MiniLM-L6 cross-encoder (docs/backends.md), keeping those projections in fp32
-  raised the NDCG@10 of int8's order against fp32's from 0.960 to 0.989 on the bench case;
-  keeping the last layer or the pooler instead changed nothing.
+  (:func:`crossrank.runtimes.probe.calibration_pairs`). Which layers stay in float depends
+  on the CPU class (:mod:`crossrank.runtimes.int8`): on CPUs with native bf16 the relevance
+  head and the feed-forward output projections (run in bf16), elsewhere the head only.
 
 The converted model is the score net (:class:`crossrank.families.ScoreNet`, the family's
 score head included), saved under the export cache (the same folder per model content, see
@@ -51,9 +47,9 @@ import numpy as np
 from crossrank.runtimes import cpu
 from crossrank.runtimes.cache import cache_root, folder_in_place, model_fingerprint
 from crossrank.runtimes.inputs import Inputs, example_batch
+from crossrank.runtimes.int8 import Int8Recipe, int8_recipe
 
 __all__ = [
-    "INT8_FLOAT_LAYERS",
     "OPENVINO_BACKENDS",
     "PERFORMANCE_HINT",
     "StreamForward",
@@ -71,17 +67,6 @@ OPENVINO_BACKENDS: tuple[str, ...] = ("openvino", "openvino-bf16", "openvino-int
 
 #: Bump when the conversion changes in a way that makes old folders wrong.
 _FORMAT_VERSION = "2"
-
-#: Layers the int8 model keeps in fp32 besides those NNCF's transformer preset keeps:
-#: the relevance head, whose output is the score, and each encoder layer's feed-forward
-#: output projection (``encoder.layer.N.output.dense`` in BERT, RoBERTa, XLM-R, ELECTRA and
-#: DeBERTa; ``mlp.Wo`` in ModernBERT), whose input has the widest range. Regular expressions
-#: matched against OpenVINO node names; patterns that match nothing are ignored.
-INT8_FLOAT_LAYERS: tuple[str, ...] = (
-    r".*classifier.*",
-    r".*layer\.\d+\.output\.dense.*",
-    r".*layers\.\d+\.mlp\.Wo.*",
-)
 
 #: Most pairs used to calibrate the int8 model (evenly spaced when more are given): NNCF
 #: reads each several times, and 48 were as good as 96 on the shared model.
@@ -146,9 +131,10 @@ def _settings_key(precision: str) -> str:
     return key
 
 
-def _calibration_key(pairs: Sequence[tuple[str, str]]) -> str:
+def _calibration_key(pairs: Sequence[tuple[str, str]], recipe: Int8Recipe) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps([list(INT8_FLOAT_LAYERS), _CALIBRATION_LIMIT]).encode())
+    layers = list(recipe.float_layers)
+    h.update(json.dumps([layers, recipe.smooth_quant, _CALIBRATION_LIMIT]).encode())
     for query, text in pairs:
         h.update(json.dumps([query, text]).encode())
     return h.hexdigest()[:16]
@@ -204,9 +190,14 @@ def _quiet_nncf() -> Iterator[None]:
         nncf_logger.setLevel(level)
 
 
-def _quantize(model: Any, items: list[dict[str, np.ndarray]]) -> Any:
+def _quantize(model: Any, items: list[dict[str, np.ndarray]], recipe: Int8Recipe) -> Any:
     import nncf
+    from nncf.quantization.advanced_parameters import (
+        AdvancedQuantizationParameters,
+        AdvancedSmoothQuantParameters,
+    )
 
+    smoothing = AdvancedSmoothQuantParameters(matmul=recipe.smooth_quant)
     with _quiet_nncf(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return nncf.quantize(
@@ -214,7 +205,8 @@ def _quantize(model: Any, items: list[dict[str, np.ndarray]]) -> Any:
             nncf.Dataset(items),
             model_type=nncf.ModelType.TRANSFORMER,
             subset_size=len(items),
-            ignored_scope=nncf.IgnoredScope(patterns=list(INT8_FLOAT_LAYERS), validate=False),
+            ignored_scope=nncf.IgnoredScope(patterns=list(recipe.float_layers), validate=False),
+            advanced_parameters=AdvancedQuantizationParameters(smooth_quant_alphas=smoothing),
         )
 
 
@@ -226,6 +218,7 @@ def export_openvino(
     cache_dir: str | os.PathLike[str] | None = None,
     load_options: Mapping[str, Any] | None = None,
     calibration: Sequence[tuple[str, str]] | None = None,
+    recipe: Int8Recipe | None = None,
 ) -> tuple[Path, bool]:
     """Return the cached OpenVINO model (``model.xml``) for ``net``, converting it if needed.
 
@@ -240,6 +233,8 @@ def export_openvino(
             scales (at most 48 are used, evenly spaced). Default: the built-in sample
             (:func:`crossrank.runtimes.probe.calibration_pairs`). Other pairs give another
             file.
+        recipe: For int8: which layers stay in float (default: this CPU class's,
+            :func:`crossrank.runtimes.int8.int8_recipe`). Another recipe gives another file.
 
     Returns:
         The path of ``model.xml``, and whether this call converted it (False: cached).
@@ -259,13 +254,15 @@ def export_openvino(
     fp32_dir = folder / f"openvino-{_settings_key('fp32')}"
     wanted = fp32_dir
     pairs: Sequence[tuple[str, str]] = ()
+    chosen = recipe if recipe is not None else int8_recipe()
     if precision == "int8":
         if calibration is None:
             from crossrank.runtimes.probe.texts import calibration_pairs
 
             calibration = calibration_pairs()
         pairs = list(calibration)
-        wanted = folder / f"openvino-{_settings_key('int8')}-cal{_calibration_key(pairs)}"
+        key = _calibration_key(pairs, chosen)
+        wanted = folder / f"openvino-{_settings_key('int8')}-{chosen.name}-cal{key}"
     if (wanted / "model.xml").is_file():
         return wanted / "model.xml", False
 
@@ -283,7 +280,7 @@ def export_openvino(
         )
     if precision == "int8":
         names = [port.get_any_name() for port in model.inputs]
-        quantized = _quantize(model, _calibration_items(inputs, names, pairs))
+        quantized = _quantize(model, _calibration_items(inputs, names, pairs), chosen)
         folder_in_place(
             wanted,
             lambda tmp: ov.save_model(quantized, tmp / "model.xml", compress_to_fp16=False),

@@ -89,7 +89,8 @@ def _onnx(build: _Build, net: Any, backend: str) -> Runtime:
             f"its ONNX export failed ({type(e).__name__}: {e})",
             "Use backend='torch', or report the model's architecture to crossrank.",
         ) from e
-    forward, session = make_onnx_forward(path)
+    # Dynamic int8 scales its activations per call: each row runs alone (batch invariance).
+    forward, session = make_onnx_forward(path, per_row=backend == "onnx-int8")
     return Runtime(backend, "cpu", forward, None, session, str(path))
 
 

@@ -5,13 +5,17 @@ thread: tokenization, windows, selection, passages, fusion are all the core's. O
 forward pass is shared: the scorer hands its unpadded token rows to
 :attr:`crossrank.CrossEncoderScorer.row_forward`, and a :class:`RowBatcher` installed there
 gathers rows from concurrent calls for up to ``max_wait_ms`` (or until a pass is full),
-pads them once (:func:`crossrank.batching.pad_batch`), runs ONE forward pass and hands each
+pads them once (:func:`crossrank.batching.run_pass`), runs ONE forward pass and hands each
 caller exactly its own rows' outputs.
 
-A pass holds at most ``max_batch_rows`` rows and ``max_batch_tokens`` padded tokens (rows x
-longest row); a caller's rows are taken longest first, and a large caller is spread over
-several passes, so a small request never waits behind a whole large one. One thread runs
-the passes, one after another (one model, one device).
+A pass holds rows of one padded width (:func:`crossrank.batching.padded_width`, which
+depends on a row's own length only), so a row is computed at the same width whatever the
+other requests are, and its score is the one the scorer gives it in process (see
+docs/backends.md, "Batch invariance"). A pass holds at most ``max_batch_rows`` rows and
+``max_batch_tokens`` padded tokens (rows x width); the first queued caller's widest
+remaining rows decide the pass's width, every queued caller's rows of that width join it,
+and a large caller is spread over several passes, so a small request never waits behind a
+whole large one. One thread runs the passes, one after another (one model, one device).
 
 The batcher imports no web framework; the server (:mod:`crossrank.serve.app`) and a Ray
 Serve deployment can share it.
@@ -39,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from crossrank.batching import run_pass
+from crossrank.batching import padded_width, run_pass
 
 __all__ = ["BatcherClosedError", "PassStats", "RowBatcher"]
 
@@ -57,7 +61,7 @@ class PassStats:
     Attributes:
         requests: Callers (``forward_rows`` calls) whose rows share this pass.
         rows: Rows (query, window pairs) in the pass.
-        padded_tokens: Rows x longest row: what the model computed.
+        padded_tokens: Rows x padded width: what the model computed.
         seconds: Time of the pass (padding and forward).
     """
 
@@ -80,14 +84,15 @@ def report_pass(on_pass: Callable[[PassStats], None] | None, stats: PassStats) -
 
 @dataclass(eq=False)
 class _Job:
-    """One ``forward_rows`` call: its rows, longest first, and where their outputs go."""
+    """One ``forward_rows`` call: its rows, their padded widths, the rows not yet handed to
+    a pass (longest first), and where their outputs go."""
 
     loaded: Any
     features: Mapping[str, Sequence[Sequence[int]]]
-    order: list[int]
-    lengths: list[int]
+    widths: list[int]
+    pending: list[int]
     out: np.ndarray
-    next: int = 0  # position in ``order`` of the next row to hand to a pass
+    arrived: float = field(default_factory=time.monotonic)
     left: int = 0  # rows handed out and not yet computed, plus rows not handed out
     error: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
@@ -98,11 +103,12 @@ class RowBatcher:
 
     Args:
         max_batch_rows: Most rows in one forward pass.
-        max_batch_tokens: Most padded tokens (rows x longest row) in one pass; a single row
-            longer than this gets a pass of its own.
-        max_wait_ms: How long the pass thread waits for more rows once it has some and the
-            pass is not full. 0: run what is queued at once (concurrent callers still share
-            passes while the previous one runs).
+        max_batch_tokens: Most padded tokens (rows x padded width) in one pass; a single
+            row wider than this gets a pass of its own.
+        max_wait_ms: How long a call's rows may wait for others to fill a pass: a pass that
+            is not full runs once the oldest queued call has waited this long. 0: run what
+            is queued at once (concurrent callers still share passes while the previous one
+            runs).
         on_pass: Called after each pass with its :class:`PassStats` (metrics); an exception
             in it is logged, never raised.
 
@@ -205,12 +211,12 @@ class RowBatcher:
         lengths = [len(row) for row in features["input_ids"]]
         if not lengths:
             return np.empty(0, dtype=np.float64)
-        order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+        cap = loaded.max_length
         job = _Job(
             loaded=loaded,
             features=features,
-            order=order,
-            lengths=lengths,
+            widths=[padded_width(n, cap) for n in lengths],
+            pending=sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)),
             out=np.empty(len(lengths), dtype=np.float64),
             left=len(lengths),
         )
@@ -242,54 +248,50 @@ class RowBatcher:
             raise
 
     def _plan(self, take: bool) -> tuple[list[tuple[_Job, list[int]]], bool]:
-        """The rows the next pass would hold, in queue order (rows of the first queued
-        job's model only), and whether the pass is full. With ``take``, they are removed
-        from the queue. Called with the lock held."""
+        """The rows the next pass would hold, in queue order, and whether the pass is full.
+        With ``take``, they are removed from the queue. Called with the lock held.
+
+        The pass takes rows of one model (the first queued job's) and one padded width (that
+        job's widest pending row's), from every queued job of that model, up to
+        ``max_batch_rows`` rows and ``max_batch_tokens`` padded tokens.
+        """
+        head = self._queue[0]
+        loaded = head.loaded
+        width = head.widths[head.pending[0]]
+        room = self.max_batch_rows
+        if self.max_batch_tokens is not None:
+            room = max(1, min(room, self.max_batch_tokens // width))
         chosen: list[tuple[_Job, list[int]]] = []
-        rows = width = 0
-        full = False
-        loaded = self._queue[0].loaded
-        for job in list(self._queue):
-            if job.loaded is not loaded:
+        rows = 0
+        for job in self._queue:
+            if job.loaded is not loaded or rows >= room:
                 continue
-            picked: list[int] = []
-            position = job.next
-            while position < len(job.order):
-                row = job.order[position]
-                new_width = max(width, job.lengths[row])
-                over_tokens = (
-                    self.max_batch_tokens is not None
-                    and new_width * (rows + 1) > self.max_batch_tokens
-                )
-                if rows and (rows >= self.max_batch_rows or over_tokens):
-                    full = True
-                    break
-                picked.append(row)
-                rows, width, position = rows + 1, new_width, position + 1
+            picked = [r for r in job.pending if job.widths[r] == width][: room - rows]
             if picked:
                 chosen.append((job, picked))
-                if take:
-                    job.next = position
-                    self._waiting_rows -= len(picked)
-                    if job.next == len(job.order):
-                        self._queue.remove(job)
-            if full:
-                break
-        full = full or rows >= self.max_batch_rows
-        return chosen, full
+                rows += len(picked)
+        if take:
+            for job, picked in chosen:
+                taken = set(picked)
+                job.pending = [r for r in job.pending if r not in taken]
+                self._waiting_rows -= len(picked)
+                if not job.pending:
+                    self._queue.remove(job)
+        return chosen, rows >= room
 
     def _gather(self) -> list[tuple[_Job, list[int]]] | None:
-        """Wait for rows, then up to ``max_wait_ms`` for a full pass; take the pass."""
+        """Wait for rows, then for a full pass until the oldest queued call has waited
+        ``max_wait_ms`` (rows left by an earlier pass, of another width, have waited
+        already: they run at once); take the pass."""
         with self._cond:
             while not self._queue and not self._closed:
                 self._cond.wait()
             if self._closed:
                 return None
-            deadline = time.monotonic() + self.max_wait_ms / 1000
-            while True:
+            while not self._closed:
                 _, full = self._plan(take=False)
-                remaining = deadline - time.monotonic()
-                if full or remaining <= 0 or self._closed:
+                remaining = self._queue[0].arrived + self.max_wait_ms / 1000 - time.monotonic()
+                if full or remaining <= 0:
                     break
                 self._cond.wait(remaining)
             if self._closed or not self._queue:  # close() fails what is still queued
@@ -304,8 +306,8 @@ class RowBatcher:
         try:
             feats = {k: [job.features[k][r] for job, rows in taken for r in rows] for k in keys}
             n_rows = len(feats["input_ids"])
-            # One pass; a backend that runs several batches at once (OpenVINO's streams)
-            # gets it split into that many, run together.
+            # One pass of one padded width; a backend that runs several batches at once
+            # (OpenVINO's streams) gets it split into that many, run together.
             raw, padded = run_pass(loaded, feats)
         except BaseException as error:  # every caller in the pass gets the error
             self._fail(taken, error)
@@ -332,7 +334,7 @@ class RowBatcher:
             for job, _ in taken:
                 if job in self._queue:  # rows of it still queued: drop them
                     self._queue.remove(job)
-                    self._waiting_rows -= len(job.order) - job.next
+                    self._waiting_rows -= len(job.pending)
         for job, _ in taken:
             job.error = error
             job.done.set()

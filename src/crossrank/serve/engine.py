@@ -102,7 +102,7 @@ class Batching:
 
     Attributes:
         max_wait_ms: Longest wait for more rows before a pass that is not full.
-        max_batch_tokens: Most padded tokens (rows x longest row) per pass.
+        max_batch_tokens: Most padded tokens (rows x padded width) per pass.
         max_batch_rows: Most rows per pass (None: the scorer's ``batch_size``).
     """
 
@@ -155,6 +155,7 @@ class ScoreResult:
         deadline_unscored: Documents the deadline left unscored.
         served_by: A :class:`crossrank.compose.Fallback`'s ``"primary"`` or ``"fallback"``.
         member_scores: An :class:`crossrank.compose.Ensemble`'s member scores, by index.
+        truncated: Documents not read in full (kept or not).
     """
 
     hits: list[Hit]
@@ -167,6 +168,7 @@ class ScoreResult:
     deadline_unscored: int = 0
     served_by: str | None = None
     member_scores: Mapping[int, tuple[float, ...]] | None = None
+    truncated: int = 0
 
 
 class Engine:
@@ -459,6 +461,7 @@ class Engine:
                 deadline_unscored=out.deadline_unscored,
                 served_by=getattr(out, "served_by", None),
                 member_scores=getattr(out, "member_scores", None),
+                truncated=out.truncated,
             )
         options = call.options
         top_k = check_top_k(call.top_k)
@@ -484,7 +487,10 @@ class Engine:
         )
         spans = details.spans or [None] * len(texts)
         hits = [Hit(i, details.scores[i], details.truncated[i], spans[i]) for i in kept]
-        return ScoreResult(hits, [], details.pairs, details.windows, activation, details.usage)
+        return ScoreResult(
+            hits, [], details.pairs, details.windows, activation, details.usage,
+            truncated=details.num_truncated,
+        )
 
     def _with_deadline(self, call: ScoreCall) -> dict[str, Any]:
         """The call's options, its deadline (the request's, else the scorer's) made what is

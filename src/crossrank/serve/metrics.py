@@ -8,6 +8,8 @@ process (tests, a Ray replica) never collide. Every name starts with ``crossrank
 ``crossrank_request_duration_seconds``       latency histogram, by endpoint
 ``crossrank_documents_total``                documents received in scoring requests
 ``crossrank_pairs_total``                    (query, window) pairs scored
+``crossrank_truncated_texts_total``          documents not read in full (cut at
+                                             max_length, or past max_windows)
 ``crossrank_forward_passes_total``           forward passes run
 ``crossrank_pass_requests``                  histogram: requests sharing one pass
 ``crossrank_pass_pairs``                     histogram: pairs in one pass
@@ -96,6 +98,11 @@ class Metrics:
             "crossrank_documents", "Documents received in scoring requests", registry=r
         )
         self.pairs = Counter("crossrank_pairs", "(query, window) pairs scored", registry=r)
+        self.truncated = Counter(
+            "crossrank_truncated_texts",
+            "Documents not read in full (cut at max_length, or past max_windows)",
+            registry=r,
+        )
         self.passes = Counter("crossrank_forward_passes", "Forward passes run", registry=r)
         self.pass_requests = Histogram(
             "crossrank_pass_requests",
@@ -161,6 +168,7 @@ class Metrics:
         its documents, pairs, and what a deadline or a fallback did."""
         self.documents.inc(documents)
         self.pairs.inc(result.pairs)
+        self.truncated.inc(result.truncated)
         if result.deadline_unscored:
             self.unscored.inc(result.deadline_unscored)
             self.deadline_cut.inc()

@@ -145,6 +145,11 @@ def format_train_summary(report: dict[str, Any]) -> str:
         return [epoch, step, *values, note]
 
     lines.append(row("-", "-", dev["first_stage"], report["first_stage"] + " alone"))
+    if "base_model" in dev:  # reports written before it was measured lack it
+        note = "the starting model" + (
+            " (a new, untrained head)" if report["base_model_kind"] == "encoder" else ""
+        )
+        lines.append(row("0", "0", dev["base_model"], note))
     for h in dev["history"]:
         kept = "kept" if h["step"] == dev["best_step"] else ""
         lines.append(row(f"{h['epoch']:g}", str(h["step"]), h, kept))

@@ -16,8 +16,8 @@ __all__ = ["plot_training"]
 
 
 def plot_training(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Save a PNG of the dev NDCG@10 after each epoch, the kept checkpoint marked, and the
-    first stage's dev NDCG@10 as a dashed line.
+    """Save a PNG of the dev NDCG@10 after each epoch, the kept checkpoint marked, the
+    starting model's at epoch 0, and the first stage's dev NDCG@10 as a dashed line.
 
     Example:
         >>> from crossrank.train.report import plot_training
@@ -50,6 +50,11 @@ def plot_training(report: Mapping[str, Any], path: str | os.PathLike[str]) -> Pa
         ax.plot(
             [kept[0]["epoch"]], [kept[0]["ndcg@10"]], marker="*", markersize=14,
             linestyle="none", label="kept checkpoint",
+        )  # fmt: skip
+    if "base_model" in dev:
+        ax.plot(
+            [0], [dev["base_model"]["ndcg@10"]], marker="s", linestyle="none",
+            label="starting model",
         )  # fmt: skip
     ax.axhline(
         dev["first_stage"]["ndcg@10"],

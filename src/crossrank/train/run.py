@@ -203,6 +203,18 @@ def _fit_calibration(
     return {"written": str(written), "method": "platt", **report}
 
 
+def _has_accelerator(device: str | None) -> bool:
+    """Whether training runs on an accelerator (where pinned host memory helps)."""
+    import torch
+
+    if device is not None and str(device).startswith("cpu"):
+        return False
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is not None:
+        return bool(accelerator.is_available())
+    return bool(torch.cuda.is_available())
+
+
 def _history(log_history: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
     """One entry per dev evaluation in the trainer's log (restored on resume)."""
     out: list[dict[str, Any]] = []
@@ -377,6 +389,8 @@ def train(
             device=device,
             local_files_only=local_files_only,
         )
+    # The starting model's own dev figure, beside which the trained epochs are read.
+    start_metrics = evaluator.measure(evaluator.score(cross_encoder))
     n_pos = int(sum(1 for v in rows.get("label", []) if v > 0))
     n_neg = len(rows.get("label", [])) - n_pos
     list_size = negatives + 1
@@ -416,6 +430,9 @@ def train(
         disable_tqdm=not progress,
         report_to="none",
         dataloader_num_workers=0,
+        # Pinned memory only helps copies to an accelerator; asking for it without one makes
+        # torch's DataLoader warn on every epoch.
+        dataloader_pin_memory=_has_accelerator(device),
     )
     stopper = EarlyStoppingCallback(early_stopping_patience=patience)
     limit = _time_limit_callback(time_limit) if time_limit is not None else None
@@ -482,6 +499,7 @@ def train(
             "candidates": candidates,
             "qrels": str(out / DEV_QRELS_FILE),
             "first_stage": evaluator.first_stage_metrics(),
+            "base_model": start_metrics,
             "history": history,
             "best_step": best_step,
             "best_epoch": best_epoch,

@@ -7,7 +7,7 @@ keep it and swap ``HuggingFaceCrossEncoder`` for :class:`CrossrankCrossEncoder`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 from crossrank._optional import missing_extra
 from crossrank.adapters import RerankScorer
@@ -30,6 +30,7 @@ except ImportError as first:  # older langchain-core: the class lived in langcha
             raise missing_extra("The LangChain integration", "langchain", first) from first
 from pydantic import SkipValidation, model_validator
 
+from langchain_crossrank._hf_compat import from_huggingface_cross_encoder
 from langchain_crossrank._settings import ScorerSettings
 
 __all__ = ["BaseCrossEncoder", "CrossrankCrossEncoder"]
@@ -49,6 +50,19 @@ class CrossrankCrossEncoder(ScorerSettings, BaseCrossEncoder):
     docs/core.md), under the same names and defaults, or a ready ``scorer``. The model loads
     on first use, once, and is safe to share between threads.
 
+    ``HuggingFaceCrossEncoder``'s own arguments work too: ``model_name=`` is ``model``, and
+    the keys of ``model_kwargs`` that are sentence-transformers ``CrossEncoder`` arguments
+    (``device``, ``max_length``, ``backend``, ``cache_folder``, ``trust_remote_code``,
+    ``revision``, ``local_files_only``, ``token``, ``config_kwargs``, ``processor_kwargs``,
+    ``activation_fn``, and ``model_kwargs`` for ``from_pretrained``) become the settings of
+    the same meaning; any other key is a ``from_pretrained`` argument, as in crossrank's
+    other classes. So ``HuggingFaceCrossEncoder(model_name=m, model_kwargs={"device":
+    "cpu"})`` becomes ``CrossrankCrossEncoder(model_name=m, model_kwargs={"device":
+    "cpu"})``. Two defaults differ: without a model, crossrank's default model
+    (``HuggingFaceCrossEncoder``'s is ``BAAI/bge-reranker-base``), and ``backend="auto"``
+    (sentence-transformers runs ``torch``); pass ``backend="torch"`` for its exact scores
+    (docs/langchain.md).
+
     A blank text (empty or whitespace) is not scored by crossrank: its score is
     ``float("-inf")``, so it sorts last and fails any threshold.
 
@@ -66,6 +80,17 @@ class CrossrankCrossEncoder(ScorerSettings, BaseCrossEncoder):
     """Hugging Face model id or local folder of the cross-encoder. ``None``: the
     ``CROSSRANK_MODEL`` environment variable, else ``cross-encoder/ms-marco-MiniLM-L6-v2``.
     Not together with ``scorer``."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _huggingface_cross_encoder_arguments(cls, data: Any) -> Any:
+        """``model_name`` and ``model_kwargs`` as ``HuggingFaceCrossEncoder`` takes them."""
+        return from_huggingface_cross_encoder(data) if isinstance(data, dict) else data
+
+    @property
+    def model_name(self) -> str:
+        """The model in use (``HuggingFaceCrossEncoder``'s name for it)."""
+        return str(self.model if self.model is not None else self.scorer.model_name)  # type: ignore[union-attr]
 
     @model_validator(mode="after")
     def _scorer(self) -> CrossrankCrossEncoder:

@@ -36,7 +36,7 @@ logger = logging.getLogger("crossrank")
 ENV_BACKEND = "CROSSRANK_BACKEND"
 
 #: Bump when the probe's method, data or thresholds change: old decisions are not reused.
-_PROBE_VERSION = "4"
+_PROBE_VERSION = "5"
 
 
 def _version(package: str) -> str | None:

@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from crossrank.batching import pad_batch, plan_batches, run_batches
-from crossrank.runtimes.cpu import cpu_summary
+from crossrank.batching import pad_rows, plan_batches, run_batches
+from crossrank.runtimes.cpu import cpu_class, cpu_summary
 from crossrank.runtimes.inputs import Inputs
+from crossrank.runtimes.int8 import int8_recipe
 from crossrank.runtimes.probe.agreement import agreement
 from crossrank.runtimes.probe.texts import probe_cases, timing_case
 
@@ -94,6 +95,10 @@ class Decision:
         cpu: :func:`cpu_summary` of the machine that probed.
         source: ``"probe"`` (measured now), ``"cache"`` (read from disk) or ``"env"``.
         small: Whether the model was too slow for the full probe and got the small one.
+        cpu_class: The CPU class (:func:`crossrank.runtimes.cpu.cpu_class`), which decides
+            the int8 recipe.
+        int8_recipe: The recipe ``openvino-int8`` was built with here
+            (:func:`crossrank.runtimes.int8.int8_recipe`).
     """
 
     backend: str
@@ -103,6 +108,8 @@ class Decision:
     cpu: str = ""
     source: str = "probe"
     small: bool = False
+    cpu_class: str = ""
+    int8_recipe: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The decision as JSON-ready data."""
@@ -122,12 +129,16 @@ class Decision:
             cpu=str(data.get("cpu", "")),
             source=source,
             small=bool(data.get("small", False)),
+            cpu_class=str(data.get("cpu_class", "")),
+            int8_recipe=str(data.get("int8_recipe", "")),
         )
 
     def summary(self) -> str:
         """One line per backend: time, agreement, verdict."""
         size = "; the small probe" if self.small else ""
         lines = [f"auto -> {self.backend} ({self.source}; {self.cpu}{size})"]
+        if self.cpu_class:
+            lines.append(f"  cpu class {self.cpu_class}; int8 recipe {self.int8_recipe}")
         for t in self.trials:
             a = t.agreement
             timing = "-" if t.seconds is None else f"{t.seconds * 1000:.0f} ms"
@@ -151,21 +162,19 @@ def planned_batches(
     batch_size: int = 32,
     parallel: int = 1,
 ) -> list[Planned]:
-    """(query, text) pairs planned and padded as the scorer plans them (longest first, at
-    least ``parallel`` batches), each batch with the input positions it holds."""
+    """(query, text) pairs planned and padded as the scorer plans them (longest first, one
+    padded width per batch, at least ``parallel`` batches), each batch with the input
+    positions it holds."""
     rows = inputs.rows(query, texts)
     left = inputs.padding_side == "left"
+    cap = inputs.max_length
     lengths = [len(r) for r in rows["input_ids"]]
     return [
         Planned(
             batch,
-            pad_batch(
-                {k: [v[i] for i in batch] for k, v in rows.items()},
-                inputs.pad_token_id,
-                left=left,
-            ),
+            pad_rows(rows, batch, pad_token_id=inputs.pad_token_id, left=left, cap=cap),
         )
-        for batch in plan_batches(lengths, batch_size, min_batches=parallel)
+        for batch in plan_batches(lengths, batch_size, min_batches=parallel, cap=cap)
     ]
 
 
@@ -344,6 +353,8 @@ def run_probe(
         probe_seconds=time.perf_counter() - started,
         cpu=cpu_summary(),
         small=small,
+        cpu_class=cpu_class(),
+        int8_recipe=int8_recipe().name,
     )
 
 
