@@ -74,33 +74,45 @@ def test_onnx_two_logit_model_scores_the_positive_class(
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("backend", ["onnx", "onnx-int8"])
-def test_shared_model_same_top10_as_torch(
-    backend: str, shared_scorer: CrossEncoderScorer, scifact, scifact_candidates, tmp_path: Path
+def test_shared_model_onnx_same_scores_as_torch(
+    shared_scorer: CrossEncoderScorer, scifact, scifact_candidates, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
     """On a fixed SciFact query with 20 BM25 candidates, against torch fp32: onnx gives the
-    same scores and top 10; int8 stays within its stated, looser tolerance."""
+    same scores and top 10."""
     qid = sorted(scifact_candidates)[0]
     texts = [scifact.doc_text(d) for d, _ in scifact_candidates[qid]]
     query = scifact.queries[qid]
-    scorer = CrossEncoderScorer(shared_scorer.model_name, backend=backend, onnx_cache_dir=tmp_path)
+    scorer = CrossEncoderScorer(shared_scorer.model_name, backend="onnx", onnx_cache_dir=tmp_path)
     ref = np.array(shared_scorer.score(query, texts))
     got = np.array(scorer.score(query, texts))
+    assert np.abs(got - ref).max() <= 1e-4
     top_ref = set(np.argsort(-ref, kind="stable")[:10].tolist())
-    top_got = set(np.argsort(-got, kind="stable")[:10].tolist())
-    spearman = np.corrcoef(np.argsort(np.argsort(got)), np.argsort(np.argsort(ref)))[0, 1]
-    if backend == "onnx":
-        assert np.abs(got - ref).max() <= 1e-4
-        assert top_got == top_ref
-        assert spearman == pytest.approx(1.0)
-    else:
-        # Stated int8 tolerance (docs/backends.md): sigmoid scores within 0.15, the same
-        # best document, at least 8 of the top 10 shared. int8 does *not* keep the top 10
-        # identical on this model, which is one reason auto does not pick it.
-        assert np.abs(got - ref).max() <= 0.15
-        assert int(np.argmax(got)) == int(np.argmax(ref))
-        assert len(top_got & top_ref) >= 8
-        assert spearman >= 0.8
+    assert set(np.argsort(-got, kind="stable")[:10].tolist()) == top_ref
+
+
+@pytest.mark.integration
+def test_shared_model_onnx_int8_keeps_most_of_the_top10(
+    shared_scorer: CrossEncoderScorer, scifact, scifact_candidates, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """onnx-int8 (dynamic, per-channel; an explicit choice, never auto's) on 30 SciFact
+    queries x 20 BM25 candidates against torch fp32, with the floor docs/backends.md states:
+    at least 9 of the top 10 shared on average and the same best document for at least 3
+    queries in 4. Single scores move more (up to 0.4 in sigmoid space on an AVX2 CPU), so no
+    per-score bound is claimed."""
+    scorer = CrossEncoderScorer(
+        shared_scorer.model_name, backend="onnx-int8", onnx_cache_dir=tmp_path
+    )
+    overlaps, same_best = [], []
+    for qid in sorted(scifact_candidates):
+        texts = [scifact.doc_text(d) for d, _ in scifact_candidates[qid]]
+        query = scifact.queries[qid]
+        ref = np.array(shared_scorer.score(query, texts))
+        got = np.array(scorer.score(query, texts))
+        top_ref = set(np.argsort(-ref, kind="stable")[:10].tolist())
+        overlaps.append(len(set(np.argsort(-got, kind="stable")[:10].tolist()) & top_ref))
+        same_best.append(int(np.argmax(got)) == int(np.argmax(ref)))
+    assert np.mean(overlaps) >= 9.0, overlaps
+    assert np.mean(same_best) >= 0.75, same_best
 
 
 # ---------------------------------------------------------------------- export cache

@@ -13,10 +13,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from crossrank.runtimes import cpu
-from crossrank.runtimes.int8 import ALL_MATMULS, FFN_OUTPUT_IN_FLOAT, int8_recipe
+from crossrank.runtimes.int8 import ALL_MATMULS, AVX2_SEVEN_BIT, FFN_OUTPUT_IN_FLOAT, int8_recipe
 
 VNNI_ONLY = frozenset({"avx2", "avx512f", "avx512_vnni"})
 AMX = frozenset(
@@ -44,8 +45,8 @@ def stub_cpu(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[frozenset[st
     [
         (VNNI_ONLY, "vnni", ALL_MATMULS),
         (AMX, "native-bf16", FFN_OUTPUT_IN_FLOAT),
-        (AVX2_ONLY, "avx2", ALL_MATMULS),
-        (frozenset(), "other", ALL_MATMULS),
+        (AVX2_ONLY, "avx2", AVX2_SEVEN_BIT),
+        (frozenset(), "other", AVX2_SEVEN_BIT),
     ],
 )
 def test_the_int8_recipe_follows_the_cpu_class(
@@ -100,15 +101,16 @@ def test_each_class_quantizes_what_its_recipe_says(
         max_length=None,
     )
     paths = {}
-    for flags in (VNNI_ONLY, AMX):
+    for flags in (VNNI_ONLY, AMX, AVX2_ONLY):
         stub_cpu(flags)
         paths[cpu.cpu_class()], _ = export_openvino(
             family.net, family.encoder, precision="int8", cache_dir=tmp_path
         )
-    assert paths["vnni"] != paths["native-bf16"]  # one cached file per recipe
+    assert len(set(paths.values())) == 3  # one cached file per recipe
     assert "all-matmuls" in str(paths["vnni"]) and "ffn-output-in-float" in str(
         paths["native-bf16"]
     )
+    assert "ffn-output-in-float-7bit" in str(paths["avx2"])
 
     def ffn_output(name: str) -> bool:
         return bool(re.search(r"layer\.\d+\.output\.dense", name))
@@ -123,6 +125,21 @@ def test_each_class_quantizes_what_its_recipe_says(
             assert all(rest.values()), rest  # every other matrix multiplication is int8
         else:
             assert all(q != ffn_output(n) for n, q in rest.items()), rest
+        # Without VNNI the weights are 7-bit (NNCF's overflow fix): no vpmaddubsw saturation.
+        seven_bit = _seven_bit_weights(ov.Core().read_model(path))
+        if cls == "avx2":
+            assert seven_bit >= 2 * 4, seven_bit  # q, k, v, out and ffn in of both layers
+        else:
+            assert seven_bit == 0  # NNCF's default: 8-bit weights (first layer aside)
+
+
+def _seven_bit_weights(model: Any) -> int:
+    """How many int8 weight constants of ``model`` stay within [-64, 64] (7-bit)."""
+    count = 0
+    for op in model.get_ordered_ops():
+        if op.get_type_name() == "Constant" and op.get_element_type().get_type_name() == "i8":
+            count += int(np.abs(op.get_data().astype(np.int32)).max() <= 64)
+    return count
 
 
 def test_the_probes_decision_records_the_class_and_the_recipe(

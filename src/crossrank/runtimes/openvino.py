@@ -134,7 +134,9 @@ def _settings_key(precision: str) -> str:
 def _calibration_key(pairs: Sequence[tuple[str, str]], recipe: Int8Recipe) -> str:
     h = hashlib.sha256()
     layers = list(recipe.float_layers)
-    h.update(json.dumps([layers, recipe.smooth_quant, _CALIBRATION_LIMIT]).encode())
+    h.update(
+        json.dumps([layers, recipe.smooth_quant, recipe.overflow_fix, _CALIBRATION_LIMIT]).encode()
+    )
     for query, text in pairs:
         h.update(json.dumps([query, text]).encode())
     return h.hexdigest()[:16]
@@ -195,6 +197,7 @@ def _quantize(model: Any, items: list[dict[str, np.ndarray]], recipe: Int8Recipe
     from nncf.quantization.advanced_parameters import (
         AdvancedQuantizationParameters,
         AdvancedSmoothQuantParameters,
+        OverflowFix,
     )
 
     smoothing = AdvancedSmoothQuantParameters(matmul=recipe.smooth_quant)
@@ -206,7 +209,9 @@ def _quantize(model: Any, items: list[dict[str, np.ndarray]], recipe: Int8Recipe
             model_type=nncf.ModelType.TRANSFORMER,
             subset_size=len(items),
             ignored_scope=nncf.IgnoredScope(patterns=list(recipe.float_layers), validate=False),
-            advanced_parameters=AdvancedQuantizationParameters(smooth_quant_alphas=smoothing),
+            advanced_parameters=AdvancedQuantizationParameters(
+                smooth_quant_alphas=smoothing, overflow_fix=OverflowFix(recipe.overflow_fix)
+            ),
         )
 
 
