@@ -94,7 +94,7 @@ def test_shared_model_onnx_same_scores_as_torch(
 def test_shared_model_onnx_int8_keeps_most_of_the_top10(
     shared_scorer: CrossEncoderScorer, scifact, scifact_candidates, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    """onnx-int8 (dynamic, per-channel; an explicit choice, never auto's) on 30 SciFact
+    """onnx-int8 (dynamic, per-channel; an explicit choice, never auto's) on 12 SciFact
     queries x 20 BM25 candidates against torch fp32, with the floor docs/backends.md states:
     at least 9 of the top 10 shared on average and the same best document for at least 3
     queries in 4. Single scores move more (up to 0.4 in sigmoid space on an AVX2 CPU), so no
@@ -103,7 +103,7 @@ def test_shared_model_onnx_int8_keeps_most_of_the_top10(
         shared_scorer.model_name, backend="onnx-int8", onnx_cache_dir=tmp_path
     )
     overlaps, same_best = [], []
-    for qid in sorted(scifact_candidates):
+    for qid in sorted(scifact_candidates)[:12]:  # int8 runs each row alone: slow, so 12
         texts = [scifact.doc_text(d) for d, _ in scifact_candidates[qid]]
         query = scifact.queries[qid]
         ref = np.array(shared_scorer.score(query, texts))

@@ -121,10 +121,20 @@ def test_readme_links_work_on_the_package_index_too() -> None:
 
 def test_ci_runs_exactly_the_readme_test_command() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    command = next(
-        line for line in readme.splitlines() if line.startswith("python3 -m venv .venv &&")
-    )
-    test_part = command.split('pip install -e ".[test]" && ', 1)[1]
+    commands = [line for line in readme.splitlines() if line.startswith("python3 -m venv .venv")]
+    assert len(commands) == 2  # Development: the main job, then the tests
+    main_job, tests = commands
+    test_part = tests.split('pip install -e ".[test]" && ', 1)[1]
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert ci[-1] == test_part
     assert "python -m pip install --quiet torch==2.13.0" in ci
+    # Both install the CPU torch first, and the main job is a crossrank command whose flags
+    # exist (parsed by the CLI's own parser) on the shared model and data.
+    for command in commands:
+        assert command.index("pip install torch==2.13.0") < command.index("pip install -e")
+    job = main_job.split('pip install -e ".[all]" && ', 1)[1]
+    assert job.startswith("crossrank eval ") and "../shared/models/" in job
+    from crossrank.cli.command import build_parser
+
+    args = build_parser().parse_args(job.split()[1:])
+    assert args.command == "eval" and args.data.endswith("../shared/data/scifact")

@@ -73,8 +73,10 @@ def test_sockets(tiny_model_dir: Path) -> None:
         "token_budget",
         "scale_score",
         "instruction",
+        "deadline_ms",
     ]
     assert not inputs["instruction"].is_mandatory  # an optional socket, default None
+    assert not inputs["deadline_ms"].is_mandatory
     assert list(ranker.__haystack_output__._sockets_dict) == ["documents"]  # type: ignore[attr-defined]
     assert ranker.__haystack_supports_async__  # type: ignore[attr-defined]
 

@@ -412,13 +412,15 @@ class ThreadSpyRerank(CrossEncoderRerank):
 async def test_async_is_langchains_executor_around_the_sync_method(
     tiny_scorer: CrossEncoderScorer,
 ) -> None:
-    assert "acompress_documents" not in CrossEncoderRerank.__dict__  # one code path
+    # One code path: the async method runs the sync one (as LangChain's own does, in its
+    # executor with the run's context), adding only the deadline.
     reranker = ThreadSpyRerank(scorer=tiny_scorer, top_n=4)
     docs = make_docs()
     out = await reranker.acompress_documents(docs, QUERY)
     assert out == CrossEncoderRerank(scorer=tiny_scorer, top_n=4).compress_documents(docs, QUERY)
     assert reranker._threads[0] != threading.get_ident()  # off the event loop's thread
     assert await reranker.acompress_documents([], QUERY) == []
+    assert len(reranker._threads) == 2
 
 
 # ---------------------------------------------------------------------- LangChain composition

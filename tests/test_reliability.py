@@ -81,14 +81,19 @@ def test_non_string_content_is_a_clear_error(tiny_scorer: CrossEncoderScorer) ->
 
 
 def test_one_megabyte_document_is_truncated_and_reported(
-    tiny_scorer: CrossEncoderScorer, caplog: pytest.LogCaptureFixture
+    tiny_model_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Reported per text, per call, in the scorer's count, and in a warning the first time
+    (a fresh scorer: the shared one may have warned already, and warns once)."""
+    scorer = CrossEncoderScorer(tiny_model_dir, device="cpu")
     huge = ("blood cells and the drug " * 45_000)[:1_000_000]
     with caplog.at_level(logging.WARNING, logger="crossrank"):
-        hits = tiny_scorer.rank(QUERY, ["the drug", huge])
+        hits = scorer.rank(QUERY, ["the drug", huge])
+        again = scorer.rerank(QUERY, ["the drug", huge])
     assert len(hits) == 2
     assert {h.index: h.truncated for h in hits} == {0: False, 1: True}
-    assert "1 of 2 texts were longer than max_length" in caplog.text
+    assert caplog.text.count("1 of 2 texts were longer than max_length") == 1
+    assert again.truncated == 1 and scorer.truncated_texts == 2
 
 
 def test_ten_thousand_documents_all_scored(tiny_scorer: CrossEncoderScorer) -> None:

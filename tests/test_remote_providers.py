@@ -288,7 +288,12 @@ def test_a_call_past_the_limit_is_split_and_merged_in_order(
         assert details.usage["total_tokens"] > 0
     top = scorer.rerank(QUERIES[1], texts, top_k=5)
     want = spread_scorer.rerank(QUERIES[1], texts, top_k=5)
-    same(hits_of(top), hits_of(want))
+    # The same top 5 up to ties: the tiny model scores many texts within 1e-6 of each other,
+    # and the provider's batches round them apart differently than one local call does.
+    got = hits_of(top)
+    np.testing.assert_allclose([g[1] for g in got], [w[1] for w in hits_of(want)], atol=1e-5)
+    local = spread_scorer.score(QUERIES[1], texts)
+    assert all(abs(local[index] - score) <= 1e-5 for index, score, _ in got)
     asynchronous = asyncio.run(scorer.ascore_details(QUERIES[1], texts))
     np.testing.assert_allclose(asynchronous.scores, details.scores, rtol=0, atol=1e-6)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any, cast
 
 from crossrank._optional import missing_extra
@@ -35,6 +36,7 @@ from crossrank.validation import check_query, check_texts
 try:
     from langchain_core.callbacks import Callbacks
     from langchain_core.documents import BaseDocumentCompressor, Document
+    from langchain_core.runnables.config import run_in_executor
     from pydantic import SkipValidation, field_serializer, field_validator, model_validator
 except ImportError as e:
     raise missing_extra("The LangChain compressor", "langchain", e) from e
@@ -219,10 +221,15 @@ class CrossEncoderRerank(ScorerSettings, BaseDocumentCompressor):
         *,
         deadline_ms: float | None = None,
     ) -> Sequence[Document]:
-        """:meth:`compress_documents` in a worker thread (same arguments and result)."""
-        return await asyncio.to_thread(
-            self.compress_documents, documents, query, callbacks, deadline_ms=deadline_ms
-        )
+        """:meth:`compress_documents` in LangChain's executor (same arguments and result):
+        what LangChain's own ``acompress_documents`` does, with the run's context (callbacks,
+        tracing) carried into the worker thread, plus ``deadline_ms``."""
+        if deadline_ms is None:
+            return await run_in_executor(None, self.compress_documents, documents, query, callbacks)
+        return await run_in_executor(
+            None, partial(self.compress_documents, deadline_ms=deadline_ms), documents, query,
+            callbacks,
+        )  # fmt: skip
 
     def _first_stage(self) -> FirstStage[Document]:
         key = self.first_stage_key
