@@ -78,6 +78,7 @@ def clock(monkeypatch: pytest.MonkeyPatch, slow_scorer: CrossEncoderScorer) -> P
     planted = PlantedClock()
     monkeypatch.setattr(loop_module, "clock", planted)
     monkeypatch.setattr(slow_scorer, "row_forward", planted.slow_forward(lambda: 0.030))
+    loop_module._PACE.pop(slow_scorer, None)  # each test starts with the pace unknown
     return planted
 
 
@@ -103,6 +104,37 @@ def test_scored_in_first_stage_order_until_the_time_is_spent(
     assert out.pairs == 4
     assert [hit.score for hit in out.hits] == sorted((h.score for h in out.hits), reverse=True)
     assert all(isinstance(hit.score, float) and math.isfinite(hit.score) for hit in out.hits)
+
+
+def test_a_known_pace_sizes_the_batches_to_the_time_left(
+    slow_scorer: CrossEncoderScorer, clock: PlantedClock
+) -> None:
+    """The first call learns the pace (30 ms per pass of 2: 15 ms a candidate); then a
+    deadline shorter than a full pass scores a batch of one instead of overrunning by a
+    pass, and a batch that fits part of the time left is cut to fit."""
+    slow_scorer.rerank(QUERY, TEXTS, deadline_ms=70)
+    assert loop_module._PACE[slow_scorer] == pytest.approx(0.015)
+    clock.passes.clear()
+    sizes: list[int] = []
+    planted = clock.slow_forward(lambda: 0.015 * sizes[-1])
+
+    def forward(loaded: Any, features: Any) -> Any:
+        sizes.append(len(features["input_ids"]))
+        return planted(loaded, features)
+
+    slow_scorer.row_forward = forward  # type: ignore[method-assign]
+    started = clock.now
+    out = slow_scorer.rerank(QUERY, TEXTS, deadline_ms=20)
+    assert sizes == [1]  # 20 ms holds one candidate at 15 ms
+    assert len(out.hits) == 1 and out.unscored == list(range(1, len(TEXTS)))
+    assert clock.now - started <= 0.020
+    sizes.clear()
+    out = slow_scorer.rerank(QUERY, TEXTS, deadline_ms=50)
+    assert sizes == [2, 1]  # 30 ms, then 20 ms left: one more candidate, not two
+    assert sorted(h.index for h in out.hits) == [0, 1, 2]
+    sizes.clear()
+    out = slow_scorer.rerank(QUERY, TEXTS, deadline_ms=5)  # less than one candidate's time
+    assert sizes == [1] and len(out.hits) == 1  # the first batch holds one: something scored
 
 
 def test_never_more_than_one_batch_past_the_deadline(

@@ -8,9 +8,13 @@ the scorer's public ``rerank``:
 2. The candidates with text are scored in the order they came in (the first stage's), one
    batch at a time (:func:`deadline_batch`: one forward pass of a
    :class:`crossrank.CrossEncoderScorer`).
-3. A batch starts only while time is left and, after the first batch, only when the slowest
-   batch so far (per candidate) would still end in time. So a call ends at most one batch
-   past the deadline, and usually before it.
+3. A batch starts only while time is left, and holds only as many candidates as the pace
+   known so far says will end in time: the slowest batch of this call (seconds per
+   candidate), else the scorer's last batch in an earlier call (remembered per scorer). A
+   later batch that cannot hold one candidate is not started; the first holds at least one.
+   So a call ends at most one batch past the deadline, and usually before it; and once a
+   scorer's pace is known, a deadline shorter than a full forward pass scores a smaller
+   batch instead of overrunning by a whole pass.
 4. The scored candidates are ranked and selected as ``rerank`` does (with fusion, over the
    scored ones); the unscored ones follow in first-stage order, in
    :attr:`crossrank.Reranked.unscored`, counted in
@@ -41,6 +45,7 @@ import inspect
 import logging
 import math
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -72,6 +77,24 @@ DEFAULT_BATCH = 32
 clock: Callable[[], float] = time.monotonic
 
 _SIGNATURES: dict[type, bool] = {}
+
+#: Each scorer's last measured pace (seconds per candidate), which sizes the first batch of
+#: its next deadline call.
+_PACE: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+
+def _known_pace(scorer: Any) -> float:
+    try:
+        return _PACE.get(scorer, 0.0)
+    except TypeError:  # not weakly referenceable: no memory
+        return 0.0
+
+
+def _remember_pace(scorer: Any, seconds_per_candidate: float) -> None:
+    try:
+        _PACE[scorer] = seconds_per_candidate
+    except TypeError:
+        pass
 
 
 def takes_deadline(scorer: Any) -> bool:
@@ -140,6 +163,7 @@ class _Loop:
         self.pairs = 0
         self.usage: dict[str, float] | None = None
         self.slowest = 0.0  # seconds per candidate of the slowest batch so far
+        self.pace = _known_pace(scorer)  # the scorer's pace in an earlier call, if any
 
     def prepare(self) -> None:
         """Load the scorer's model if it has one still to load (the clock runs), and size
@@ -157,8 +181,16 @@ class _Loop:
             return None
         size = min(self.batch, len(self.todo))
         left = self.deadline - clock()
-        if left <= 0 or self.slowest * size > left:
+        if left <= 0:
             return None
+        per = self.slowest or self.pace
+        if per > 0:
+            fit = left / per  # candidates that end in time (inf without a deadline)
+            if fit < 1:
+                if self.slowest:  # a later batch: it must end in time
+                    return None
+                fit = 1  # the first batch: at least one candidate
+            size = min(size, int(min(fit, size)))
         chunk, self.todo = self.todo[:size], self.todo[size:]
         return chunk
 
@@ -175,7 +207,9 @@ class _Loop:
     def record(self, chunk: Sequence[int], out: Reranked, started: float) -> None:
         """Keep one batch's hits (their ``index`` back in the call's numbering)."""
         seconds = clock() - started
-        self.slowest = max(self.slowest, seconds / max(len(chunk), 1))
+        per = seconds / max(len(chunk), 1)
+        self.slowest = max(self.slowest, per)
+        _remember_pace(self.scorer, per)
         self.pairs += out.pairs
         self.usage = add_usage(self.usage, out.usage)
         for hit in out.hits:  # the rest of the batch (if any) stays unscored
