@@ -59,7 +59,7 @@ def test_clients_of_a_forwarding_server_get_the_cores_results(
                         first_stage_scores=FIRST)  # fmt: skip
     assert out.skipped == want.skipped == [1]
     assert [h.index for h in out.hits] == [h.index for h in want.hits]
-    np.testing.assert_allclose([h.score for h in out.hits], [h.score for h in want.hits], atol=1e-6)
+    np.testing.assert_allclose([h.score for h in out.hits], [h.score for h in want.hits], atol=1e-5)
     # The provider's usage comes back through the server.
     assert out.usage is not None and out.usage["input_tokens"] > 0
     assert {k: v for k, v in out.usage.items() if k != "input_tokens"} == {
@@ -67,7 +67,7 @@ def test_clients_of_a_forwarding_server_get_the_cores_results(
     }  # fmt: skip
     tei = client(served, provider="tei")
     np.testing.assert_allclose(
-        tei.score(QUERIES[1], TEXTS), spread_scorer.score(QUERIES[1], TEXTS), rtol=0, atol=1e-6
+        tei.score(QUERIES[1], TEXTS), spread_scorer.score(QUERIES[1], TEXTS), rtol=0, atol=1e-5
     )
     # Only the server's key reached the provider.
     assert {r.headers["authorization"] for r in fakes.sent("cohere")} == {f"Bearer {KEY}"}
@@ -89,7 +89,7 @@ def test_many_pipelines_share_the_server_and_its_usage_is_counted(
 
     results = asyncio.run(many())
     for query, scores in zip(QUERIES, results, strict=True):
-        np.testing.assert_allclose(scores, spread_scorer.score(query, TEXTS), rtol=0, atol=1e-6)
+        np.testing.assert_allclose(scores, spread_scorer.score(query, TEXTS), rtol=0, atol=1e-5)
     text = httpx.get(served.url + "/metrics", headers=headers).text
     assert 'crossrank_provider_usage_total{provider="cohere",unit="search_units"}' in text
     assert 'crossrank_provider_usage_total{provider="cohere",unit="requests"}' in text

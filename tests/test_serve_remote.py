@@ -130,11 +130,12 @@ def test_async_forms_give_the_sync_results(served: RunningServer) -> None:
             remote.awarm_up(),
         )
 
-    # Run together, their rows may share forward passes: equal within float noise.
+    # Run together, their rows may share forward passes: equal within the batch-invariance
+    # bound (1e-5; torch is not bit-identical across batch widths, docs/backends.md).
     score, details, rank, rerank, _ = asyncio.run(run())
-    assert score == pytest.approx(remote.score(QUERIES[0], texts), abs=1e-6)
+    assert score == pytest.approx(remote.score(QUERIES[0], texts), abs=1e-5)
     sync = remote.score_details(QUERIES[0], texts)
-    assert details.scores == pytest.approx(sync.scores, abs=1e-6)
+    assert details.scores == pytest.approx(sync.scores, abs=1e-5)
     assert (details.truncated, details.spans, details.pairs) == (
         sync.truncated,
         sync.spans,
