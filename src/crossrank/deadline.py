@@ -190,7 +190,7 @@ class _Loop:
                 if self.slowest:  # a later batch: it must end in time
                     return None
                 fit = 1  # the first batch: at least one candidate
-            size = min(size, int(min(fit, size)))
+            size = int(min(fit, size))
         chunk, self.todo = self.todo[:size], self.todo[size:]
         return chunk
 
